@@ -1,0 +1,132 @@
+package gitops
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+)
+
+// Auth holds the credentials for the config repository's remote. Values come
+// from the environment, never from the config file, and never reach a log.
+type Auth struct {
+	// Username and Password are used for https remotes. A token alone is sent
+	// with the user name "x-access-token", as GitHub expects.
+	Username, Password string
+	// SSHKeyFile is a private key for ssh remotes; SSHPassphrase decrypts it.
+	SSHKeyFile, SSHPassphrase string
+	// KnownHostsFile pins the ssh server's host keys. Empty uses the system's
+	// known_hosts files.
+	KnownHostsFile string
+}
+
+// String describes the credentials without revealing them.
+func (a Auth) String() string {
+	return fmt.Sprintf("gitops.Auth{username set: %t, password set: %t, ssh key: %q}",
+		a.Username != "", a.Password != "", a.SSHKeyFile)
+}
+
+// method returns the go-git auth method for an endpoint.
+func (a Auth) method(ep *transport.Endpoint) (transport.AuthMethod, error) {
+	switch ep.Protocol {
+	case "http", "https":
+		if a.Username == "" && a.Password == "" {
+			return nil, nil
+		}
+		user := a.Username
+		if user == "" {
+			user = "x-access-token"
+		}
+		return &githttp.BasicAuth{Username: user, Password: a.Password}, nil
+	case "ssh":
+		user := ep.User
+		if user == "" {
+			user = "git"
+		}
+		if a.SSHKeyFile == "" {
+			agent, err := gitssh.NewSSHAgentAuth(user)
+			if err != nil {
+				return nil, fmt.Errorf("ssh auth: no gitops.sshKeyFile and no ssh agent: %w", err)
+			}
+			return agent, nil
+		}
+		m, err := gitssh.NewPublicKeysFromFile(user, a.SSHKeyFile, a.SSHPassphrase)
+		if err != nil {
+			return nil, fmt.Errorf("ssh key %s: %w", a.SSHKeyFile, err)
+		}
+		var files []string
+		if a.KnownHostsFile != "" {
+			files = append(files, a.KnownHostsFile)
+		}
+		cb, err := gitssh.NewKnownHostsCallback(files...)
+		if err != nil {
+			return nil, fmt.Errorf("ssh known hosts: %w", err)
+		}
+		m.HostKeyCallback = cb
+		return m, nil
+	default:
+		return nil, nil
+	}
+}
+
+// secrets lists the strings that must never leave the package in an error.
+func (a Auth) secrets() []string {
+	var s []string
+	for _, v := range []string{a.Password, a.SSHPassphrase} {
+		if len(v) >= 4 {
+			s = append(s, v)
+		}
+	}
+	return s
+}
+
+// RedactURL removes any user information from a remote URL.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	u.User = nil
+	return u.String()
+}
+
+// redactedError carries an error whose text had credentials removed, keeping
+// the chain for errors.Is and errors.As.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redact removes the remote URL's credentials and every configured secret
+// from an error's text.
+func redact(err error, remote string, a Auth) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	orig := msg
+	if u, perr := url.Parse(remote); perr == nil && u.User != nil {
+		if p, ok := u.User.Password(); ok && p != "" {
+			msg = strings.ReplaceAll(msg, p, "***")
+		}
+		msg = strings.ReplaceAll(msg, u.User.String()+"@", "")
+	}
+	for _, s := range a.secrets() {
+		msg = strings.ReplaceAll(msg, s, "***")
+	}
+	if msg == orig {
+		return err
+	}
+	var re *redactedError
+	if errors.As(err, &re) {
+		return &redactedError{msg: msg, err: re.err}
+	}
+	return &redactedError{msg: msg, err: err}
+}

@@ -1,0 +1,527 @@
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/go-git/go-billy/v5/osfs"
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+)
+
+// Options configures a Repo.
+type Options struct {
+	// URL is the remote: https://, ssh://, scp-like user@host:path, file:// or a local path.
+	URL string
+	// Branch is the one branch the bot reads and writes (default "main").
+	Branch string
+	// Dir is where the persistent bare clone lives (inside the data dir).
+	Dir string
+	// Auth holds the remote's credentials.
+	Auth Auth
+	// Author is the author and committer of every commit.
+	Author Signature
+	// SignKey, when set, signs every commit (OpenPGP).
+	SignKey *openpgp.Entity
+	// MaxAttempts bounds fetch-apply-push rounds for one batch (default 8).
+	MaxAttempts int
+	// Backoff is the first retry delay, doubled each time up to 5 s (default 50 ms).
+	Backoff time.Duration
+	// MaxBatch bounds how many queued changes go out in one push (default 256).
+	MaxBatch int
+	// Logger receives structured logs (default: discard).
+	Logger *slog.Logger
+	// Now returns the commit time (default time.Now).
+	Now func() time.Time
+}
+
+// Result is what became of one change.
+type Result struct {
+	Outcome
+	// Commit is the new commit's id; empty when nothing changed.
+	Commit string
+	// Changed is false when the edit left every file as it was.
+	Changed bool
+}
+
+// ErrClosed is returned by Apply after Close.
+var ErrClosed = errors.New("config repo closed")
+
+// RetriesExhaustedError means a batch could not be pushed within MaxAttempts
+// rounds; Last is the final round's error. Callers may try again later.
+type RetriesExhaustedError struct {
+	Attempts int
+	Last     error
+}
+
+func (e *RetriesExhaustedError) Error() string {
+	return fmt.Sprintf("gave up after %d attempts: %v", e.Attempts, e.Last)
+}
+
+func (e *RetriesExhaustedError) Unwrap() error { return e.Last }
+
+// Repo is the bot's clone of the config repository. Every change goes through
+// Apply; one goroutine owns the clone (go-git repositories are not safe for
+// concurrent use) and pushes queued changes together.
+type Repo struct {
+	opts   Options
+	ep     *transport.Endpoint
+	auth   transport.AuthMethod
+	repo   *git.Repository
+	stor   *filesystem.Storage
+	ref    plumbing.ReferenceName // refs/heads/<branch> on the remote
+	track  plumbing.ReferenceName // refs/remotes/origin/<branch> here
+	reqs   chan *request
+	stop   chan struct{}
+	done   chan struct{}
+	closed chan struct{}
+}
+
+type request struct {
+	ctx   context.Context
+	edit  Edit
+	reply chan reply
+}
+
+type reply struct {
+	res Result
+	err error
+}
+
+// Open opens the persistent clone in opts.Dir, cloning the remote first when
+// there is none, fetches the branch and starts the writer.
+func Open(ctx context.Context, opts Options) (*Repo, error) {
+	opts = withDefaults(opts)
+	ep, err := transport.NewEndpoint(opts.URL)
+	if err != nil {
+		return nil, redact(fmt.Errorf("config repo url: %w", err), opts.URL, opts.Auth)
+	}
+	auth, err := opts.Auth.method(ep)
+	if err != nil {
+		return nil, redact(err, opts.URL, opts.Auth)
+	}
+	r := &Repo{
+		opts: opts, ep: ep, auth: auth,
+		ref:    plumbing.NewBranchReferenceName(opts.Branch),
+		track:  plumbing.NewRemoteReferenceName("origin", opts.Branch),
+		reqs:   make(chan *request, opts.MaxBatch),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		closed: make(chan struct{}),
+	}
+	if err := r.open(); err != nil {
+		return nil, redact(err, opts.URL, opts.Auth)
+	}
+	if _, err := r.fetch(ctx); err != nil {
+		r.closeStorage()
+		return nil, redact(err, opts.URL, opts.Auth)
+	}
+	go r.loop()
+	return r, nil
+}
+
+func withDefaults(o Options) Options {
+	if o.Branch == "" {
+		o.Branch = "main"
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 8
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 50 * time.Millisecond
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Author.Name == "" {
+		o.Author.Name = "promotebot"
+	}
+	if o.Author.Email == "" {
+		o.Author.Email = "promotebot@localhost"
+	}
+	return o
+}
+
+// open opens or creates the bare clone. A fresh clone only needs the remote
+// configured: the first fetch brings the full history of the one branch.
+func (r *Repo) open() error {
+	if err := os.MkdirAll(r.opts.Dir, 0o750); err != nil {
+		return fmt.Errorf("config repo dir: %w", err)
+	}
+	// A small object cache: the writer touches a handful of trees per change.
+	r.stor = filesystem.NewStorageWithOptions(osfs.New(r.opts.Dir),
+		cache.NewObjectLRU(8*cache.MiByte), filesystem.Options{KeepDescriptors: true})
+	repo, err := git.Open(r.stor, nil)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		repo, err = git.Init(r.stor, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("open config repo clone in %s: %w", r.opts.Dir, err)
+	}
+	r.repo = repo
+	cfg, err := repo.Config()
+	if err != nil {
+		return fmt.Errorf("read clone config: %w", err)
+	}
+	cfg.Remotes["origin"] = &config.RemoteConfig{
+		Name:  "origin",
+		URLs:  []string{RedactURL(r.opts.URL)},
+		Fetch: []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.ref, r.track))},
+	}
+	if err := repo.SetConfig(cfg); err != nil {
+		return fmt.Errorf("write clone config: %w", err)
+	}
+	return nil
+}
+
+func (r *Repo) closeStorage() {
+	if err := r.stor.Close(); err != nil {
+		r.opts.Logger.Warn("close config repo storage", "err", err)
+	}
+}
+
+// Close stops the writer after the batch in flight and releases the clone.
+// Changes still queued fail with ErrClosed.
+func (r *Repo) Close() error {
+	select {
+	case <-r.closed:
+		return nil
+	default:
+	}
+	close(r.closed)
+	close(r.stop)
+	<-r.done
+	return r.stor.Close()
+}
+
+// Dir returns the directory of the persistent clone.
+func (r *Repo) Dir() string { return filepath.Clean(r.opts.Dir) }
+
+// Apply runs edit on the tip of the remote branch, checks, commits and pushes
+// it, retrying on a newer tip when another writer pushed first. Changes queued
+// while a push is in flight go out together, one commit each, in one push.
+func (r *Repo) Apply(ctx context.Context, edit Edit) (Result, error) {
+	req := &request{ctx: ctx, edit: edit, reply: make(chan reply, 1)}
+	select {
+	case r.reqs <- req:
+	case <-r.closed:
+		return Result{}, ErrClosed
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+	select {
+	case rep := <-req.reply:
+		return rep.res, rep.err
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+func (r *Repo) loop() {
+	defer close(r.done)
+	for {
+		var first *request
+		select {
+		case first = <-r.reqs:
+		case <-r.stop:
+			r.drain()
+			return
+		}
+		batch := []*request{first}
+	more:
+		for len(batch) < r.opts.MaxBatch {
+			select {
+			case req := <-r.reqs:
+				batch = append(batch, req)
+			default:
+				break more
+			}
+		}
+		r.run(batch)
+	}
+}
+
+func (r *Repo) drain() {
+	for {
+		select {
+		case req := <-r.reqs:
+			req.reply <- reply{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+// pending is one change of a batch that produced a commit in this round.
+type pending struct {
+	req *request
+	res Result
+}
+
+// run applies a batch: learn the remote tip from the push session itself
+// (fetching only when it moved), apply each edit on top of the previous one,
+// push all commits at once; on a lost race, start again from the new tip.
+func (r *Repo) run(batch []*request) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-r.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var last error
+	delay := r.opts.Backoff
+	for attempt := 1; attempt <= r.opts.MaxAttempts; attempt++ {
+		if attempt > 1 {
+			if !sleep(ctx, jitter(delay)) {
+				break
+			}
+			delay = min(delay*2, 5*time.Second)
+		}
+		done, err := r.round(ctx, &batch, last)
+		if done {
+			return
+		}
+		last = err
+		if errors.Is(err, errStale) {
+			delay = r.opts.Backoff // a race: retry soon
+		}
+	}
+	if last == nil {
+		last = ctx.Err()
+	}
+	r.replyAll(batch, &RetriesExhaustedError{Attempts: r.opts.MaxAttempts, Last: last})
+}
+
+// round is one attempt at a batch. It returns done once every request in the
+// batch has its answer; otherwise the error to retry on. The batch shrinks to
+// the requests still waiting.
+func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, error) {
+	s, err := openSession(ctx, r.ep, r.auth)
+	if err != nil {
+		return r.failIfTerminal(*batch, err)
+	}
+	defer func() {
+		if cerr := s.close(); cerr != nil {
+			r.opts.Logger.Debug("close push session", "err", redact(cerr, r.opts.URL, r.opts.Auth))
+		}
+	}()
+	known, err := r.trackedTip()
+	if err != nil {
+		r.replyAll(*batch, err)
+		return true, nil
+	}
+	tip := s.tip(r.ref)
+	var rejected *PushRejectedError
+	if errors.As(last, &rejected) && tip == known {
+		r.replyAll(*batch, rejected) // refused with the remote unchanged: terminal
+		return true, nil
+	}
+	if tip != known {
+		if known, err = r.fetch(ctx); err != nil {
+			return r.failIfTerminal(*batch, err)
+		}
+	}
+	*batch = live(*batch)
+	commits, newTip, objects := r.applyAll(*batch, known)
+	// Failed and unchanged edits were answered; only commits go round again.
+	*batch = (*batch)[:0]
+	for _, p := range commits {
+		*batch = append(*batch, p.req)
+	}
+	if len(commits) == 0 {
+		return true, nil
+	}
+	start := time.Now()
+	if err := s.push(ctx, r.stor, r.ref, known, newTip, objects); err != nil {
+		r.opts.Logger.Info("push config repo", "commits", len(commits), "err", redact(err, r.opts.URL, r.opts.Auth))
+		return r.failIfTerminal(*batch, err)
+	}
+	r.pushed(commits, newTip, len(objects), time.Since(start))
+	return true, nil
+}
+
+// failIfTerminal answers the batch with err when retrying cannot help.
+func (r *Repo) failIfTerminal(batch []*request, err error) (bool, error) {
+	if isTerminal(err) {
+		r.replyAll(batch, err)
+		return true, nil
+	}
+	return false, err
+}
+
+func (r *Repo) trackedTip() (plumbing.Hash, error) {
+	ref, err := r.stor.Reference(r.track)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("read %s: %w", r.track, err)
+	}
+	return ref.Hash(), nil
+}
+
+// live drops the requests whose caller has given up.
+func live(batch []*request) []*request {
+	out := batch[:0]
+	for _, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			req.reply <- reply{err: err}
+			continue
+		}
+		out = append(out, req)
+	}
+	return out
+}
+
+// applyAll runs each edit on top of the previous commit. An edit that fails
+// gets its error now; one that changes nothing gets its result now; the others
+// wait for the push.
+func (r *Repo) applyAll(batch []*request, tip plumbing.Hash) ([]pending, plumbing.Hash, []plumbing.Hash) {
+	base := tip
+	baseTree, err := r.treeOf(tip)
+	var commits []pending
+	var objects []plumbing.Hash
+	for _, req := range batch {
+		if err != nil {
+			req.reply <- reply{err: err}
+			continue
+		}
+		t := newTree(r.stor, baseTree)
+		out, eerr := runEdit(req.edit, t)
+		if eerr != nil {
+			req.reply <- reply{err: eerr}
+			continue
+		}
+		treeHash, written, werr := t.write()
+		if werr != nil {
+			req.reply <- reply{err: fmt.Errorf("write tree: %w", werr)}
+			continue
+		}
+		if treeHash == baseTree {
+			req.reply <- reply{res: Result{Outcome: out}}
+			continue
+		}
+		c, cerr := newCommit(r.stor, r.opts.Author, r.opts.SignKey, r.opts.Now(), treeHash, base, out.Message())
+		if cerr != nil {
+			req.reply <- reply{err: cerr}
+			continue
+		}
+		objects = append(append(objects, written...), c)
+		commits = append(commits, pending{req: req, res: Result{Outcome: out, Commit: c.String(), Changed: true}})
+		base, baseTree = c, treeHash
+	}
+	return commits, base, objects
+}
+
+// runEdit calls an edit, turning a panic into an error so that one bad edit
+// cannot take the writer, and every change queued behind it, down.
+func runEdit(edit Edit, f Files) (out Outcome, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("edit panicked: %v", p)
+		}
+	}()
+	return edit(f)
+}
+
+func (r *Repo) treeOf(commit plumbing.Hash) (plumbing.Hash, error) {
+	if commit.IsZero() {
+		return plumbing.ZeroHash, nil
+	}
+	c, err := r.repo.CommitObject(commit)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("read commit %s: %w", commit, err)
+	}
+	return c.TreeHash, nil
+}
+
+func (r *Repo) pushed(commits []pending, tip plumbing.Hash, objects int, took time.Duration) {
+	if err := r.stor.SetReference(plumbing.NewHashReference(r.track, tip)); err != nil {
+		// The push happened; the next fetch repairs the tracking ref.
+		r.opts.Logger.Warn("update tracking ref", "err", err)
+	}
+	r.opts.Logger.Info("pushed config repo", "commits", len(commits), "objects", objects,
+		"tip", tip.String()[:12], "took", took)
+	for _, p := range commits {
+		p.req.reply <- reply{res: p.res}
+	}
+}
+
+func (r *Repo) replyAll(batch []*request, err error) {
+	err = redact(err, r.opts.URL, r.opts.Auth)
+	for _, req := range batch {
+		req.reply <- reply{err: err}
+	}
+}
+
+// fetch brings the branch up to date and returns its tip (zero for a remote
+// without the branch yet).
+func (r *Repo) fetch(ctx context.Context) (plumbing.Hash, error) {
+	err := r.repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: "origin",
+		RemoteURL:  r.opts.URL,
+		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.ref, r.track))},
+		Auth:       r.auth,
+		Tags:       git.NoTags,
+	})
+	switch {
+	case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
+	case errors.Is(err, transport.ErrEmptyRemoteRepository), isNoMatchingRef(err):
+		return plumbing.ZeroHash, nil
+	default:
+		return plumbing.ZeroHash, fmt.Errorf("fetch %s: %w", r.opts.Branch, err)
+	}
+	return r.trackedTip()
+}
+
+func isNoMatchingRef(err error) bool {
+	var e git.NoMatchingRefSpecError
+	return errors.As(err, &e)
+}
+
+// isTerminal tells the errors that retrying cannot fix.
+func isTerminal(err error) bool {
+	var rejected *PushRejectedError
+	if errors.As(err, &rejected) {
+		return false // decided after the next fetch: a race or a refusal
+	}
+	return errors.Is(err, transport.ErrAuthenticationRequired) ||
+		errors.Is(err, transport.ErrAuthorizationFailed) ||
+		errors.Is(err, transport.ErrRepositoryNotFound) ||
+		errors.Is(err, transport.ErrInvalidAuthMethod)
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
