@@ -220,6 +220,11 @@ func (r *Repo) Dir() string { return filepath.Clean(r.opts.Dir) }
 func (r *Repo) Apply(ctx context.Context, edit Edit) (Result, error) {
 	req := &request{ctx: ctx, edit: edit, reply: make(chan reply, 1)}
 	select {
+	case <-r.closed:
+		return Result{}, ErrClosed
+	default:
+	}
+	select {
 	case r.reqs <- req:
 	case <-r.closed:
 		return Result{}, ErrClosed
@@ -229,6 +234,14 @@ func (r *Repo) Apply(ctx context.Context, edit Edit) (Result, error) {
 	select {
 	case rep := <-req.reply:
 		return rep.res, rep.err
+	case <-r.done:
+		// The writer stopped; it may have answered just before.
+		select {
+		case rep := <-req.reply:
+			return rep.res, rep.err
+		default:
+			return Result{}, ErrClosed
+		}
 	case <-ctx.Done():
 		return Result{}, ctx.Err()
 	}

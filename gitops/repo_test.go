@@ -1,0 +1,410 @@
+package gitops_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/gitops/gittest"
+)
+
+const seed = "../testdata/configrepo"
+
+// writeFile is the simplest edit: one file with given content.
+func writeFile(name, content string) gitops.Edit {
+	return func(f gitops.Files) (gitops.Outcome, error) {
+		return gitops.Outcome{
+			Subject:  "Write " + name,
+			Trailers: []gitops.Trailer{{Key: "Promotebot-Build", Value: name}},
+		}, f.WriteFile(name, []byte(content))
+	}
+}
+
+func open(t *testing.T, url string, mod ...func(*gitops.Options)) *gitops.Repo {
+	t.Helper()
+	o := gitops.Options{
+		URL: url, Dir: filepath.Join(t.TempDir(), "clone"),
+		Author:  gitops.Signature{Name: "promotebot", Email: "bot@example.com"},
+		Backoff: 5 * time.Millisecond,
+	}
+	for _, m := range mod {
+		m(&o)
+	}
+	r, err := gitops.Open(context.Background(), o)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return r
+}
+
+func apply(t *testing.T, r *gitops.Repo, e gitops.Edit) gitops.Result {
+	t.Helper()
+	res, err := r.Apply(context.Background(), e)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	return res
+}
+
+func TestApplyOverFileAndHTTP(t *testing.T) {
+	for _, transportName := range []string{"path", "file", "http"} {
+		t.Run(transportName, func(t *testing.T) {
+			bare := gittest.NewRemote(t, seed)
+			url := bare
+			switch transportName {
+			case "file":
+				url = "file://" + bare
+			case "http":
+				url = gittest.NewServer(t, filepath.Dir(bare), "ci", "s3cret-pass").RepoURL(bare)
+			}
+			r := open(t, url, func(o *gitops.Options) {
+				o.Auth = gitops.Auth{Username: "ci", Password: "s3cret-pass"}
+			})
+			res := apply(t, r, writeFile("apps/hello/overlays/qa/x/kustomization.yaml", "a: 1\n"))
+			if !res.Changed || res.Commit == "" {
+				t.Fatalf("result %+v, want a commit", res)
+			}
+			if head := gittest.Head(t, bare, "main"); head != res.Commit {
+				t.Fatalf("remote main at %s, want %s", head, res.Commit)
+			}
+			got, ok := gittest.ReadFile(t, bare, "main", "apps/hello/overlays/qa/x/kustomization.yaml")
+			if !ok || got != "a: 1\n" {
+				t.Fatalf("pushed file %q (%t)", got, ok)
+			}
+			log := gittest.Log(t, bare, "main")
+			c := log[0]
+			if c.Subject != "Write apps/hello/overlays/qa/x/kustomization.yaml" || c.AuthorEmail != "bot@example.com" ||
+				c.CommitterName != "promotebot" || len(c.Trailers) != 1 || c.Trailers[0].Key != "Promotebot-Build" {
+				t.Fatalf("commit %+v", c)
+			}
+			if files := gittest.ChangedFiles(t, bare, res.Commit); len(files) != 1 {
+				t.Fatalf("changed %v, want one file", files)
+			}
+			gittest.Git(t, bare, "fsck", "--strict")
+
+			// The same edit again changes nothing and makes no commit.
+			again := apply(t, r, writeFile("apps/hello/overlays/qa/x/kustomization.yaml", "a: 1\n"))
+			if again.Changed || again.Commit != "" || gittest.Head(t, bare, "main") != res.Commit {
+				t.Fatalf("no-op produced %+v", again)
+			}
+		})
+	}
+}
+
+func TestReopenFetchesIncrementally(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	dir := filepath.Join(t.TempDir(), "clone")
+	r, err := gitops.Open(context.Background(), gitops.Options{URL: bare, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, r, writeFile("a.txt", "1"))
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Apply(context.Background(), writeFile("b.txt", "1")); !errors.Is(err, gitops.ErrClosed) {
+		t.Fatalf("Apply after Close: %v, want ErrClosed", err)
+	}
+	// A person pushes while the bot is down.
+	work := gittest.Clone(t, bare)
+	gittest.CommitFiles(t, work, map[string]string{"human.txt": "hi"}, "Human change")
+	gittest.Push(t, work)
+
+	r2, err := gitops.Open(context.Background(), gitops.Options{URL: bare, Dir: dir})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer r2.Close()
+	res := apply(t, r2, writeFile("b.txt", "2"))
+	log := gittest.Log(t, bare, "main")
+	if log[0].Hash != res.Commit || log[1].Subject != "Human change" {
+		t.Fatalf("history %v", subjects(log))
+	}
+}
+
+func subjects(log []gittest.Commit) []string {
+	var s []string
+	for _, c := range log {
+		s = append(s, c.Subject)
+	}
+	return s
+}
+
+// TestRaceIsRetriedOnNewTip has another writer push between the bot's read
+// of the tip and its push: the push is refused, the edit runs again on the
+// new tip, and both changes survive.
+func TestRaceIsRetriedOnNewTip(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	work := gittest.Clone(t, bare)
+	r := open(t, bare)
+	var runs atomic.Int32
+	edit := func(f gitops.Files) (gitops.Outcome, error) {
+		if runs.Add(1) == 1 {
+			gittest.CommitFiles(t, work, map[string]string{"other.txt": "x"}, "Other writer")
+			gittest.Push(t, work)
+		}
+		// The edit depends on what it reads: it must see the other writer's file.
+		_, err := f.ReadFile("other.txt")
+		return gitops.Outcome{Subject: fmt.Sprintf("Saw other: %t", err == nil)}, f.WriteFile("mine.txt", []byte("y"))
+	}
+	res := apply(t, r, edit)
+	if runs.Load() != 2 {
+		t.Fatalf("edit ran %d times, want 2", runs.Load())
+	}
+	log := gittest.Log(t, bare, "main")
+	if got := subjects(log[:2]); got[0] != "Saw other: true" || got[1] != "Other writer" || log[0].Hash != res.Commit {
+		t.Fatalf("history %v", got)
+	}
+}
+
+func TestRetriesRunOut(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	work := gittest.Clone(t, bare)
+	r := open(t, bare, func(o *gitops.Options) { o.MaxAttempts = 3 })
+	n := 0
+	edit := func(f gitops.Files) (gitops.Outcome, error) {
+		n++ // every attempt loses the race
+		gittest.CommitFiles(t, work, map[string]string{"other.txt": fmt.Sprint(n)}, "Other writer")
+		gittest.Push(t, work)
+		return gitops.Outcome{Subject: "mine"}, f.WriteFile("mine.txt", []byte("y"))
+	}
+	_, err := r.Apply(context.Background(), edit)
+	var ex *gitops.RetriesExhaustedError
+	if !errors.As(err, &ex) || ex.Attempts != 3 || !strings.Contains(err.Error(), "gave up after 3 attempts") {
+		t.Fatalf("err = %v, want RetriesExhaustedError after 3", err)
+	}
+	if _, ok := gittest.ReadFile(t, bare, "main", "mine.txt"); ok {
+		t.Fatal("the change was pushed anyway")
+	}
+}
+
+// TestTwoWritersRace runs two bots with their own clones against one remote.
+func TestTwoWritersRace(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	bots := []*gitops.Repo{open(t, bare), open(t, bare)}
+	const each = 15
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*each)
+	for b, r := range bots {
+		for i := range each {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := r.Apply(context.Background(), writeFile(fmt.Sprintf("bot%d/f%02d", b, i), "x"))
+				errs <- err
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := gittest.Log(t, bare, "main")
+	if len(log) != 2*each+1 {
+		t.Fatalf("%d commits, want %d", len(log), 2*each+1)
+	}
+	for b := range bots {
+		for i := range each {
+			if _, ok := gittest.ReadFile(t, bare, "main", fmt.Sprintf("bot%d/f%02d", b, i)); !ok {
+				t.Fatalf("lost bot%d/f%02d", b, i)
+			}
+		}
+	}
+	gittest.Git(t, bare, "fsck", "--strict")
+}
+
+// TestQueuedChangesShareAPush submits many changes at once: each gets its own
+// commit, and far fewer pushes than changes reach the server.
+func TestQueuedChangesShareAPush(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	srv := gittest.NewServer(t, filepath.Dir(bare), "u", "p")
+	r := open(t, srv.RepoURL(bare), func(o *gitops.Options) { o.Auth = gitops.Auth{Username: "u", Password: "p"} })
+	const n = 40
+	var wg sync.WaitGroup
+	results := make([]gitops.Result, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = apply(t, r, writeFile(fmt.Sprintf("f/%02d", i), "x"))
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for _, res := range results {
+		if !res.Changed || seen[res.Commit] {
+			t.Fatalf("result %+v: want a distinct commit per change", res)
+		}
+		seen[res.Commit] = true
+	}
+	if log := gittest.Log(t, bare, "main"); len(log) != n+1 {
+		t.Fatalf("%d commits, want %d", len(log), n+1)
+	}
+	if pushes := srv.Pushes(); pushes >= n {
+		t.Fatalf("%d pushes for %d changes: queued changes were not batched", pushes, n)
+	}
+}
+
+func TestFailedEditCommitsNothing(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	r := open(t, bare)
+	before := gittest.Head(t, bare, "main")
+	boom := errors.New("render failed: kustomize says no")
+	_, err := r.Apply(context.Background(), func(f gitops.Files) (gitops.Outcome, error) {
+		if err := f.WriteFile("x.yaml", []byte("x")); err != nil {
+			return gitops.Outcome{}, err
+		}
+		return gitops.Outcome{}, boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v, want the edit's error", err)
+	}
+	_, err = r.Apply(context.Background(), func(gitops.Files) (gitops.Outcome, error) { panic("bad edit") })
+	if err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Fatalf("panicking edit: %v", err)
+	}
+	if head := gittest.Head(t, bare, "main"); head != before {
+		t.Fatal("a failed edit was pushed")
+	}
+	apply(t, r, writeFile("ok.txt", "fine")) // the writer survived
+}
+
+func TestWrongCredentials(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	srv := gittest.NewServer(t, filepath.Dir(bare), "ci", "right-password")
+	for _, url := range []string{srv.RepoURL(bare), strings.Replace(srv.RepoURL(bare), "http://", "http://ci:wrong-password@", 1)} {
+		_, err := gitops.Open(context.Background(), gitops.Options{
+			URL: url, Dir: t.TempDir(),
+			Auth: gitops.Auth{Username: "ci", Password: "wrong-password"},
+		})
+		if !errors.Is(err, transport.ErrAuthenticationRequired) && !errors.Is(err, transport.ErrAuthorizationFailed) {
+			t.Fatalf("err = %v, want an authentication error", err)
+		}
+		if strings.Contains(err.Error(), "wrong-password") {
+			t.Fatalf("the password leaked into the error: %v", err)
+		}
+	}
+}
+
+func TestServerErrorsAreRetried(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	srv := gittest.NewServer(t, filepath.Dir(bare), "u", "p")
+	r := open(t, srv.RepoURL(bare), func(o *gitops.Options) { o.Auth = gitops.Auth{Username: "u", Password: "p"} })
+	srv.FailPushes(2, 0)
+	res := apply(t, r, writeFile("x.txt", "1"))
+	if gittest.Head(t, bare, "main") != res.Commit {
+		t.Fatal("not pushed after the server recovered")
+	}
+}
+
+func TestHookRejectionIsTerminal(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	gittest.RejectPushes(t, bare, "main is protected")
+	r := open(t, bare, func(o *gitops.Options) { o.MaxAttempts = 5 })
+	start := time.Now()
+	_, err := r.Apply(context.Background(), writeFile("x.txt", "1"))
+	var rej *gitops.PushRejectedError
+	if !errors.As(err, &rej) {
+		t.Fatalf("err = %v, want PushRejectedError", err)
+	}
+	var ex *gitops.RetriesExhaustedError
+	if errors.As(err, &ex) {
+		t.Fatalf("a refusal was retried until exhausted: %v", err)
+	}
+	t.Logf("refused in %v: %v", time.Since(start), err)
+}
+
+func TestSignedCommitsVerify(t *testing.T) {
+	entity, err := openpgp.NewEntity("promotebot", "test", "bot@example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "key.asc")
+	writeArmored(t, keyFile, openpgp.PrivateKeyType, entity, true)
+	key, err := gitops.LoadSigningKey(keyFile, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := gittest.NewRemote(t, seed)
+	r := open(t, bare, func(o *gitops.Options) { o.SignKey = key })
+	res := apply(t, r, writeFile("signed.txt", "1"))
+
+	repo, err := git.PlainOpen(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := repo.CommitObject(plumbing.NewHash(res.Commit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(t.TempDir(), "pub.asc")
+	writeArmored(t, pub, openpgp.PublicKeyType, entity, false)
+	pubKey, err := os.ReadFile(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Verify(string(pubKey)); err != nil {
+		t.Fatalf("signature does not verify: %v", err)
+	}
+	other, err := openpgp.NewEntity("someone", "", "x@example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherPub := filepath.Join(t.TempDir(), "other.asc")
+	writeArmored(t, otherPub, openpgp.PublicKeyType, other, false)
+	otherKey, err := os.ReadFile(otherPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Verify(string(otherKey)); err == nil {
+		t.Fatal("signature verified with the wrong key")
+	}
+}
+
+func writeArmored(t *testing.T, file, blockType string, e *openpgp.Entity, private bool) {
+	t.Helper()
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := armor.Encode(f, blockType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if private {
+		err = e.SerializePrivate(w, nil)
+	} else {
+		err = e.Serialize(w)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
