@@ -1,0 +1,40 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/promotebot/promotebot/promote"
+)
+
+func validateCommand(d deps) *cli.Command {
+	return &cli.Command{
+		Name:  "validate",
+		Usage: "check a configuration file and list every problem with its line",
+		Description: "validate loads the configuration as serve would, checks every key and the key files it " +
+			"names, and prints a summary. It contacts neither git, GitHub nor Slack.",
+		Flags: []cli.Flag{configFlag()},
+		Action: func(c *cli.Context) error {
+			path, err := configPath(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := promote.LoadConfig(path)
+			if err != nil {
+				return err
+			}
+			ids := make([]string, len(cfg.Projects))
+			for i, p := range cfg.Projects {
+				ids[i] = p.ID
+			}
+			noun := "projects"
+			if len(ids) == 1 {
+				noun = "project"
+			}
+			_, err = fmt.Fprintf(d.stdout, "config OK: %d %s (%s)\n", len(ids), noun, strings.Join(ids, ", "))
+			return err
+		},
+	}
+}

@@ -1,0 +1,269 @@
+package promote
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Defaults applied by ParseConfig to keys that are absent or empty.
+const (
+	DefaultListen            = "127.0.0.1:8080"
+	DefaultDataDir           = "./data"
+	DefaultBranch            = "main"
+	DefaultAuthorName        = "promotebot"
+	DefaultAuthorEmail       = "promotebot@localhost"
+	DefaultGitHubAPIURL      = "https://api.github.com/"
+	DefaultSlackAPIURL       = "https://slack.com/api/"
+	DefaultRequiredApprovals = 1
+)
+
+// MergeMethod is how a promotion pull request is merged on GitHub.
+type MergeMethod string
+
+// The merge methods GitHub accepts.
+const (
+	MergeMethodMerge  MergeMethod = "merge"
+	MergeMethodSquash MergeMethod = "squash"
+	MergeMethodRebase MergeMethod = "rebase"
+)
+
+// Config is promotebot's configuration, loaded and validated once at start-up.
+// Its YAML keys are part of the product's contract (see README.md).
+type Config struct {
+	// Listen is the HTTP server's host:port.
+	Listen string `yaml:"listen"`
+	// DataDir holds the embedded store and the config repository clone.
+	DataDir string `yaml:"dataDir"`
+	// Database is empty for the embedded SQLite store in DataDir, or a
+	// postgres:// URL when several replicas share one store.
+	Database string `yaml:"database"`
+	// GitOps describes the config repository the bot writes to.
+	GitOps GitOpsConfig `yaml:"gitops"`
+	// GitHub enables pull-request promotion; see GitHubConfig.Enabled.
+	GitHub GitHubConfig `yaml:"github"`
+	// Slack points the bot at Slack's Web API.
+	Slack SlackConfig `yaml:"slack"`
+	// Projects are the services the bot may deploy, each with its own
+	// channel, people and image.
+	Projects []Project `yaml:"projects"`
+}
+
+// GitOpsConfig describes the config repository and how the bot commits to it.
+type GitOpsConfig struct {
+	// Repo is the remote: an https, ssh, file:// URL or a local path.
+	Repo string `yaml:"repo"`
+	// Branch is the branch the overlays live on.
+	Branch string `yaml:"branch"`
+	// AuthorName and AuthorEmail sign the bot's commits as author.
+	AuthorName  string `yaml:"authorName"`
+	AuthorEmail string `yaml:"authorEmail"`
+	// SigningKeyFile is an optional armored OpenPGP private key that signs
+	// commits; its passphrase is Secrets.GitSigningPassphrase.
+	SigningKeyFile string `yaml:"signingKeyFile"`
+	// SSHKeyFile is an optional private key for ssh remotes; its passphrase is
+	// Secrets.GitSSHPassphrase.
+	SSHKeyFile string `yaml:"sshKeyFile"`
+	// KnownHostsFile is an optional known_hosts file for ssh remotes.
+	KnownHostsFile string `yaml:"knownHostsFile"`
+}
+
+// GitHubConfig describes the GitHub repository that promotion pull requests
+// are opened on. Without a Repository the bot runs in direct mode.
+type GitHubConfig struct {
+	// Repository is "owner/name" of the config repository on GitHub.
+	Repository string `yaml:"repository"`
+	// APIURL is the REST API root, ending in "/".
+	APIURL string `yaml:"apiURL"`
+	// MergeMethod is how promotion pull requests are merged.
+	MergeMethod MergeMethod `yaml:"mergeMethod"`
+}
+
+// Enabled reports whether promotion goes through GitHub pull requests; when it
+// is false the bot commits to the config branch directly.
+func (g GitHubConfig) Enabled() bool {
+	return g.Repository != ""
+}
+
+// SlackConfig points the bot at Slack's Web API.
+type SlackConfig struct {
+	// APIURL is the Web API root, ending in "/".
+	APIURL string `yaml:"apiURL"`
+}
+
+// Project is one deployable service.
+type Project struct {
+	// ID names the project in the webhook, in git and in paths.
+	ID string `yaml:"id"`
+	// Name is shown to people; it defaults to ID.
+	Name string `yaml:"name"`
+	// URL is the production URL; QA hosts are derived from its host.
+	URL string `yaml:"url"`
+	// Channel is the Slack channel id that build announcements go to.
+	Channel string `yaml:"channel"`
+	// QA are the Slack user or user-group ids asked to approve builds.
+	QA []string `yaml:"qa"`
+	// Owners are the Slack user or user-group ids who may deploy or close.
+	Owners []string `yaml:"owners"`
+	// Image is the only image repository this project may deploy, normalized
+	// (docker.io/library/nginx for "nginx").
+	Image string `yaml:"image"`
+	// Path is the project's folder in the config repository.
+	Path string `yaml:"path"`
+	// RequiredApprovals is how many QA approvals production needs.
+	RequiredApprovals int `yaml:"requiredApprovals"`
+	// Service is "name:port" of the Kubernetes Service QA traffic goes to;
+	// empty means it is discovered from the base.
+	Service string `yaml:"service"`
+}
+
+// Host returns the production URL's host name, lower-cased, without a port.
+func (p Project) Host() string {
+	u, err := url.Parse(p.URL)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
+}
+
+// Project returns the project with the given id.
+func (c *Config) Project(id string) (Project, bool) {
+	for _, p := range c.Projects {
+		if p.ID == id {
+			return p, true
+		}
+	}
+	return Project{}, false
+}
+
+// LoadConfig reads, parses and validates the configuration file at path. It
+// also checks that the key files the configuration names exist. A
+// configuration that is not valid yields a *ConfigError listing every problem.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, idx, err := parseConfig(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if problems := checkFiles(cfg, idx); len(problems) > 0 {
+		return nil, newConfigError(path, problems)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses and validates a configuration; name is used in error
+// messages only. Unknown keys are errors. A configuration that is not valid
+// yields a *ConfigError listing every problem with its line.
+func ParseConfig(name string, data []byte) (*Config, error) {
+	cfg, _, err := parseConfig(name, data)
+	return cfg, err
+}
+
+// parseConfig is ParseConfig that also returns the document's node index, so
+// that later checks can name lines.
+func parseConfig(name string, data []byte) (*Config, *nodeIndex, error) {
+	idx, problems := parseTree(data)
+	if len(problems) > 0 {
+		return nil, nil, newConfigError(name, problems)
+	}
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(&cfg)
+	if err != nil && !errors.Is(err, io.EOF) {
+		var complete bool
+		problems, complete = decodeProblems(err, idx)
+		if !complete {
+			// A value of the wrong shape leaves the rest half-decoded; more
+			// checks would only report follow-on noise.
+			return nil, nil, newConfigError(name, problems)
+		}
+	}
+	applyDefaults(&cfg, idx)
+	problems = append(problems, validate(&cfg, idx)...)
+	if len(problems) > 0 {
+		return nil, nil, newConfigError(name, problems)
+	}
+	return &cfg, idx, nil
+}
+
+// applyDefaults fills keys that are absent or empty. requiredApprovals is
+// defaulted only when absent, so that an explicit 0 is kept.
+func applyDefaults(c *Config, idx *nodeIndex) {
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.DataDir, DefaultDataDir)
+	setDefault(&c.GitOps.Branch, DefaultBranch)
+	setDefault(&c.GitOps.AuthorName, DefaultAuthorName)
+	setDefault(&c.GitOps.AuthorEmail, DefaultAuthorEmail)
+	setDefault(&c.GitHub.APIURL, DefaultGitHubAPIURL)
+	if c.GitHub.MergeMethod == "" {
+		c.GitHub.MergeMethod = MergeMethodMerge
+	}
+	setDefault(&c.Slack.APIURL, DefaultSlackAPIURL)
+	c.GitHub.APIURL = withTrailingSlash(c.GitHub.APIURL)
+	c.Slack.APIURL = withTrailingSlash(c.Slack.APIURL)
+	for i := range c.Projects {
+		p := &c.Projects[i]
+		setDefault(&p.Name, p.ID)
+		if !idx.hasValue(fmt.Sprintf("projects[%d].requiredApprovals", i)) {
+			p.RequiredApprovals = DefaultRequiredApprovals
+		}
+	}
+}
+
+func setDefault(field *string, value string) {
+	if *field == "" {
+		*field = value
+	}
+}
+
+// withTrailingSlash makes an API root usable as a base URL: both go-github
+// and slack-go append method paths to it.
+func withTrailingSlash(s string) string {
+	if s == "" || strings.HasSuffix(s, "/") {
+		return s
+	}
+	return s + "/"
+}
+
+// checkFiles reports key files that the configuration names but that are not
+// regular files. Relative paths are relative to the working directory.
+func checkFiles(c *Config, idx *nodeIndex) []Problem {
+	files := []struct{ field, path string }{
+		{"gitops.signingKeyFile", c.GitOps.SigningKeyFile},
+		{"gitops.sshKeyFile", c.GitOps.SSHKeyFile},
+		{"gitops.knownHostsFile", c.GitOps.KnownHostsFile},
+	}
+	var problems []Problem
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		st, err := os.Stat(f.path)
+		var msg string
+		switch {
+		case err != nil:
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			msg = fmt.Sprintf("%q: %v", f.path, err)
+		case !st.Mode().IsRegular():
+			msg = fmt.Sprintf("%q is not a regular file", f.path)
+		default:
+			continue
+		}
+		problems = append(problems, Problem{Line: idx.line(f.field), Field: f.field, Msg: msg})
+	}
+	return problems
+}
