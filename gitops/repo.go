@@ -355,7 +355,8 @@ func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, 
 		}
 	}
 	*batch = live(*batch)
-	commits, newTip, objects := r.applyAll(*batch, known)
+	st := newStaged(r.stor)
+	commits, newTip, objects := r.applyAll(st, *batch, known)
 	// Failed and unchanged edits were answered; only commits go round again.
 	*batch = (*batch)[:0]
 	for _, p := range commits {
@@ -365,9 +366,14 @@ func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, 
 		return true, nil
 	}
 	start := time.Now()
-	if err := s.push(ctx, r.stor, r.ref, known, newTip, objects); err != nil {
+	if err := s.push(ctx, st, r.ref, known, newTip, objects); err != nil {
 		r.opts.Logger.Info("push config repo", "commits", len(commits), "err", redact(err, r.opts.URL, r.opts.Auth))
 		return r.failIfTerminal(*batch, err)
+	}
+	if err := st.commit(objects); err != nil {
+		// The push happened; without the objects here, refetch them.
+		r.opts.Logger.Warn("store pushed objects", "err", err)
+		newTip = plumbing.ZeroHash
 	}
 	r.pushed(commits, newTip, len(objects), time.Since(start))
 	return true, nil
@@ -409,7 +415,7 @@ func live(batch []*request) []*request {
 // applyAll runs each edit on top of the previous commit. An edit that fails
 // gets its error now; one that changes nothing gets its result now; the others
 // wait for the push.
-func (r *Repo) applyAll(batch []*request, tip plumbing.Hash) ([]pending, plumbing.Hash, []plumbing.Hash) {
+func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pending, plumbing.Hash, []plumbing.Hash) {
 	base := tip
 	baseTree, err := r.treeOf(tip)
 	var commits []pending
@@ -419,7 +425,7 @@ func (r *Repo) applyAll(batch []*request, tip plumbing.Hash) ([]pending, plumbin
 			req.reply <- reply{err: err}
 			continue
 		}
-		t := newTree(r.stor, baseTree)
+		t := newTree(st, baseTree)
 		out, eerr := runEdit(req.edit, t)
 		if eerr != nil {
 			req.reply <- reply{err: eerr}
@@ -434,7 +440,7 @@ func (r *Repo) applyAll(batch []*request, tip plumbing.Hash) ([]pending, plumbin
 			req.reply <- reply{res: Result{Outcome: out}}
 			continue
 		}
-		c, cerr := newCommit(r.stor, r.opts.Author, r.opts.SignKey, r.opts.Now(), treeHash, base, out.Message())
+		c, cerr := newCommit(st, r.opts.Author, r.opts.SignKey, r.opts.Now(), treeHash, base, out.Message())
 		if cerr != nil {
 			req.reply <- reply{err: cerr}
 			continue
@@ -469,7 +475,12 @@ func (r *Repo) treeOf(commit plumbing.Hash) (plumbing.Hash, error) {
 }
 
 func (r *Repo) pushed(commits []pending, tip plumbing.Hash, objects int, took time.Duration) {
-	if err := r.stor.SetReference(plumbing.NewHashReference(r.track, tip)); err != nil {
+	if tip.IsZero() {
+		// Forget the tip so the next round fetches what was pushed.
+		if err := r.stor.RemoveReference(r.track); err != nil {
+			r.opts.Logger.Warn("reset tracking ref", "err", err)
+		}
+	} else if err := r.stor.SetReference(plumbing.NewHashReference(r.track, tip)); err != nil {
 		// The push happened; the next fetch repairs the tracking ref.
 		r.opts.Logger.Warn("update tracking ref", "err", err)
 	}
