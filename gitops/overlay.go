@@ -1,0 +1,342 @@
+package gitops
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/kustomize/kyaml/kio"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// ErrNoOverlay is returned when the overlay an Edit must change is missing.
+var ErrNoOverlay = errors.New("overlay not found")
+
+// ErrNoService is returned when no Service can be chosen for a QA Mapping:
+// the project names none and its base renders none, or several of which
+// none is named after the project.
+var ErrNoService = errors.New("no service for QA traffic")
+
+// managedComment heads every kustomization promotebot creates.
+const managedComment = "Managed by promotebot: created for a QA environment. People may add to this\n" +
+	"file; promotebot only edits the images: entry of the project's image."
+
+// QAOverlay returns the Edit that deploys image to the QA environment of a
+// branch or tag: it creates overlays/qa/<env>/ (kustomization.yaml,
+// namespace.yaml, mapping.yaml) or, when the target already owns it, edits
+// only the image entry of its kustomization.yaml; then it renders the
+// overlay and checks the image. The target, kind and image are checked here,
+// before any Edit exists.
+func QAOverlay(p Project, kind Kind, target, image string, meta Meta) (Edit, error) {
+	if err := validateProject(p); err != nil {
+		return nil, err
+	}
+	n, err := newEnvNames(kind, target)
+	if err != nil {
+		return nil, err
+	}
+	img, err := ParseImage(p, image)
+	if err != nil {
+		return nil, err
+	}
+	return func(f Files) (Outcome, error) { return writeQA(f, p, n, img, meta) }, nil
+}
+
+func writeQA(f Files, p Project, n envNames, img Image, meta Meta) (Outcome, error) {
+	env, exists, err := n.resolve(f, p)
+	if err != nil {
+		return Outcome{}, err
+	}
+	dir := qaDir(p, env)
+	if exists {
+		err = updateImage(f, path.Join(dir, "kustomization.yaml"), img, func() ([]byte, error) {
+			return Render(f, p.Path, "base")
+		})
+	} else {
+		err = createQA(f, p, n, env, img)
+	}
+	if err != nil {
+		return Outcome{}, fmt.Errorf("qa/%s of %s: %w", env, p.ID, err)
+	}
+	if err := renderCheck(f, p, path.Join("overlays", "qa", env), img); err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{
+		Subject:  fmt.Sprintf("Deploy %s %s to qa/%s", p.ID, img.Short(), env),
+		Env:      "qa/" + env,
+		URL:      "https://" + QAHost(p, n.kind, env),
+		Trailers: trailers(meta, p, "qa/"+env, img.String()),
+	}, nil
+}
+
+// DeleteQAOverlay returns the Edit that removes the QA environment owned by
+// exactly that kind and target, plain or hashed; when it owns none, the Edit
+// changes nothing.
+func DeleteQAOverlay(p Project, kind Kind, target string, meta Meta) (Edit, error) {
+	if err := validateProject(p); err != nil {
+		return nil, err
+	}
+	n, err := newEnvNames(kind, target)
+	if err != nil {
+		return nil, err
+	}
+	return func(f Files) (Outcome, error) {
+		env, ok, err := n.owned(f, p)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if !ok {
+			env = n.plain
+		} else if err := f.RemoveAll(qaDir(p, env)); err != nil {
+			return Outcome{}, fmt.Errorf("remove qa/%s of %s: %w", env, p.ID, err)
+		}
+		return Outcome{
+			Subject:  fmt.Sprintf("Remove qa/%s of %s", env, p.ID),
+			Env:      "qa/" + env,
+			Trailers: trailers(meta, p, "qa/"+env, ""),
+		}, nil
+	}, nil
+}
+
+// ProductionImage returns the Edit that points the production overlay's
+// image entry at image, in place, then renders the overlay and checks it.
+func ProductionImage(p Project, image string, meta Meta) (Edit, error) {
+	if err := validateProject(p); err != nil {
+		return nil, err
+	}
+	img, err := ParseImage(p, image)
+	if err != nil {
+		return nil, err
+	}
+	return func(f Files) (Outcome, error) {
+		file := path.Join(p.Path, "overlays", "production", "kustomization.yaml")
+		err := updateImage(f, file, img, func() ([]byte, error) {
+			return Render(f, p.Path, "overlays/production")
+		})
+		if err != nil {
+			return Outcome{}, fmt.Errorf("production of %s: %w", p.ID, err)
+		}
+		if err := renderCheck(f, p, "overlays/production", img); err != nil {
+			return Outcome{}, err
+		}
+		return Outcome{
+			Subject:  fmt.Sprintf("Promote %s %s to production", p.ID, img.Short()),
+			Env:      "production",
+			URL:      "https://" + p.Host,
+			Trailers: trailers(meta, p, "production", img.String()),
+		}, nil
+	}, nil
+}
+
+// updateImage edits the image entry of a kustomization file in place and
+// writes it when it changed. render gives the manifests the overlay's images
+// transformer sees; it runs only when a new entry must learn how they spell
+// the image.
+func updateImage(f Files, file string, img Image, render func() ([]byte, error)) error {
+	data, err := f.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrNoOverlay, file, err)
+	}
+	has, err := HasImage(data, img.Repository)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	name := ""
+	if !has {
+		rendered, err := render()
+		if err != nil {
+			return err
+		}
+		if name, err = imageName(rendered, img.Repository); err != nil {
+			return err
+		}
+	}
+	out, changed, err := SetImage(data, img, name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	if !changed {
+		return nil
+	}
+	if err := f.WriteFile(file, out); err != nil {
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	return nil
+}
+
+// renderCheck renders an overlay of the project and checks its image.
+func renderCheck(f Files, p Project, overlay string, img Image) error {
+	rendered, err := Render(f, p.Path, overlay)
+	if err != nil {
+		return err
+	}
+	if err := CheckImage(rendered, img.Repository, img.String()); err != nil {
+		return fmt.Errorf("%s: %w", path.Join(p.Path, overlay), err)
+	}
+	return nil
+}
+
+// createQA writes a new QA overlay owned by the target.
+func createQA(f Files, p Project, n envNames, env string, img Image) error {
+	base, err := Render(f, p.Path, "base")
+	if err != nil {
+		return err
+	}
+	name, err := imageName(base, img.Repository)
+	if err != nil {
+		return err
+	}
+	service := p.Service
+	if service == "" {
+		if service, err = discoverService(base, p.ID); err != nil {
+			return err
+		}
+	}
+	ns := n.namespace(p, env)
+	docs := map[string]*yaml.Node{
+		"kustomization.yaml": qaKustomization(n, ns),
+		"namespace.yaml":     qaNamespace(p, env, ns),
+		"mapping.yaml":       qaMapping(p, QAHost(p, n.kind, env), service),
+	}
+	dir := qaDir(p, env)
+	for _, file := range []string{"kustomization.yaml", "namespace.yaml", "mapping.yaml"} {
+		data, err := yaml.MarshalWithOptions(docs[file], &yaml.EncoderOptions{SeqIndent: yaml.CompactSequenceStyle})
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", file, err)
+		}
+		if file == "kustomization.yaml" {
+			if data, _, err = SetImage(data, img, name); err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+		}
+		if err := f.WriteFile(path.Join(dir, file), data); err != nil {
+			return fmt.Errorf("write %s: %w", path.Join(dir, file), err)
+		}
+	}
+	return nil
+}
+
+// node builders: documents are built as nodes so that no input is ever
+// spliced into YAML text.
+type pair struct {
+	key   string
+	value *yaml.Node
+}
+
+func str(v string) *yaml.Node { return strNode(v, 0) }
+
+func mapOf(pairs ...pair) *yaml.Node {
+	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for _, p := range pairs {
+		m.Content = append(m.Content, str(p.key), p.value)
+	}
+	return m
+}
+
+func seqOf(items ...string) *yaml.Node {
+	s := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+	for _, it := range items {
+		s.Content = append(s.Content, str(it))
+	}
+	return s
+}
+
+func document(root *yaml.Node, comment string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.DocumentNode, HeadComment: comment, Content: []*yaml.Node{root}}
+}
+
+func qaKustomization(n envNames, namespace string) *yaml.Node {
+	return document(mapOf(
+		pair{"apiVersion", str("kustomize.config.k8s.io/v1beta1")},
+		pair{"kind", str("Kustomization")},
+		pair{"metadata", mapOf(pair{"annotations", mapOf(
+			pair{annotationKind, str(string(n.kind))},
+			pair{annotationTarget, str(n.target)},
+		)})},
+		pair{"namespace", str(namespace)},
+		pair{"resources", seqOf("../../../base", "namespace.yaml", "mapping.yaml")},
+	), managedComment)
+}
+
+func qaNamespace(p Project, env, namespace string) *yaml.Node {
+	return document(mapOf(
+		pair{"apiVersion", str("v1")},
+		pair{"kind", str("Namespace")},
+		pair{"metadata", mapOf(
+			pair{"name", str(namespace)},
+			pair{"labels", mapOf(
+				pair{"app.kubernetes.io/managed-by", str("promotebot")},
+				pair{"promotebot.dev/project", str(p.ID)},
+				pair{"promotebot.dev/env", str(env)},
+			)},
+		)},
+	), "")
+}
+
+func qaMapping(p Project, host, service string) *yaml.Node {
+	return document(mapOf(
+		pair{"apiVersion", str("getambassador.io/v3alpha1")},
+		pair{"kind", str("Mapping")},
+		pair{"metadata", mapOf(pair{"name", str(p.ID)})},
+		pair{"spec", mapOf(
+			pair{"hostname", str(host)},
+			pair{"prefix", str("/")},
+			pair{"service", str(service)},
+		)},
+	), "")
+}
+
+// discoverService picks the Service QA traffic goes to from the rendered
+// base: the only one, or the one named after the project; its first port.
+func discoverService(rendered []byte, id string) (string, error) {
+	nodes, err := kio.FromBytes(rendered)
+	if err != nil {
+		return "", fmt.Errorf("read rendered base: %w", err)
+	}
+	var services []*yaml.RNode
+	for _, n := range nodes {
+		if n.GetKind() == "Service" {
+			services = append(services, n)
+		}
+	}
+	var svc *yaml.RNode
+	for _, s := range services {
+		if len(services) == 1 || s.GetName() == id {
+			svc = s
+		}
+	}
+	if svc == nil {
+		return "", fmt.Errorf("%w: the base renders %d Services, none named %s; set the project's service", ErrNoService, len(services), id)
+	}
+	ports, err := svc.Pipe(yaml.Lookup("spec", "ports"))
+	if err == nil && ports != nil && ports.YNode().Kind == yaml.SequenceNode && len(ports.YNode().Content) > 0 {
+		v := scalarField(yaml.NewRNode(ports.YNode().Content[0]), "port")
+		if _, err := strconv.Atoi(v); err == nil {
+			return svc.GetName() + ":" + v, nil
+		}
+	}
+	return "", fmt.Errorf("%w: Service %s has no port", ErrNoService, svc.GetName())
+}
+
+// trailers writes Meta and the change as FLOW.md's trailers, in order,
+// leaving out empty ones.
+func trailers(m Meta, p Project, env, image string) []Trailer {
+	var t []Trailer
+	add := func(k, v string) {
+		if strings.TrimSpace(v) != "" {
+			t = append(t, Trailer{Key: k, Value: v})
+		}
+	}
+	add("Promotebot-Build", m.Build)
+	add("Promotebot-Project", p.ID)
+	add("Promotebot-Environment", env)
+	add("Promotebot-Image", image)
+	add("Promotebot-Source", m.Source)
+	for _, a := range m.ApprovedBy {
+		add("Approved-by", a)
+	}
+	add("Promoted-by", m.PromotedBy)
+	return t
+}

@@ -1,0 +1,666 @@
+package gitops
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+// ErrAmbiguousImage is returned when several images: entries of one
+// kustomization name the same repository.
+var ErrAmbiguousImage = errors.New("several images entries for one repository")
+
+// ErrKustomization is returned for a kustomization file that SetImage cannot
+// edit: not one YAML mapping document, or images: of an unexpected shape.
+var ErrKustomization = errors.New("unusable kustomization")
+
+// errNoSplice tells SetImage that the text cannot be edited in place safely
+// and the node-level rewrite must be used instead.
+var errNoSplice = errors.New("cannot splice")
+
+// field is one key of an images: entry and the value it must hold.
+type field struct{ key, value string }
+
+// imagePlan is what SetImage must do to one kustomization.
+type imagePlan struct {
+	root      *yaml.Node // top-level mapping; nil for an empty document
+	imagesKey *yaml.Node // the "images" key; nil when absent
+	images    *yaml.Node // its value
+	entry     *yaml.Node // matched entry; nil when a new one is added
+	set       []field    // fields to hold, in order ("name" first for a new entry)
+	remove    []string   // keys of entry to drop
+}
+
+// SetImage points the images: entry for img.Repository of a kustomization
+// file at img, and returns the new content and whether any byte changed.
+//
+// The entry is the one whose name, else whose newName, is the repository
+// (Docker Hub names compared normalized). It ends up with newTag and/or
+// digest exactly as img has them and without tagSuffix; newName is removed
+// when name already is the repository. A missing entry is added, named name
+// (how the base spells the image; img.Repository when empty), at the end of
+// images:, which is itself added at the end of the file when missing.
+//
+// Every other byte stays as it was: values are replaced in place keeping
+// their quotes (a plain value that YAML would not read back as a string is
+// double-quoted), keys are inserted or removed as whole lines. Shapes that
+// cannot be edited that way (flow style, multi-line scalars, anchors, an
+// entry's first key to remove) fall back to a node-level rewrite of the file,
+// which keeps comments and the sequence indentation but may reformat it.
+// The result is re-parsed as kustomize does and checked before it is
+// returned.
+func SetImage(data []byte, img Image, name string) ([]byte, bool, error) {
+	if name == "" {
+		name = img.Repository
+	}
+	doc, err := parseKustomization(data)
+	if err != nil {
+		return nil, false, err
+	}
+	plan, err := planImage(doc, img, name)
+	if err != nil {
+		return nil, false, err
+	}
+	out, err := splice(data, plan)
+	if err == nil {
+		err = verifyImage(out, img)
+	}
+	if err != nil {
+		if out, err = rewriteImage(data, img, name); err != nil {
+			return nil, false, err
+		}
+		if err := verifyImage(out, img); err != nil {
+			return nil, false, fmt.Errorf("rewrite images entry: %w", err)
+		}
+	}
+	return out, !bytes.Equal(out, data), nil
+}
+
+// HasImage reports whether a kustomization has an images: entry for repo.
+func HasImage(data []byte, repo string) (bool, error) {
+	doc, err := parseKustomization(data)
+	if err != nil {
+		return false, err
+	}
+	root, err := rootMapping(doc)
+	if err != nil {
+		return false, err
+	}
+	_, images := mapLookup(root, "images")
+	if images == nil || images.Kind != yaml.SequenceNode {
+		return false, nil
+	}
+	entry, _, err := findEntry(images, repo)
+	return entry != nil, err
+}
+
+// parseKustomization parses a file that must hold exactly one document.
+func parseKustomization(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: %v", ErrKustomization, err)
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: more than one YAML document", ErrKustomization)
+	}
+	return &doc, nil
+}
+
+// rootMapping returns the top-level mapping of a document; nil when empty.
+func rootMapping(doc *yaml.Node) (*yaml.Node, error) {
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, nil
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return nil, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%w: top level is not a mapping", ErrKustomization)
+	}
+	return root, nil
+}
+
+// mapLookup returns the key and value nodes of key in a mapping node.
+func mapLookup(m *yaml.Node, key string) (k, v *yaml.Node) {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil, nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i], m.Content[i+1]
+		}
+	}
+	return nil, nil
+}
+
+// findEntry returns the images: entry for repo: the one whose name is repo,
+// else the one whose newName is.
+func findEntry(images *yaml.Node, repo string) (entry *yaml.Node, byName bool, err error) {
+	var named, renamed []*yaml.Node
+	for _, e := range images.Content {
+		if e.Kind != yaml.MappingNode {
+			continue
+		}
+		if _, n := mapLookup(e, "name"); n != nil && sameRepository(n.Value, repo) {
+			named = append(named, e)
+		} else if _, n := mapLookup(e, "newName"); n != nil && sameRepository(n.Value, repo) {
+			renamed = append(renamed, e)
+		}
+	}
+	switch {
+	case len(named) > 1 || len(named) == 0 && len(renamed) > 1:
+		return nil, false, fmt.Errorf("%w: %s", ErrAmbiguousImage, repo)
+	case len(named) == 1:
+		return named[0], true, nil
+	case len(renamed) == 1:
+		return renamed[0], false, nil
+	}
+	return nil, false, nil
+}
+
+// planImage decides which fields to set and which keys to drop.
+func planImage(doc *yaml.Node, img Image, name string) (imagePlan, error) {
+	root, err := rootMapping(doc)
+	if err != nil {
+		return imagePlan{}, err
+	}
+	p := imagePlan{root: root}
+	p.imagesKey, p.images = mapLookup(root, "images")
+	if p.images != nil && p.images.Kind == yaml.SequenceNode {
+		if p.entry, _, err = findEntry(p.images, img.Repository); err != nil {
+			return imagePlan{}, err
+		}
+	} else if p.images != nil && !(p.images.Kind == yaml.ScalarNode && p.images.Tag == "!!null") {
+		return imagePlan{}, fmt.Errorf("%w: images is not a sequence", ErrKustomization)
+	}
+	p.set, p.remove = wantFields(p.entry, img, name)
+	return p, nil
+}
+
+// wantFields lists the fields an entry must hold for img and the keys it
+// must lose. A new entry (nil) gets name first.
+func wantFields(entry *yaml.Node, img Image, name string) (set []field, remove []string) {
+	keepNewName := false
+	if entry == nil {
+		set = append(set, field{"name", name})
+		if !sameRepository(name, img.Repository) {
+			set = append(set, field{"newName", img.Repository})
+		}
+	} else if _, n := mapLookup(entry, "name"); n == nil || !sameRepository(n.Value, img.Repository) {
+		keepNewName = true // matched on newName: it already is the repository
+	}
+	if img.Tag != "" {
+		set = append(set, field{"newTag", img.Tag})
+	}
+	if img.Digest != "" {
+		set = append(set, field{"digest", img.Digest})
+	}
+	if entry == nil {
+		return set, nil
+	}
+	for _, k := range []string{"newName", "newTag", "digest", "tagSuffix"} {
+		if k == "newName" && keepNewName {
+			continue
+		}
+		if kn, _ := mapLookup(entry, k); kn != nil && !hasField(set, k) {
+			remove = append(remove, k)
+		}
+	}
+	return set, remove
+}
+
+func hasField(fs []field, key string) bool {
+	for _, f := range fs {
+		if f.key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyImage reads a kustomization the way kustomize does and checks that
+// the entry for img.Repository holds exactly img.
+func verifyImage(data []byte, img Image) error {
+	var k types.Kustomization
+	if err := k.Unmarshal(data); err != nil {
+		return fmt.Errorf("%w: %v", ErrKustomization, err)
+	}
+	var found []types.Image
+	for _, e := range k.Images {
+		if sameRepository(e.Name, img.Repository) {
+			found = append(found, e)
+		}
+	}
+	if len(found) == 0 {
+		for _, e := range k.Images {
+			if sameRepository(e.NewName, img.Repository) {
+				found = append(found, e)
+			}
+		}
+	}
+	if len(found) != 1 {
+		return fmt.Errorf("%w: %d images entries for %s after the edit", ErrKustomization, len(found), img.Repository)
+	}
+	e := found[0]
+	repo := e.Name
+	if e.NewName != "" {
+		repo = e.NewName
+	}
+	if !sameRepository(repo, img.Repository) || e.NewTag != img.Tag || e.Digest != img.Digest || e.TagSuffix != "" {
+		return fmt.Errorf("%w: images entry %+v does not give %s", ErrKustomization, e, img)
+	}
+	return nil
+}
+
+// rewriteImage is the fallback: it edits the parsed nodes and re-serializes
+// the whole file, keeping comments and the sequence indentation style.
+func rewriteImage(data []byte, img Image, name string) ([]byte, error) {
+	doc, err := parseKustomization(data)
+	if err != nil {
+		return nil, err
+	}
+	root, err := rootMapping(doc)
+	if err != nil {
+		return nil, err
+	}
+	if root == nil {
+		root = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		doc.Kind, doc.Content = yaml.DocumentNode, []*yaml.Node{root}
+	}
+	_, images := mapLookup(root, "images")
+	if images == nil {
+		images = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		root.Content = append(root.Content, strNode("images", 0), images)
+	} else if images.Kind != yaml.SequenceNode {
+		*images = yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", LineComment: images.LineComment}
+	}
+	entry, _, err := findEntry(images, img.Repository)
+	if err != nil {
+		return nil, err
+	}
+	set, remove := wantFields(entry, img, name)
+	if entry == nil {
+		entry = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		images.Content = append(images.Content, entry)
+	}
+	setNodeFields(entry, set, remove)
+	lf := bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	style := yaml.SequenceIndentStyle(yaml.DeriveSeqIndentStyle(string(lf)))
+	out, err := yaml.MarshalWithOptions(doc, &yaml.EncoderOptions{SeqIndent: style})
+	if err != nil {
+		return nil, fmt.Errorf("encode kustomization: %w", err)
+	}
+	if len(lf) != len(data) {
+		out = bytes.ReplaceAll(out, []byte("\n"), []byte("\r\n"))
+	}
+	return out, nil
+}
+
+// setNodeFields sets and removes keys of a mapping node.
+func setNodeFields(m *yaml.Node, set []field, remove []string) {
+	for _, f := range set {
+		if _, v := mapLookup(m, f.key); v != nil {
+			nv := strNode(f.value, v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle))
+			nv.HeadComment, nv.LineComment, nv.FootComment = v.HeadComment, v.LineComment, v.FootComment
+			*v = *nv
+			continue
+		}
+		m.Content = append(m.Content, strNode(f.key, 0), strNode(f.value, 0))
+	}
+	for _, k := range remove {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == k {
+				m.Content = append(m.Content[:i], m.Content[i+2:]...)
+				break
+			}
+		}
+	}
+}
+
+// strNode is a string scalar in the given quote style; a plain value that
+// YAML would read as something else is double-quoted instead.
+func strNode(v string, style yaml.Style) *yaml.Node {
+	if style == 0 && !safePlain(v) {
+		style = yaml.DoubleQuotedStyle
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v, Style: style}
+}
+
+// safePlain reports whether v, written as a plain scalar, reads back as the
+// string v both in YAML 1.2 (kyaml) and in YAML 1.1 as kustomize decodes a
+// kustomization (where yes, on, 0x1F or 1_000 are not strings).
+func safePlain(v string) bool {
+	if v == "" || strings.ContainsAny(v, "\n\r\t") {
+		return false
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(v), &doc); err != nil || len(doc.Content) != 1 {
+		return false
+	}
+	n := doc.Content[0]
+	if n.Kind != yaml.ScalarNode || n.Style != 0 || n.Tag != "!!str" || n.Value != v {
+		return false
+	}
+	var k types.Kustomization
+	if err := k.Unmarshal([]byte("namePrefix: " + v + "\n")); err != nil {
+		return false
+	}
+	return k.NamePrefix == v
+}
+
+// textEdit replaces data[start:end] with text.
+type textEdit struct {
+	start, end int
+	text       string
+}
+
+// source indexes a file's lines so nodes' positions can be turned into byte
+// offsets.
+type source struct {
+	data  []byte
+	lines []int // byte offset where each line starts
+	eol   string
+}
+
+func newSource(data []byte) *source {
+	s := &source{data: data, lines: []int{0}, eol: "\n"}
+	for i, c := range data {
+		if c == '\n' {
+			s.lines = append(s.lines, i+1)
+		}
+	}
+	if i := bytes.IndexByte(data, '\n'); i > 0 && data[i-1] == '\r' {
+		s.eol = "\r\n"
+	}
+	return s
+}
+
+// next returns the offset just past line l (1-based), line break included.
+func (s *source) next(l int) int {
+	if l < len(s.lines) {
+		return s.lines[l]
+	}
+	return len(s.data)
+}
+
+// line returns where line l starts and its text without the line break.
+func (s *source) line(l int) (int, string) {
+	start := s.lines[l-1]
+	return start, strings.TrimRight(string(s.data[start:s.next(l)]), "\r\n")
+}
+
+// offset turns a node's line and column (1-based, counted in characters, as
+// the YAML parser counts them) into a byte offset.
+func (s *source) offset(line, col int) (int, error) {
+	if line < 1 || line > len(s.lines) {
+		return 0, errNoSplice
+	}
+	start, text := s.line(line)
+	i := 0
+	for range col - 1 {
+		if i >= len(text) {
+			return 0, errNoSplice
+		}
+		_, w := utf8.DecodeRuneInString(text[i:])
+		i += w
+	}
+	return start + i, nil
+}
+
+// scalar returns the byte range of a scalar written on one line, after
+// checking that the bytes read back as the node's value.
+func (s *source) scalar(n *yaml.Node) (int, int, error) {
+	odd := yaml.TaggedStyle | yaml.LiteralStyle | yaml.FoldedStyle | yaml.FlowStyle
+	if n.Kind != yaml.ScalarNode || n.Anchor != "" || n.Style&odd != 0 || n.Value == "" && n.Style == 0 {
+		return 0, 0, errNoSplice
+	}
+	start, err := s.offset(n.Line, n.Column)
+	if err != nil {
+		return 0, 0, err
+	}
+	ls, text := s.line(n.Line)
+	rest := text[start-ls:]
+	var end int
+	switch {
+	case n.Style&yaml.DoubleQuotedStyle != 0:
+		end = closeQuote(rest, '"')
+	case n.Style&yaml.SingleQuotedStyle != 0:
+		end = closeQuote(rest, '\'')
+	default:
+		end = plainEnd(rest)
+	}
+	if end <= 0 {
+		return 0, 0, errNoSplice
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(rest[:end]), &doc); err != nil || len(doc.Content) != 1 ||
+		doc.Content[0].Kind != yaml.ScalarNode || doc.Content[0].Value != n.Value {
+		return 0, 0, errNoSplice
+	}
+	return start, start + end, nil
+}
+
+// closeQuote returns the length of the quoted scalar at the start of s, or
+// -1 when it does not close on this line.
+func closeQuote(s string, q byte) int {
+	for i := 1; i < len(s); i++ {
+		switch {
+		case q == '"' && s[i] == '\\':
+			i++
+		case s[i] == q && q == '\'' && i+1 < len(s) && s[i+1] == '\'':
+			i++
+		case s[i] == q:
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// plainEnd returns the length of the block plain scalar at the start of s: it
+// ends before ": ", a final ":", or " #", trailing blanks trimmed.
+func plainEnd(s string) int {
+	end := len(s)
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' && (i+1 == len(s) || s[i+1] == ' ' || s[i+1] == '\t') ||
+			(s[i] == ' ' || s[i] == '\t') && i+1 < len(s) && s[i+1] == '#' {
+			end = i
+			break
+		}
+	}
+	return len(strings.TrimRight(s[:end], " \t"))
+}
+
+// lastLine returns the last line of a block node, checking that every scalar
+// below it can be located exactly.
+func (s *source) lastLine(n *yaml.Node) (int, error) {
+	if n.Kind == yaml.ScalarNode {
+		if _, _, err := s.scalar(n); err != nil {
+			return 0, err
+		}
+		return n.Line, nil
+	}
+	if n.Kind == yaml.AliasNode || n.Anchor != "" || n.Style&yaml.FlowStyle != 0 || len(n.Content) == 0 {
+		return 0, errNoSplice
+	}
+	last := n.Line
+	for _, c := range n.Content {
+		l, err := s.lastLine(c)
+		if err != nil {
+			return 0, err
+		}
+		last = max(last, l)
+	}
+	return last, nil
+}
+
+// splice computes the text edits for a plan and applies them.
+func splice(data []byte, p imagePlan) ([]byte, error) {
+	s := newSource(data)
+	var edits []textEdit
+	var err error
+	switch {
+	case p.entry != nil:
+		edits, err = s.editEntry(p)
+	case p.images != nil && p.images.Kind == yaml.SequenceNode:
+		edits, err = s.appendEntry(p)
+	case p.imagesKey == nil:
+		edits, err = s.appendImages(p)
+	default:
+		err = errNoSplice
+	}
+	if err != nil {
+		return nil, err
+	}
+	return applyEdits(data, edits)
+}
+
+// editEntry replaces, inserts and removes keys of the matched entry.
+func (s *source) editEntry(p imagePlan) ([]textEdit, error) {
+	e := p.entry
+	last, err := s.lastLine(e)
+	if err != nil || p.images.Style&yaml.FlowStyle != 0 {
+		return nil, errNoSplice
+	}
+	var edits []textEdit
+	var insert strings.Builder
+	for _, f := range p.set {
+		_, v := mapLookup(e, f.key)
+		switch {
+		case v == nil:
+			insert.WriteString(strings.Repeat(" ", e.Column-1) + f.key + ": " + formatScalar(f.value, 0) + s.eol)
+		case v.Kind == yaml.ScalarNode && v.Value == f.value && v.Tag == "!!str" && (v.Style != 0 || safePlain(f.value)):
+		default:
+			start, end, err := s.scalar(v)
+			if err != nil {
+				return nil, err
+			}
+			edits = append(edits, textEdit{start, end, formatScalar(f.value, v.Style)})
+		}
+	}
+	for _, key := range p.remove {
+		k, v := mapLookup(e, key)
+		off, err := s.offset(k.Line, k.Column)
+		if err != nil || k.Line != v.Line {
+			return nil, errNoSplice
+		}
+		ls := s.lines[k.Line-1]
+		if strings.Trim(string(s.data[ls:off]), " ") != "" {
+			return nil, errNoSplice // the key shares its line with "- " or another key
+		}
+		edits = append(edits, textEdit{ls, s.next(k.Line), ""})
+	}
+	if insert.Len() > 0 {
+		edits = append(edits, s.insertAfter(last, insert.String()))
+	}
+	return edits, nil
+}
+
+// appendEntry adds a new entry after the last one of images:.
+func (s *source) appendEntry(p imagePlan) ([]textEdit, error) {
+	seq := p.images
+	if seq.Style&yaml.FlowStyle != 0 || len(seq.Content) == 0 {
+		return nil, errNoSplice
+	}
+	last, err := s.lastLine(seq)
+	if err != nil {
+		return nil, err
+	}
+	dash, content := seq.Column-1, seq.Content[0].Column-1
+	off, err := s.offset(seq.Line, seq.Column)
+	if err != nil || content <= dash || s.data[off] != '-' {
+		return nil, errNoSplice
+	}
+	return []textEdit{s.insertAfter(last, entryLines(p.set, dash, content, s.eol))}, nil
+}
+
+// appendImages adds an images: block at the end of the file.
+func (s *source) appendImages(p imagePlan) ([]textEdit, error) {
+	if p.root != nil && (p.root.Style&yaml.FlowStyle != 0 || p.root.Column != 1) {
+		return nil, errNoSplice
+	}
+	lf := bytes.ReplaceAll(s.data, []byte("\r\n"), []byte("\n"))
+	dash := 0
+	if yaml.DeriveSeqIndentStyle(string(lf)) == string(yaml.WideSequenceStyle) {
+		dash = 2
+	}
+	text := "images:" + s.eol + entryLines(p.set, dash, dash+2, s.eol)
+	return []textEdit{s.insertAfter(len(s.lines), text)}, nil
+}
+
+// insertAfter inserts whole lines after line l.
+func (s *source) insertAfter(l int, text string) textEdit {
+	at := s.next(l)
+	if at == len(s.data) && at > 0 && s.data[at-1] != '\n' {
+		text = s.eol + text
+	}
+	return textEdit{at, at, text}
+}
+
+// entryLines writes a block mapping as a sequence item.
+func entryLines(set []field, dash, content int, eol string) string {
+	var b strings.Builder
+	for i, f := range set {
+		if i == 0 {
+			b.WriteString(strings.Repeat(" ", dash) + "-" + strings.Repeat(" ", content-dash-1))
+		} else {
+			b.WriteString(strings.Repeat(" ", content))
+		}
+		b.WriteString(f.key + ": " + formatScalar(f.value, 0) + eol)
+	}
+	return b.String()
+}
+
+// applyEdits applies non-overlapping edits.
+func applyEdits(data []byte, edits []textEdit) ([]byte, error) {
+	sort.Slice(edits, func(i, j int) bool {
+		if edits[i].start != edits[j].start {
+			return edits[i].start > edits[j].start
+		}
+		return edits[i].end > edits[j].end
+	})
+	out := bytes.Clone(data)
+	limit := len(data)
+	for _, e := range edits {
+		if e.end > limit {
+			return nil, errNoSplice
+		}
+		out = append(out[:e.start:e.start], append([]byte(e.text), out[e.end:]...)...)
+		limit = e.start
+	}
+	return out, nil
+}
+
+// formatScalar writes a string value in the given quote style; plain when
+// YAML reads it back as that string, else double-quoted.
+func formatScalar(v string, style yaml.Style) string {
+	switch {
+	case style&yaml.SingleQuotedStyle != 0:
+		return "'" + strings.ReplaceAll(v, "'", "''") + "'"
+	case style&yaml.DoubleQuotedStyle != 0 || !safePlain(v):
+		var b strings.Builder
+		b.WriteByte('"')
+		for _, r := range v {
+			switch {
+			case r == '"' || r == '\\':
+				b.WriteString(`\` + string(r))
+			case r < 0x20 || r == 0x7f:
+				fmt.Fprintf(&b, `\x%02x`, r)
+			default:
+				b.WriteRune(r)
+			}
+		}
+		b.WriteByte('"')
+		return b.String()
+	}
+	return v
+}
