@@ -50,18 +50,21 @@ func writeQA(f Files, p Project, n envNames, img Image, meta Meta) (Outcome, err
 		return Outcome{}, err
 	}
 	dir := qaDir(p, env)
+	checked := false
 	if exists {
 		err = updateImage(f, path.Join(dir, "kustomization.yaml"), img, func() ([]byte, error) {
 			return Render(f, p.Path, "base")
 		})
 	} else {
-		err = createQA(f, p, n, env, img)
+		checked, err = createQA(f, p, n, env, img)
 	}
 	if err != nil {
 		return Outcome{}, fmt.Errorf("qa/%s of %s: %w", env, p.ID, err)
 	}
-	if err := renderCheck(f, p, path.Join("overlays", "qa", env), img); err != nil {
-		return Outcome{}, err
+	if !checked {
+		if err := renderCheck(f, p, path.Join("overlays", "qa", env), img); err != nil {
+			return Outcome{}, err
+		}
 	}
 	return Outcome{
 		Subject:  fmt.Sprintf("Deploy %s %s to qa/%s", p.ID, img.Short(), env),
@@ -178,42 +181,73 @@ func renderCheck(f Files, p Project, overlay string, img Image) error {
 	return nil
 }
 
-// createQA writes a new QA overlay owned by the target.
-func createQA(f Files, p Project, n envNames, env string, img Image) error {
+// createQA writes a new QA overlay owned by the target and reports whether
+// it already checked the rendered image. The common case renders once: the
+// overlay is written assuming the base spells the image as the project does,
+// rendered, and the Service is read from that render. Only when that fails is
+// the base rendered on its own to learn the image's name and the Service.
+func createQA(f Files, p Project, n envNames, env string, img Image) (bool, error) {
+	dir := path.Join("overlays", "qa", env)
+	service := p.Service
+	if err := writeQAFiles(f, p, n, env, img, img.Repository, service); err != nil {
+		return false, err
+	}
+	rendered, err := Render(f, p.Path, dir)
+	if err == nil && CheckImage(rendered, img.Repository, img.String()) == nil {
+		if service != "" {
+			return true, nil
+		}
+		if service, err = discoverService(rendered, p.ID); err == nil {
+			// Only the Mapping's service changes: it renders nothing else.
+			return true, writeQAFile(f, p, env, "mapping.yaml", qaMapping(p, QAHost(p, n.kind, env), service))
+		}
+	}
 	base, err := Render(f, p.Path, "base")
 	if err != nil {
-		return err
+		return false, err
 	}
 	name, err := imageName(base, img.Repository)
 	if err != nil {
-		return err
+		return false, err
 	}
-	service := p.Service
 	if service == "" {
 		if service, err = discoverService(base, p.ID); err != nil {
-			return err
+			return false, err
 		}
 	}
+	return false, writeQAFiles(f, p, n, env, img, name, service)
+}
+
+// writeQAFiles writes the three files of a QA overlay; name is how the base
+// spells the image.
+func writeQAFiles(f Files, p Project, n envNames, env string, img Image, name, service string) error {
 	ns := n.namespace(p, env)
-	docs := map[string]*yaml.Node{
-		"kustomization.yaml": qaKustomization(n, ns),
-		"namespace.yaml":     qaNamespace(p, env, ns),
-		"mapping.yaml":       qaMapping(p, QAHost(p, n.kind, env), service),
+	kust, err := yaml.MarshalWithOptions(qaKustomization(n, ns), &yaml.EncoderOptions{SeqIndent: yaml.CompactSequenceStyle})
+	if err != nil {
+		return fmt.Errorf("encode kustomization.yaml: %w", err)
 	}
-	dir := qaDir(p, env)
-	for _, file := range []string{"kustomization.yaml", "namespace.yaml", "mapping.yaml"} {
-		data, err := yaml.MarshalWithOptions(docs[file], &yaml.EncoderOptions{SeqIndent: yaml.CompactSequenceStyle})
-		if err != nil {
-			return fmt.Errorf("encode %s: %w", file, err)
-		}
-		if file == "kustomization.yaml" {
-			if data, _, err = SetImage(data, img, name); err != nil {
-				return fmt.Errorf("%s: %w", file, err)
-			}
-		}
-		if err := f.WriteFile(path.Join(dir, file), data); err != nil {
-			return fmt.Errorf("write %s: %w", path.Join(dir, file), err)
-		}
+	if kust, _, err = SetImage(kust, img, name); err != nil {
+		return fmt.Errorf("kustomization.yaml: %w", err)
+	}
+	if err := f.WriteFile(path.Join(qaDir(p, env), "kustomization.yaml"), kust); err != nil {
+		return fmt.Errorf("write %s: %w", path.Join(qaDir(p, env), "kustomization.yaml"), err)
+	}
+	if err := writeQAFile(f, p, env, "namespace.yaml", qaNamespace(p, env, ns)); err != nil {
+		return err
+	}
+	if service == "" {
+		service = p.ID + ":80" // provisional: replaced once the render names the Service
+	}
+	return writeQAFile(f, p, env, "mapping.yaml", qaMapping(p, QAHost(p, n.kind, env), service))
+}
+
+func writeQAFile(f Files, p Project, env, file string, doc *yaml.Node) error {
+	data, err := yaml.MarshalWithOptions(doc, &yaml.EncoderOptions{SeqIndent: yaml.CompactSequenceStyle})
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", file, err)
+	}
+	if err := f.WriteFile(path.Join(qaDir(p, env), file), data); err != nil {
+		return fmt.Errorf("write %s: %w", path.Join(qaDir(p, env), file), err)
 	}
 	return nil
 }

@@ -449,3 +449,39 @@ func TestProductionImage(t *testing.T) {
 		}
 	})
 }
+
+// TestQAOverlayBaseSpellsImageOtherwise covers the slower path of a new
+// overlay: the base names the image in its familiar form ("nginx") and its
+// Service "web", so the first render's guess fails and the base is rendered
+// to learn how it spells the image.
+func TestQAOverlayBaseSpellsImageOtherwise(t *testing.T) {
+	f := loadRepo(t)
+	f.put("apps/hello/base/deployment.yaml", strings.Replace(string(f.get(t, "apps/hello/base/deployment.yaml")),
+		"image: registry.example.com/acme/hello:0.0.0", "image: nginx:1.0", 1))
+	f.put("apps/hello/base/service.yaml", strings.Replace(string(f.get(t, "apps/hello/base/service.yaml")),
+		"name: hello", "name: web", 1))
+	p := hello
+	p.Image = "docker.io/library/nginx"
+	out, err := must(t)(QAOverlay(p, KindBranch, "x", "nginx:1.27", Meta{}))(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := "apps/hello/overlays/qa/branch-x/"
+	kust := string(f.get(t, dir+"kustomization.yaml"))
+	if !strings.Contains(kust, "- name: nginx\n  newTag: \"1.27\"\n") {
+		t.Errorf("images entry does not use the base's spelling:\n%s", kust)
+	}
+	if m := string(f.get(t, dir+"mapping.yaml")); !strings.Contains(m, "service: web:80") {
+		t.Errorf("mapping does not route to the base's Service:\n%s", m)
+	}
+	if out.Env != "qa/branch-x" {
+		t.Errorf("env %s", out.Env)
+	}
+	rendered, err := Render(f, "apps/hello", "overlays/qa/branch-x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckImage(rendered, "docker.io/library/nginx", "docker.io/library/nginx:1.27"); err != nil {
+		t.Fatal(err)
+	}
+}

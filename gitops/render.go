@@ -2,8 +2,10 @@ package gitops
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"path"
 	"regexp"
@@ -62,53 +64,111 @@ func Render(f Files, projectPath, overlayDir string) ([]byte, error) {
 		overlayDir == ".." || strings.HasPrefix(overlayDir, "../") {
 		return nil, fmt.Errorf("render %q: %w", overlayDir, ErrInvalidPath)
 	}
-	fsys := filesys.MakeFsInMemory()
-	root := path.Join("/", projectPath)
-	var kusts []string
-	if err := copyDir(f, fsys, projectPath, root, "", overlayDir, &kusts); err != nil {
+	c := &copier{f: f, fsys: filesys.MakeFsInMemory(), project: projectPath,
+		root: path.Join("/", projectPath), overlayDir: overlayDir, sum: sha256.New()}
+	if err := c.copyDir(""); err != nil {
 		return nil, fmt.Errorf("render %s: %w", path.Join(projectPath, overlayDir), err)
 	}
-	for _, k := range kusts {
-		if err := checkLocal(fsys, k); err != nil {
+	key := string(c.sum.Sum([]byte(path.Join(projectPath, overlayDir) + "\x00")))
+	if out, ok := renders.get(key); ok {
+		return out, nil
+	}
+	for _, k := range c.kusts {
+		if err := checkLocal(c.fsys, k); err != nil {
 			return nil, err
 		}
 	}
-	return build(fsys, path.Join(root, overlayDir), path.Join(projectPath, overlayDir))
+	out, err := build(c.fsys, path.Join(c.root, overlayDir), path.Join(projectPath, overlayDir))
+	if err == nil {
+		renders.put(key, out)
+	}
+	return out, err
 }
 
-// copyDir copies the directory rel of a project into fsys, skipping the
-// directories below overlays/ that do not lead to overlayDir, and collects
-// the kustomization files it copied.
-func copyDir(f Files, fsys filesys.FileSystem, project, root, rel, overlayDir string, kusts *[]string) error {
-	entries, err := f.ReadDir(path.Join(project, rel))
+// renderCache remembers recent renders by a digest of every file kustomize
+// was given. With remote references refused, the same files always render
+// the same way, so a base shared by many QA overlays renders once.
+type renderCache struct {
+	mu    sync.Mutex
+	max   int
+	order []string
+	out   map[string][]byte
+}
+
+var renders = &renderCache{max: 128, out: map[string][]byte{}}
+
+func (c *renderCache) get(key string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out, ok := c.out[key]
+	return out, ok
+}
+
+func (c *renderCache) put(key string, out []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.out[key]; ok {
+		return
+	}
+	if len(c.order) >= c.max {
+		delete(c.out, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.order = append(c.order, key)
+	c.out[key] = out
+}
+
+// copier copies a project into an in-memory file system for kustomize,
+// hashing every path and content it copies.
+type copier struct {
+	f                         Files
+	fsys                      filesys.FileSystem
+	project, root, overlayDir string
+	kusts                     []string // kustomization files copied
+	sum                       hash.Hash
+}
+
+// copyDir copies the directory rel of the project, skipping the directories
+// below overlays/ that do not lead to overlayDir.
+func (c *copier) copyDir(rel string) error {
+	entries, err := c.f.ReadDir(path.Join(c.project, rel))
 	if err != nil {
-		return fmt.Errorf("read %s: %w", path.Join(project, rel), err)
+		return fmt.Errorf("read %s: %w", path.Join(c.project, rel), err)
 	}
 	for _, e := range entries {
 		r := path.Join(rel, e.Name())
 		switch {
 		case e.IsDir():
-			if skipDir(r, overlayDir) {
+			if skipDir(r, c.overlayDir) {
 				continue
 			}
-			if err := copyDir(f, fsys, project, root, r, overlayDir, kusts); err != nil {
+			if err := c.copyDir(r); err != nil {
 				return err
 			}
 		case e.Type().IsRegular():
-			data, err := f.ReadFile(path.Join(project, r))
-			if err != nil {
-				return fmt.Errorf("read %s: %w", path.Join(project, r), err)
+			if err := c.copyFile(r, e.Name()); err != nil {
+				return err
 			}
-			if err := fsys.WriteFile(path.Join(root, r), data); err != nil {
-				return fmt.Errorf("copy %s: %w", r, err)
-			}
-			if kustomizationNames[e.Name()] {
-				*kusts = append(*kusts, path.Join(root, r))
-			} else if mayConfigurePlugin(data) {
-				if err := checkPluginDocs(path.Join(project, r), data); err != nil {
-					return err
-				}
-			}
+		}
+	}
+	return nil
+}
+
+func (c *copier) copyFile(r, name string) error {
+	data, err := c.f.ReadFile(path.Join(c.project, r))
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path.Join(c.project, r), err)
+	}
+	if err := c.fsys.WriteFile(path.Join(c.root, r), data); err != nil {
+		return fmt.Errorf("copy %s: %w", r, err)
+	}
+	fmt.Fprintf(c.sum, "%s\x00%d\x00", r, len(data))
+	c.sum.Write(data)
+	if kustomizationNames[name] {
+		c.kusts = append(c.kusts, path.Join(c.root, r))
+	} else if mayConfigurePlugin(data) {
+		if err := checkPluginDocs(path.Join(c.project, r), data); err != nil {
+			return err
 		}
 	}
 	return nil
