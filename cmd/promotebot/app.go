@@ -19,6 +19,7 @@ type deps struct {
 // commands builds the subcommands: adding one is a file plus a line here.
 var commands = []func(deps) *cli.Command{
 	validateCommand,
+	qaCommand,
 }
 
 // run is main without the process: args include the program name.

@@ -30,7 +30,7 @@ func TestHelpListsSubcommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"COMMANDS:", "validate", "PROMOTEBOT_<FLAG>"} {
+	for _, want := range []string{"COMMANDS:", "validate", "qa", "PROMOTEBOT_<FLAG>"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("help does not mention %q:\n%s", want, stdout)
 		}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/promote"
+)
+
+// openConfigRepo opens the bot's persistent clone of the config repository
+// (in dataDir/config-repo.git) with the credentials from the environment.
+func openConfigRepo(ctx context.Context, cfg *promote.Config, sec promote.Secrets, log *slog.Logger) (*gitops.Repo, error) {
+	opts := gitops.Options{
+		URL:    cfg.GitOps.Repo,
+		Branch: cfg.GitOps.Branch,
+		Dir:    filepath.Join(cfg.DataDir, "config-repo.git"),
+		Auth: gitops.Auth{
+			Username:       sec.GitUsername,
+			Password:       sec.GitPassword,
+			SSHKeyFile:     cfg.GitOps.SSHKeyFile,
+			SSHPassphrase:  sec.GitSSHPassphrase,
+			KnownHostsFile: cfg.GitOps.KnownHostsFile,
+		},
+		Author: gitops.Signature{Name: cfg.GitOps.AuthorName, Email: cfg.GitOps.AuthorEmail},
+		Logger: log,
+	}
+	if cfg.GitOps.SigningKeyFile != "" {
+		key, err := gitops.LoadSigningKey(cfg.GitOps.SigningKeyFile, sec.GitSigningPassphrase)
+		if err != nil {
+			return nil, err
+		}
+		opts.SignKey = key
+	}
+	repo, err := gitops.Open(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("config repo %s: %w", gitops.RedactURL(cfg.GitOps.Repo), err)
+	}
+	return repo, nil
+}
+
+// gitopsProject is what the config-repo writer needs of a project.
+func gitopsProject(p promote.Project) gitops.Project {
+	return gitops.Project{ID: p.ID, Path: p.Path, Image: p.Image, Host: p.Host(), Service: p.Service}
+}
