@@ -75,17 +75,17 @@ func (e *RetriesExhaustedError) Unwrap() error { return e.Last }
 // Apply; one goroutine owns the clone (go-git repositories are not safe for
 // concurrent use) and pushes queued changes together.
 type Repo struct {
-	opts   Options
-	ep     *transport.Endpoint
-	auth   transport.AuthMethod
-	repo   *git.Repository
-	stor   *filesystem.Storage
-	ref    plumbing.ReferenceName // refs/heads/<branch> on the remote
-	track  plumbing.ReferenceName // refs/remotes/origin/<branch> here
-	reqs   chan *request
-	stop   chan struct{}
-	done   chan struct{}
-	closed chan struct{}
+	opts     Options
+	ep       *transport.Endpoint
+	auth     transport.AuthMethod
+	repo     *git.Repository
+	stor     *filesystem.Storage
+	ref      plumbing.ReferenceName // refs/heads/<branch> on the remote
+	trackRef plumbing.ReferenceName // refs/remotes/origin/<branch> here
+	reqs     chan *request
+	stop     chan struct{}
+	done     chan struct{}
+	closed   chan struct{}
 }
 
 type request struct {
@@ -113,12 +113,12 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 	}
 	r := &Repo{
 		opts: opts, ep: ep, auth: auth,
-		ref:    plumbing.NewBranchReferenceName(opts.Branch),
-		track:  plumbing.NewRemoteReferenceName("origin", opts.Branch),
-		reqs:   make(chan *request, opts.MaxBatch),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
-		closed: make(chan struct{}),
+		ref:      plumbing.NewBranchReferenceName(opts.Branch),
+		trackRef: plumbing.NewRemoteReferenceName("origin", opts.Branch),
+		reqs:     make(chan *request, opts.MaxBatch),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		closed:   make(chan struct{}),
 	}
 	if err := r.open(); err != nil {
 		return nil, redact(err, opts.URL, opts.Auth)
@@ -183,7 +183,7 @@ func (r *Repo) open() error {
 	cfg.Remotes["origin"] = &config.RemoteConfig{
 		Name:  "origin",
 		URLs:  []string{RedactURL(r.opts.URL)},
-		Fetch: []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.ref, r.track))},
+		Fetch: []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.ref, r.trackRef))},
 	}
 	if err := repo.SetConfig(cfg); err != nil {
 		return fmt.Errorf("write clone config: %w", err)
@@ -370,12 +370,15 @@ func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, 
 		r.opts.Logger.Info("push config repo", "commits", len(commits), "err", redact(err, r.opts.URL, r.opts.Auth))
 		return r.failIfTerminal(*batch, err)
 	}
+	r.pushed(commits, len(objects), time.Since(start))
+	// The push made the changes durable and their callers have their answers;
+	// keeping a local copy of the objects is for the next round.
+	start = time.Now()
 	if err := st.commit(objects); err != nil {
-		// The push happened; without the objects here, refetch them.
 		r.opts.Logger.Warn("store pushed objects", "err", err)
-		newTip = plumbing.ZeroHash
+		newTip = plumbing.ZeroHash // the next round fetches them instead
 	}
-	r.pushed(commits, newTip, len(objects), time.Since(start))
+	r.track(newTip, time.Since(start))
 	return true, nil
 }
 
@@ -389,12 +392,12 @@ func (r *Repo) failIfTerminal(batch []*request, err error) (bool, error) {
 }
 
 func (r *Repo) trackedTip() (plumbing.Hash, error) {
-	ref, err := r.stor.Reference(r.track)
+	ref, err := r.stor.Reference(r.trackRef)
 	if errors.Is(err, plumbing.ErrReferenceNotFound) {
 		return plumbing.ZeroHash, nil
 	}
 	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("read %s: %w", r.track, err)
+		return plumbing.ZeroHash, fmt.Errorf("read %s: %w", r.trackRef, err)
 	}
 	return ref.Hash(), nil
 }
@@ -474,21 +477,28 @@ func (r *Repo) treeOf(commit plumbing.Hash) (plumbing.Hash, error) {
 	return c.TreeHash, nil
 }
 
-func (r *Repo) pushed(commits []pending, tip plumbing.Hash, objects int, took time.Duration) {
-	if tip.IsZero() {
-		// Forget the tip so the next round fetches what was pushed.
-		if err := r.stor.RemoveReference(r.track); err != nil {
-			r.opts.Logger.Warn("reset tracking ref", "err", err)
-		}
-	} else if err := r.stor.SetReference(plumbing.NewHashReference(r.track, tip)); err != nil {
-		// The push happened; the next fetch repairs the tracking ref.
-		r.opts.Logger.Warn("update tracking ref", "err", err)
-	}
+func (r *Repo) pushed(commits []pending, objects int, took time.Duration) {
 	r.opts.Logger.Info("pushed config repo", "commits", len(commits), "objects", objects,
-		"tip", tip.String()[:12], "took", took)
+		"tip", commits[len(commits)-1].res.Commit[:12], "took", took)
 	for _, p := range commits {
 		p.req.reply <- reply{res: p.res}
 	}
+}
+
+// track moves the tracking ref to what was pushed; zero forgets it, so that
+// the next round fetches.
+func (r *Repo) track(tip plumbing.Hash, stored time.Duration) {
+	var err error
+	if tip.IsZero() {
+		err = r.stor.RemoveReference(r.trackRef)
+	} else {
+		err = r.stor.SetReference(plumbing.NewHashReference(r.trackRef, tip))
+	}
+	if err != nil {
+		// The push happened; the next fetch repairs the tracking ref.
+		r.opts.Logger.Warn("update tracking ref", "err", err)
+	}
+	r.opts.Logger.Debug("stored pushed objects", "took", stored)
 }
 
 func (r *Repo) replyAll(batch []*request, err error) {
@@ -504,7 +514,7 @@ func (r *Repo) fetch(ctx context.Context) (plumbing.Hash, error) {
 	err := r.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin",
 		RemoteURL:  r.opts.URL,
-		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.ref, r.track))},
+		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.ref, r.trackRef))},
 		Auth:       r.auth,
 		Tags:       git.NoTags,
 	})

@@ -32,6 +32,7 @@ func run() error {
 	n := flag.Int("n", 200, "bumps to submit at once, one per environment")
 	apps := flag.Int("apps", 500, "apps in the repo; bumps are spread over them")
 	dir := flag.String("dir", "", "the bot's persistent clone; reused when it exists (default: a fresh temp dir)")
+	verbose := flag.Bool("v", false, "log each push to stderr")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the burst to this file")
 	cloneOnly := flag.Bool("clone-only", false, "only create the clone in -dir, so a later run measures a warm start")
 	flag.Parse()
@@ -48,7 +49,7 @@ func run() error {
 	}
 	ctx := context.Background()
 	start := time.Now()
-	repo, err := gitops.Open(ctx, gitops.Options{URL: *remote, Dir: *dir, Logger: slog.New(slog.DiscardHandler)})
+	repo, err := gitops.Open(ctx, gitops.Options{URL: *remote, Dir: *dir, Logger: logger(*verbose)})
 	if err != nil {
 		return err
 	}
@@ -107,4 +108,11 @@ func run() error {
 	fmt.Printf("burst n=%d commits=%d total_ms=%d peak_rss_mib=%.1f\n",
 		*n, len(commits), took.Milliseconds(), float64(ru.Maxrss)/1024)
 	return nil
+}
+
+func logger(verbose bool) *slog.Logger {
+	if !verbose {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
 }
