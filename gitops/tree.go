@@ -264,8 +264,13 @@ type dirEntry struct {
 func (e dirEntry) Name() string { return e.name }
 func (e dirEntry) IsDir() bool  { return e.mode == filemode.Dir }
 func (e dirEntry) Type() fs.FileMode {
-	if e.IsDir() {
+	switch e.mode {
+	case filemode.Dir:
 		return fs.ModeDir
+	case filemode.Symlink:
+		return fs.ModeSymlink
+	case filemode.Submodule:
+		return fs.ModeIrregular
 	}
 	return 0
 }
@@ -279,7 +284,7 @@ func (i fileInfo) Mode() fs.FileMode {
 	if i.mode == filemode.Dir {
 		return fs.ModeDir | 0o755
 	}
-	return 0o644
+	return dirEntry(i).Type() | 0o644
 }
 func (i fileInfo) ModTime() time.Time { return time.Time{} }
 func (i fileInfo) IsDir() bool        { return i.mode == filemode.Dir }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
@@ -188,5 +189,44 @@ func TestTreeSortsLikeGit(t *testing.T) {
 	}
 	if want := []string{"a-b", "a", "a0"}; !reflect.DeepEqual(names, want) {
 		t.Fatalf("entries %v, want %v", names, want)
+	}
+}
+
+func TestTreeReportsSymlinksAndSubmodules(t *testing.T) {
+	s := memory.NewStorage()
+	blob := s.NewEncodedObject()
+	blob.SetType(plumbing.BlobObject)
+	w, err := blob.Writer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("../../etc/passwd")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bh, err := s.SetEncodedObject(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := s.NewEncodedObject()
+	root := &object.Tree{Entries: []object.TreeEntry{
+		{Name: "link", Mode: filemode.Symlink, Hash: bh},
+		{Name: "sub", Mode: filemode.Submodule, Hash: bh},
+	}}
+	if err := root.Encode(obj); err != nil {
+		t.Fatal(err)
+	}
+	rh, err := s.SetEncodedObject(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := newTree(s, rh).ReadDir("")
+	if err != nil || len(ents) != 2 {
+		t.Fatalf("ReadDir: %v %v", ents, err)
+	}
+	if ents[0].Type() != fs.ModeSymlink || ents[0].Type().IsRegular() || ents[1].Type().IsRegular() || ents[1].IsDir() {
+		t.Fatalf("types %v %v: symlinks and submodules must not look like files", ents[0].Type(), ents[1].Type())
 	}
 }

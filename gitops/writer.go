@@ -1,0 +1,274 @@
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// loop is the writer: the one goroutine that owns the clone. It takes the
+// first queued change and everything queued behind it, and runs them as one
+// batch.
+func (r *Repo) loop() {
+	defer close(r.done)
+	for {
+		var first *request
+		select {
+		case first = <-r.reqs:
+		case <-r.stop:
+			r.drain()
+			return
+		}
+		batch := []*request{first}
+	more:
+		for len(batch) < r.opts.MaxBatch {
+			select {
+			case req := <-r.reqs:
+				batch = append(batch, req)
+			default:
+				break more
+			}
+		}
+		r.run(batch)
+	}
+}
+
+func (r *Repo) drain() {
+	for {
+		select {
+		case req := <-r.reqs:
+			req.reply <- reply{err: ErrClosed}
+		default:
+			return
+		}
+	}
+}
+
+// pending is one change of a batch that produced a commit in this round.
+type pending struct {
+	req *request
+	res Result
+}
+
+// run applies a batch: learn the remote tip from the push session itself
+// (fetching only when it moved), apply each edit on top of the previous one,
+// push all commits at once; on a lost race, start again from the new tip.
+func (r *Repo) run(batch []*request) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-r.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var last error
+	delay := r.opts.Backoff
+	for attempt := 1; attempt <= r.opts.MaxAttempts; attempt++ {
+		if attempt > 1 {
+			if !sleep(ctx, jitter(delay)) {
+				break
+			}
+			delay = min(delay*2, 5*time.Second)
+		}
+		done, err := r.round(ctx, &batch, last)
+		if done {
+			return
+		}
+		last = err
+		if errors.Is(err, errStale) {
+			delay = r.opts.Backoff // a race: retry soon
+		}
+	}
+	if last == nil {
+		last = ctx.Err()
+	}
+	r.replyAll(batch, &RetriesExhaustedError{Attempts: r.opts.MaxAttempts, Last: last})
+}
+
+// round is one attempt at a batch. It returns done once every request in the
+// batch has its answer; otherwise the error to retry on. The batch shrinks to
+// the requests still waiting.
+func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, error) {
+	s, err := openSession(ctx, r.ep, r.auth)
+	if err != nil {
+		return r.failIfTerminal(*batch, err)
+	}
+	defer func() {
+		if cerr := s.close(); cerr != nil {
+			r.opts.Logger.Debug("close push session", "err", redact(cerr, r.opts.URL, r.opts.Auth))
+		}
+	}()
+	known, err := r.trackedTip()
+	if err != nil {
+		r.replyAll(*batch, err)
+		return true, nil
+	}
+	tip := s.tip(r.ref)
+	var rejected *PushRejectedError
+	if errors.As(last, &rejected) && tip == known {
+		r.replyAll(*batch, rejected) // refused with the remote unchanged: terminal
+		return true, nil
+	}
+	if tip != known {
+		if known, err = r.fetch(ctx); err != nil {
+			return r.failIfTerminal(*batch, err)
+		}
+	}
+	*batch = live(*batch)
+	st := newStaged(r.stor)
+	commits, newTip, objects := r.applyAll(st, *batch, known)
+	// Failed and unchanged edits were answered; only commits go round again.
+	*batch = (*batch)[:0]
+	for _, p := range commits {
+		*batch = append(*batch, p.req)
+	}
+	if len(commits) == 0 {
+		return true, nil
+	}
+	start := time.Now()
+	if err := s.push(ctx, st, r.ref, known, newTip, objects); err != nil {
+		r.opts.Logger.Info("push config repo", "commits", len(commits), "err", redact(err, r.opts.URL, r.opts.Auth))
+		return r.failIfTerminal(*batch, err)
+	}
+	r.pushed(commits, len(objects), time.Since(start))
+	// The push made the changes durable and their callers have their answers;
+	// keeping a local copy of the objects is for the next round.
+	start = time.Now()
+	if err := st.commit(objects); err != nil {
+		r.opts.Logger.Warn("store pushed objects", "err", err)
+		newTip = plumbing.ZeroHash // the next round fetches them instead
+	}
+	r.track(newTip, time.Since(start))
+	return true, nil
+}
+
+// failIfTerminal answers the batch with err when retrying cannot help.
+func (r *Repo) failIfTerminal(batch []*request, err error) (bool, error) {
+	if isTerminal(err) {
+		r.replyAll(batch, err)
+		return true, nil
+	}
+	return false, err
+}
+
+func (r *Repo) trackedTip() (plumbing.Hash, error) {
+	ref, err := r.stor.Reference(r.trackRef)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("read %s: %w", r.trackRef, err)
+	}
+	return ref.Hash(), nil
+}
+
+// live drops the requests whose caller has given up.
+func live(batch []*request) []*request {
+	out := batch[:0]
+	for _, req := range batch {
+		if err := req.ctx.Err(); err != nil {
+			req.reply <- reply{err: err}
+			continue
+		}
+		out = append(out, req)
+	}
+	return out
+}
+
+// applyAll runs each edit on top of the previous commit. An edit that fails
+// gets its error now; one that changes nothing gets its result now; the others
+// wait for the push.
+func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pending, plumbing.Hash, []plumbing.Hash) {
+	base := tip
+	baseTree, err := r.treeOf(tip)
+	var commits []pending
+	var objects []plumbing.Hash
+	for _, req := range batch {
+		if err != nil {
+			req.reply <- reply{err: err}
+			continue
+		}
+		t := newTree(st, baseTree)
+		out, eerr := runEdit(req.edit, t)
+		if eerr != nil {
+			req.reply <- reply{err: eerr}
+			continue
+		}
+		treeHash, written, werr := t.write()
+		if werr != nil {
+			req.reply <- reply{err: fmt.Errorf("write tree: %w", werr)}
+			continue
+		}
+		if treeHash == baseTree {
+			req.reply <- reply{res: Result{Outcome: out}}
+			continue
+		}
+		c, cerr := newCommit(st, r.opts.Author, r.opts.SignKey, r.opts.Now(), treeHash, base, out.Message())
+		if cerr != nil {
+			req.reply <- reply{err: cerr}
+			continue
+		}
+		objects = append(append(objects, written...), c)
+		commits = append(commits, pending{req: req, res: Result{Outcome: out, Commit: c.String(), Changed: true}})
+		base, baseTree = c, treeHash
+	}
+	return commits, base, objects
+}
+
+// runEdit calls an edit, turning a panic into an error so that one bad edit
+// cannot take the writer, and every change queued behind it, down.
+func runEdit(edit Edit, f Files) (out Outcome, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("edit panicked: %v", p)
+		}
+	}()
+	return edit(f)
+}
+
+func (r *Repo) treeOf(commit plumbing.Hash) (plumbing.Hash, error) {
+	if commit.IsZero() {
+		return plumbing.ZeroHash, nil
+	}
+	c, err := r.repo.CommitObject(commit)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("read commit %s: %w", commit, err)
+	}
+	return c.TreeHash, nil
+}
+
+func (r *Repo) pushed(commits []pending, objects int, took time.Duration) {
+	r.opts.Logger.Info("pushed config repo", "commits", len(commits), "objects", objects,
+		"tip", commits[len(commits)-1].res.Commit[:12], "took", took)
+	for _, p := range commits {
+		p.req.reply <- reply{res: p.res}
+	}
+}
+
+// track moves the tracking ref to what was pushed; zero forgets it, so that
+// the next round fetches.
+func (r *Repo) track(tip plumbing.Hash, stored time.Duration) {
+	var err error
+	if tip.IsZero() {
+		err = r.stor.RemoveReference(r.trackRef)
+	} else {
+		err = r.stor.SetReference(plumbing.NewHashReference(r.trackRef, tip))
+	}
+	if err != nil {
+		// The push happened; the next fetch repairs the tracking ref.
+		r.opts.Logger.Warn("update tracking ref", "err", err)
+	}
+	r.opts.Logger.Debug("stored pushed objects", "took", stored)
+}
+
+func (r *Repo) replyAll(batch []*request, err error) {
+	err = redact(err, r.opts.URL, r.opts.Auth)
+	for _, req := range batch {
+		req.reply <- reply{err: err}
+	}
+}
