@@ -40,6 +40,9 @@ type Options struct {
 	Backoff time.Duration
 	// MaxBatch bounds how many queued changes go out in one push (default 256).
 	MaxBatch int
+	// MaxPacks is how many packs the clone may hold before the small ones are
+	// merged (default 50): each push and each fetch adds one.
+	MaxPacks int
 	// Logger receives structured logs (default: discard).
 	Logger *slog.Logger
 	// Now returns the commit time (default time.Now).
@@ -143,6 +146,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 256
+	}
+	if o.MaxPacks <= 0 {
+		o.MaxPacks = 50
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -408,3 +408,41 @@ func writeArmored(t *testing.T, file, blockType string, e *openpgp.Entity, priva
 		t.Fatal(err)
 	}
 }
+
+// TestSmallPacksAreMerged checks the clone does not collect a pack per push
+// forever, and that it stays whole and usable after the packs are merged.
+func TestSmallPacksAreMerged(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	dir := filepath.Join(t.TempDir(), "clone")
+	r, err := gitops.Open(context.Background(), gitops.Options{URL: bare, Dir: dir, MaxPacks: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i := range 12 {
+		apply(t, r, writeFile(fmt.Sprintf("f/%02d", i), fmt.Sprint(i)))
+	}
+	packs, err := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.pack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(packs) > 4 {
+		t.Fatalf("%d packs in the clone, want at most 4", len(packs))
+	}
+	gittest.Git(t, dir, "fsck", "--strict", "--no-dangling")
+	// Every file written so far is still readable through the clone.
+	res := apply(t, r, func(f gitops.Files) (gitops.Outcome, error) {
+		var all strings.Builder
+		for i := range 12 {
+			data, err := f.ReadFile(fmt.Sprintf("f/%02d", i))
+			if err != nil {
+				return gitops.Outcome{}, err
+			}
+			all.Write(data)
+		}
+		return gitops.Outcome{Subject: "sum"}, f.WriteFile("all", []byte(all.String()))
+	})
+	if got, _ := gittest.ReadFile(t, bare, "main", "all"); got != "01234567891011" || !res.Changed {
+		t.Fatalf("after merging packs: %q", got)
+	}
+}

@@ -144,6 +144,10 @@ func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, 
 		newTip = plumbing.ZeroHash // the next round fetches them instead
 	}
 	r.track(newTip, time.Since(start))
+	if err := r.consolidate(); err != nil {
+		// The clone still works, only slower: say so and carry on.
+		r.opts.Logger.Warn("merge packs", "err", err)
+	}
 	return true, nil
 }
 
