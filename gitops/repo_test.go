@@ -446,3 +446,25 @@ func TestSmallPacksAreMerged(t *testing.T) {
 		t.Fatalf("after merging packs: %q", got)
 	}
 }
+
+func TestApplyOverSSH(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	srv := gittest.NewSSHServer(t, filepath.Dir(bare))
+	r := open(t, srv.RepoURL(bare), func(o *gitops.Options) {
+		o.Auth = gitops.Auth{SSHKeyFile: srv.KeyFile, KnownHostsFile: srv.KnownHostsFile}
+	})
+	res := apply(t, r, writeFile("over-ssh.txt", "1"))
+	if gittest.Head(t, bare, "main") != res.Commit {
+		t.Fatal("not pushed over ssh")
+	}
+
+	// A host key that is not the pinned one is refused.
+	other := gittest.NewSSHServer(t, filepath.Dir(bare))
+	_, err := gitops.Open(context.Background(), gitops.Options{
+		URL: other.RepoURL(bare), Dir: t.TempDir(),
+		Auth: gitops.Auth{SSHKeyFile: other.KeyFile, KnownHostsFile: srv.KnownHostsFile},
+	})
+	if err == nil || !strings.Contains(err.Error(), "knownhosts") {
+		t.Fatalf("err = %v, want a known_hosts refusal", err)
+	}
+}
