@@ -167,7 +167,7 @@ func (s *SSHServer) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 		status := make([]byte, 4)
 		binary.BigEndian.PutUint32(status, code)
 		_, _ = ch.SendRequest("exit-status", false, status) //nolint:errcheck // test server
-		_, _ = io.Copy(io.Discard, ch)                     //nolint:errcheck // drain
+		_, _ = io.Copy(io.Discard, ch)                      //nolint:errcheck // drain
 		return
 	}
 }
