@@ -223,6 +223,11 @@ func (r *Repo) Dir() string { return filepath.Clean(r.opts.Dir) }
 // Apply runs edit on the tip of the remote branch, checks, commits and pushes
 // it, retrying on a newer tip when another writer pushed first. Changes queued
 // while a push is in flight go out together, one commit each, in one push.
+//
+// A change whose ctx ends before it is applied is dropped. If ctx ends while
+// its push is in flight, Apply returns ctx's error although the change may
+// have landed: applying the same edit again is then a no-op, which is how
+// callers that must know make sure.
 func (r *Repo) Apply(ctx context.Context, edit Edit) (Result, error) {
 	req := &request{ctx: ctx, edit: edit, reply: make(chan reply, 1)}
 	select {
