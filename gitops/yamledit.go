@@ -327,6 +327,22 @@ func setNodeFields(m *yaml.Node, set []field, remove []string) {
 
 // strNode is a string scalar in the given quote style; a plain value that
 // YAML would read as something else is double-quoted instead.
+// obviouslyString is the fast path of safePlain for the values the bot
+// writes most (names, hosts, annotation keys): starting with a lower-case
+// letter, made of [a-z0-9./-] and holding a "-" or "/", a plain scalar is no
+// bool, null, number or timestamp in YAML 1.1 or 1.2.
+func obviouslyString(v string) bool {
+	if v[0] < 'a' || v[0] > 'z' || !strings.ContainsAny(v, "-/") {
+		return false
+	}
+	for _, c := range []byte(v) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '.' && c != '/' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
 func strNode(v string, style yaml.Style) *yaml.Node {
 	if style == 0 && !safePlain(v) {
 		style = yaml.DoubleQuotedStyle
@@ -340,6 +356,9 @@ func strNode(v string, style yaml.Style) *yaml.Node {
 func safePlain(v string) bool {
 	if v == "" || strings.ContainsAny(v, "\n\r\t") {
 		return false
+	}
+	if obviouslyString(v) {
+		return true
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(v), &doc); err != nil || len(doc.Content) != 1 {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 )
 
@@ -223,5 +224,34 @@ func TestSourceOffsetCountsCharacters(t *testing.T) {
 	off, err := s.offset(n.Line, n.Column)
 	if err != nil || string(data[off:off+3]) != `"a"` {
 		t.Fatalf("offset %d %v: %q", off, err, data[off:])
+	}
+}
+
+// TestObviouslyStringAgreesWithTheParsers checks the fast path never calls a
+// value plain that the full check would quote.
+func TestObviouslyStringAgreesWithTheParsers(t *testing.T) {
+	for _, v := range []string{
+		"hello-branch-feature-login", "feature-login.branch.hello.example.com", "promotebot.dev/kind",
+		"registry.example.com/acme/hello", "y-1", "n/a", "on-call", "no-op", "null-x", "e-1", "a-0x1f",
+		"yes", "on", "null", "y", "1.10", "1e3", "0x1f", "2001-12-14", "a", "true", "-a", "a b",
+	} {
+		fast := obviouslyString(v)
+		s := v
+		if fast {
+			// The full check, without the fast path.
+			var doc yaml.Node
+			if err := yaml.Unmarshal([]byte(s), &doc); err != nil || doc.Content[0].Tag != "!!str" || doc.Content[0].Value != s {
+				t.Errorf("%q: fast path says plain, YAML 1.2 disagrees", v)
+			}
+			var k types.Kustomization
+			if err := k.Unmarshal([]byte("namePrefix: " + s + "\n")); err != nil || k.NamePrefix != s {
+				t.Errorf("%q: fast path says plain, kustomize's YAML 1.1 disagrees", v)
+			}
+		}
+	}
+	for _, v := range []string{"yes", "on", "null", "1.10", "2001-12-14", "y", "true"} {
+		if obviouslyString(v) {
+			t.Errorf("%q taken as obviously a string", v)
+		}
 	}
 }
