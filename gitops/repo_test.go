@@ -468,3 +468,63 @@ func TestApplyOverSSH(t *testing.T) {
 		t.Fatalf("err = %v, want a known_hosts refusal", err)
 	}
 }
+
+var hello = gitops.Project{ID: "hello", Path: "apps/hello", Image: "registry.example.com/acme/hello", Host: "hello.example.com"}
+
+// TestOverlaysThroughARealRemote drives the QA and production edits through
+// smart HTTP and reads the results back with the git CLI.
+func TestOverlaysThroughARealRemote(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	srv := gittest.NewServer(t, filepath.Dir(bare), "u", "p")
+	r := open(t, srv.RepoURL(bare), func(o *gitops.Options) { o.Auth = gitops.Auth{Username: "u", Password: "p"} })
+	edit := func(e gitops.Edit, err error) gitops.Edit {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	meta := gitops.Meta{Build: "b1", Source: "branch feature/login @ 0123abc https://ci.example.com/1"}
+	kust := "apps/hello/overlays/qa/branch-feature-login/kustomization.yaml"
+
+	res := apply(t, r, edit(gitops.QAOverlay(hello, gitops.KindBranch, "feature/login", "registry.example.com/acme/hello:1.4.0", meta)))
+	if got, _ := gittest.ReadFile(t, bare, "main", kust); !strings.Contains(got, "newTag: 1.4.0") || res.Env != "qa/branch-feature-login" {
+		t.Fatalf("created overlay:\n%s", got)
+	}
+	c := gittest.Log(t, bare, "main")[0]
+	if v := c.TrailerValues("Promotebot-Environment"); len(v) != 1 || v[0] != "qa/branch-feature-login" {
+		t.Fatalf("trailers %+v", c.Trailers)
+	}
+	res = apply(t, r, edit(gitops.QAOverlay(hello, gitops.KindBranch, "feature/login", "registry.example.com/acme/hello:1.5.0", meta)))
+	if got, _ := gittest.ReadFile(t, bare, "main", kust); !strings.Contains(got, "newTag: 1.5.0") || !res.Changed {
+		t.Fatalf("updated overlay:\n%s", got)
+	}
+	if files := gittest.ChangedFiles(t, bare, res.Commit); len(files) != 1 || files[0] != kust {
+		t.Fatalf("update changed %v", files)
+	}
+
+	// Production: the pushed file equals the golden file, byte for byte.
+	apply(t, r, edit(gitops.ProductionImage(hello, "registry.example.com/acme/hello:1.4.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", gitops.Meta{Build: "b1", PromotedBy: "Ann <slack:UOWN1>"})))
+	got, _ := gittest.ReadFile(t, bare, "main", "apps/hello/overlays/production/kustomization.yaml")
+	want, err := os.ReadFile("testdata/production/kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Fatalf("production overlay differs from the golden file:\n%s", got)
+	}
+
+	// A base broken by a person: the render fails, nothing is pushed.
+	work := gittest.Clone(t, bare)
+	gittest.CommitFiles(t, work, map[string]string{"apps/hello/base/kustomization.yaml": "resources:\n- missing.yaml\n"}, "Break the base")
+	gittest.Push(t, work)
+	head := gittest.Head(t, bare, "main")
+	_, err = r.Apply(context.Background(), edit(gitops.QAOverlay(hello, gitops.KindTag, "v2", "registry.example.com/acme/hello:2.0.0", meta)))
+	var rerr *gitops.RenderError
+	if !errors.As(err, &rerr) || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Fatalf("err = %v, want kustomize's render error", err)
+	}
+	if gittest.Head(t, bare, "main") != head {
+		t.Fatal("a change that does not render was pushed")
+	}
+}
