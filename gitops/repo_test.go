@@ -418,9 +418,12 @@ func TestSmallPacksAreMerged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
 	for i := range 12 {
 		apply(t, r, writeFile(fmt.Sprintf("f/%02d", i), fmt.Sprint(i)))
+	}
+	// Apply answers once the push succeeded; the clone is checked at rest.
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
 	}
 	packs, err := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.pack"))
 	if err != nil {
@@ -430,6 +433,11 @@ func TestSmallPacksAreMerged(t *testing.T) {
 		t.Fatalf("%d packs in the clone, want at most 4", len(packs))
 	}
 	gittest.Git(t, dir, "fsck", "--strict", "--no-dangling")
+	r, err = gitops.Open(context.Background(), gitops.Options{URL: bare, Dir: dir, MaxPacks: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
 	// Every file written so far is still readable through the clone.
 	res := apply(t, r, func(f gitops.Files) (gitops.Outcome, error) {
 		var all strings.Builder

@@ -105,8 +105,9 @@ func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, 
 	}()
 	known, err := r.trackedTip()
 	if err != nil {
-		r.replyAll(*batch, err)
-		return true, nil
+		// An unreadable tracking ref (a crash while it was written): fetch.
+		r.opts.Logger.Warn("read tracking ref", "err", err)
+		known = plumbing.ZeroHash
 	}
 	tip := s.tip(r.ref)
 	var rejected *PushRejectedError
