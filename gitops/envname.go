@@ -282,23 +282,27 @@ func readOwner(data []byte) (kind, target string, ok bool) {
 // resolve picks the environment a target writes to: the plain name when it
 // is free or already the target's, else the hashed name on the same terms.
 func (n envNames) resolve(f Files, p Project) (env string, exists bool, err error) {
+	free := ""
 	for _, env := range []string{n.plain, n.hashed} {
 		o, err := ownerOf(f, qaDir(p, env), n.kind, n.target)
 		if err != nil {
 			return "", false, err
 		}
-		switch o {
-		case ownerNone:
-			return env, false, nil
-		case ownerSame:
+		switch {
+		case o == ownerSame:
+			// The env the target already has wins over a name freed since.
 			return env, true, nil
+		case o == ownerNone && free == "":
+			free = env
 		}
+	}
+	if free != "" {
+		return free, false, nil
 	}
 	return "", false, fmt.Errorf("%w: qa/%s and qa/%s of %s belong to others, not to %s %q",
 		ErrEnvCollision, n.plain, n.hashed, p.ID, n.kind, n.target)
 }
 
-// owned returns the environment the target owns, if any.
 func (n envNames) owned(f Files, p Project) (env string, ok bool, err error) {
 	for _, env := range []string{n.plain, n.hashed} {
 		o, err := ownerOf(f, qaDir(p, env), n.kind, n.target)

@@ -485,3 +485,27 @@ func TestQAOverlayBaseSpellsImageOtherwise(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestQAOverlayKeepsItsHashedEnv: once a target lives under the hashed name,
+// it stays there when the plain name is freed, instead of growing a second env.
+func TestQAOverlayKeepsItsHashedEnv(t *testing.T) {
+	f := loadRepo(t)
+	img := "registry.example.com/acme/hello:1.4.0"
+	if _, err := must(t)(QAOverlay(hello, KindBranch, "Feature/A", img, Meta{}))(f); err != nil {
+		t.Fatal(err)
+	}
+	out, err := must(t)(QAOverlay(hello, KindBranch, "feature-a", img, Meta{}))(f)
+	if err != nil || out.Env != "qa/branch-feature-a-d4dfdb71" {
+		t.Fatalf("%s, %v", out.Env, err)
+	}
+	if _, err := must(t)(DeleteQAOverlay(hello, KindBranch, "Feature/A", Meta{}))(f); err != nil {
+		t.Fatal(err)
+	}
+	out, err = must(t)(QAOverlay(hello, KindBranch, "feature-a", "registry.example.com/acme/hello:1.5.0", Meta{}))(f)
+	if err != nil || out.Env != "qa/branch-feature-a-d4dfdb71" {
+		t.Fatalf("after the plain name was freed: %s, %v; want the hashed env kept", out.Env, err)
+	}
+	if f.under("apps/hello/overlays/qa/branch-feature-a") != nil {
+		t.Fatal("a second env was created for the same target")
+	}
+}
