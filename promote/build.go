@@ -1,0 +1,91 @@
+package promote
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Kind is what a build was made from: a branch or a tag.
+type Kind string
+
+// The kinds of target CI may report.
+const (
+	KindBranch Kind = "branch"
+	KindTag    Kind = "tag"
+)
+
+// Build is one image CI reported for a project's branch or tag, and everything
+// promotebot has done with it since.
+type Build struct {
+	ID       string
+	Project  string
+	Image    string
+	Kind     Kind
+	Target   string
+	Commit   string // source commit, when CI sent it
+	Author   string // who made the commit, when CI sent it
+	BuildURL string // CI link, when CI sent it
+
+	State            State
+	Environment      string // "qa/<env>" once known
+	URL              string // QA URL once known
+	QACommit         string
+	PullRequest      string
+	ProductionCommit string
+	Error            string // why the last step failed, for people
+	SupersededBy     string // the newer build's id
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Key identifies a build for idempotency: the same project, image, kind and
+// target reported again is the same build.
+func (b Build) Key() string {
+	return fmt.Sprintf("%s\x00%s\x00%s\x00%s", b.Project, b.Image, b.Kind, b.Target)
+}
+
+// Verdict is a QA member's decision on a build.
+type Verdict string
+
+// The verdicts QA can give.
+const (
+	Approve Verdict = "approved"
+	Reject  Verdict = "rejected"
+)
+
+// Approval is one QA member's verdict on a build.
+type Approval struct {
+	BuildID string
+	User    string // Slack user id
+	Name    string // Slack display name at the time
+	Verdict Verdict
+	Reason  string // optional, for rejections
+	At      time.Time
+}
+
+// JobKind names a kind of durable work.
+type JobKind string
+
+// The kinds of work the bot does from its queue.
+const (
+	JobDeployQA JobKind = "deploy-qa"
+	JobPromote  JobKind = "promote"
+	JobNotify   JobKind = "notify"
+)
+
+// Job is durable pending work about a build: claimed with a lease, retried
+// with backoff, ended exactly once.
+type Job struct {
+	ID       int64
+	Kind     JobKind
+	BuildID  string
+	Payload  string // kind-specific, JSON
+	RunAt    time.Time
+	Attempts int
+	LastErr  string
+}
+
+// ErrNotFound is returned for a build or job that does not exist.
+var ErrNotFound = errors.New("not found")

@@ -1,0 +1,75 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Transition is one recorded move of a build between states.
+type Transition struct {
+	From, To State
+	Event    Event
+	At       time.Time
+}
+
+// Builds keeps builds and their state history. Every change is atomic with
+// the jobs it enqueues, so accepted work is never lost nor done twice.
+type Builds interface {
+	// Create stores b as received, with jobs, in one transaction, assigning
+	// its ID (time-ordered, URL-safe) and times. If a build with the same Key
+	// exists it returns that one, created false, and stores nothing. Older
+	// active builds of the same project, kind and target are superseded in
+	// the same transaction (state superseded, SupersededBy the new id) and
+	// returned.
+	Create(ctx context.Context, b Build, jobs ...Job) (stored Build, created bool, superseded []Build, err error)
+	// Get returns a build, or ErrNotFound.
+	Get(ctx context.Context, id string) (Build, error)
+	// Apply moves a build by ev under a row lock: it computes Next, lets change
+	// edit the build's other fields, stores it, records the Transition and
+	// enqueues jobs, atomically. An illegal event returns a *TransitionError
+	// and changes nothing; so does an error from change.
+	Apply(ctx context.Context, id string, ev Event, change func(*Build) error, jobs ...Job) (Build, error)
+	// History returns a build's transitions, oldest first.
+	History(ctx context.Context, id string) ([]Transition, error)
+}
+
+// Approvals keeps QA verdicts: one per user and build.
+type Approvals interface {
+	// AddApproval records a verdict; a second verdict by the same user on the
+	// same build is refused with added false and changes nothing.
+	AddApproval(ctx context.Context, a Approval) (added bool, err error)
+	// Approvals lists a build's verdicts, oldest first.
+	Approvals(ctx context.Context, buildID string) ([]Approval, error)
+}
+
+// ErrLeaseLost is returned when a worker ends a job whose lease it no longer
+// holds (it expired and another worker claimed the job).
+var ErrLeaseLost = errors.New("job lease lost")
+
+// Jobs is the durable queue of pending work.
+type Jobs interface {
+	// Claim leases the oldest due job to worker until now+lease; ok is false
+	// when none is due. Two workers never hold the same job at once.
+	Claim(ctx context.Context, worker string, lease time.Duration, now time.Time) (j Job, ok bool, err error)
+	// Complete removes a job the worker holds.
+	Complete(ctx context.Context, id int64, worker string) error
+	// Retry releases a held job to run again at at, counting the attempt.
+	Retry(ctx context.Context, id int64, worker string, at time.Time, reason string) error
+	// Fail ends a held job for good, keeping the reason.
+	Fail(ctx context.Context, id int64, worker, reason string) error
+	// Pending counts the jobs not yet completed or failed.
+	Pending(ctx context.Context) (int, error)
+}
+
+// Store is everything promotebot keeps: embedded SQLite by default,
+// PostgreSQL for several replicas (package promote/store).
+type Store interface {
+	Builds
+	Approvals
+	Jobs
+	// Ping tells whether the store answers (for /readyz).
+	Ping(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}
