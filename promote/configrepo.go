@@ -1,0 +1,29 @@
+package promote
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrInvalid marks input refused as wrong (a target that is no valid ref
+// name, an image from another repository, …): a client's mistake, never a
+// retry. Implementations wrap their own errors with it.
+var ErrInvalid = errors.New("invalid")
+
+// QADeployment is where a build's QA overlay landed.
+type QADeployment struct {
+	Environment string // "qa/<env>"
+	URL         string
+	Commit      string // empty when the overlay already held the image
+}
+
+// ConfigRepo is the config repository as the domain uses it (package gitops).
+type ConfigRepo interface {
+	// Check refuses, with ErrInvalid, an image or target the project may not
+	// deploy, and predicts the environment and URL the build will get.
+	Check(p Project, kind Kind, target, image string) (env, url string, err error)
+	// DeployQA writes the build's QA overlay, commits it with the build's
+	// trailers and pushes it. Running it again for the same build changes
+	// nothing. Errors wrapping ErrInvalid are terminal; others are transient.
+	DeployQA(ctx context.Context, p Project, b Build) (QADeployment, error)
+}
