@@ -56,6 +56,9 @@ type Result struct {
 	Commit string
 	// Changed is false when the edit left every file as it was.
 	Changed bool
+	// Base is the commit the edit ran on: when nothing changed, the commit
+	// whose files already were what the edit wanted.
+	Base string
 }
 
 // ErrClosed is returned by Apply after Close.

@@ -103,7 +103,7 @@ func TestApplyOverFileAndHTTP(t *testing.T) {
 
 			// The same edit again changes nothing and makes no commit.
 			again := apply(t, r, writeFile("apps/hello/overlays/qa/x/kustomization.yaml", "a: 1\n"))
-			if again.Changed || again.Commit != "" || gittest.Head(t, bare, "main") != res.Commit {
+			if again.Changed || again.Commit != "" || again.Base != res.Commit || gittest.Head(t, bare, "main") != res.Commit {
 				t.Fatalf("no-op produced %+v", again)
 			}
 		})

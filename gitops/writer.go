@@ -210,7 +210,7 @@ func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pend
 			continue
 		}
 		if treeHash == baseTree {
-			req.reply <- reply{res: Result{Outcome: out}}
+			req.reply <- reply{res: Result{Outcome: out, Base: hashString(base)}}
 			continue
 		}
 		c, cerr := newCommit(st, r.opts.Author, r.opts.SignKey, r.opts.Now(), treeHash, base, out.Message())
@@ -219,7 +219,7 @@ func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pend
 			continue
 		}
 		objects = append(append(objects, written...), c)
-		commits = append(commits, pending{req: req, res: Result{Outcome: out, Commit: c.String(), Changed: true}})
+		commits = append(commits, pending{req: req, res: Result{Outcome: out, Commit: c.String(), Changed: true, Base: hashString(base)}})
 		base, baseTree = c, treeHash
 	}
 	return commits, base, objects
@@ -276,4 +276,11 @@ func (r *Repo) replyAll(batch []*request, err error) {
 	for _, req := range batch {
 		req.reply <- reply{err: err}
 	}
+}
+
+func hashString(h plumbing.Hash) string {
+	if h.IsZero() {
+		return ""
+	}
+	return h.String()
 }

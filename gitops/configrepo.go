@@ -1,0 +1,88 @@
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/promotebot/promotebot/promote"
+)
+
+// ConfigRepo is the config repository as the promote domain uses it: a Repo
+// and the projects of the configuration.
+type ConfigRepo struct {
+	repo *Repo
+}
+
+var _ promote.ConfigRepo = (*ConfigRepo)(nil)
+
+// NewConfigRepo adapts r to promote.ConfigRepo.
+func NewConfigRepo(r *Repo) *ConfigRepo { return &ConfigRepo{repo: r} }
+
+// ProjectOf is what the writer needs of a configured project.
+func ProjectOf(p promote.Project) Project {
+	return Project{ID: p.ID, Path: p.Path, Image: p.Image, Host: p.Host(), Service: p.Service}
+}
+
+// Check implements promote.ConfigRepo: it refuses images and targets the
+// project may not deploy and predicts the environment. The prediction is the
+// plain env name; a collision found at deploy time moves it to the hashed one.
+func (c *ConfigRepo) Check(p promote.Project, kind promote.Kind, target, image string) (string, string, error) {
+	gp := ProjectOf(p)
+	if _, err := QAOverlay(gp, Kind(kind), target, image, Meta{}); err != nil {
+		return "", "", invalid(err)
+	}
+	env, err := EnvName(Kind(kind), target)
+	if err != nil {
+		return "", "", invalid(err)
+	}
+	return "qa/" + env, "https://" + QAHost(gp, Kind(kind), env), nil
+}
+
+// DeployQA implements promote.ConfigRepo.
+func (c *ConfigRepo) DeployQA(ctx context.Context, p promote.Project, b promote.Build) (promote.QADeployment, error) {
+	edit, err := QAOverlay(ProjectOf(p), Kind(b.Kind), b.Target, b.Image, Meta{Build: b.ID, Source: Source(b)})
+	if err != nil {
+		return promote.QADeployment{}, invalid(err)
+	}
+	res, err := c.repo.Apply(ctx, edit)
+	if err != nil {
+		if terminal(err) {
+			return promote.QADeployment{}, invalid(err)
+		}
+		return promote.QADeployment{}, err
+	}
+	commit := res.Commit
+	if commit == "" {
+		commit = res.Base // already deployed, by an earlier attempt of this build
+	}
+	return promote.QADeployment{Environment: res.Env, URL: res.URL, Commit: commit}, nil
+}
+
+// Source formats the Promotebot-Source trailer: "branch feature/login @ <commit> <CI URL>".
+func Source(b promote.Build) string {
+	parts := []string{string(b.Kind), b.Target}
+	if b.Commit != "" {
+		parts = append(parts, "@", b.Commit)
+	}
+	if b.BuildURL != "" {
+		parts = append(parts, b.BuildURL)
+	}
+	return strings.Join(parts, " ")
+}
+
+// terminal tells the failures that no retry can fix.
+func terminal(err error) bool {
+	var render *RenderError
+	var rejected *PushRejectedError
+	return errors.As(err, &render) || errors.As(err, &rejected) ||
+		errors.Is(err, ErrEnvCollision) || errors.Is(err, ErrInvalidPath) ||
+		errors.Is(err, ErrNoService) || errors.Is(err, ErrImageMismatch) ||
+		errors.Is(err, ErrRemoteReference) || errors.Is(err, ErrKustomization) ||
+		errors.Is(err, ErrAmbiguousImage) || errors.Is(err, ErrNoOverlay)
+}
+
+func invalid(err error) error {
+	return fmt.Errorf("%w: %w", promote.ErrInvalid, err)
+}

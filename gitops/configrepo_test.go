@@ -1,0 +1,60 @@
+package gitops_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/gitops/gittest"
+	"github.com/promotebot/promotebot/promote"
+)
+
+var helloConfig = promote.Project{ID: "hello", URL: "https://hello.example.com", Image: "registry.example.com/acme/hello", Path: "apps/hello"}
+
+func TestConfigRepoCheck(t *testing.T) {
+	c := gitops.NewConfigRepo(nil) // Check never touches git
+	env, url, err := c.Check(helloConfig, promote.KindBranch, "feature/Login", "registry.example.com/acme/hello:1.4.0")
+	if err != nil || env != "qa/branch-feature-login" || url != "https://feature-login.branch.hello.example.com" {
+		t.Fatalf("Check = %q %q %v", env, url, err)
+	}
+	for _, tc := range []struct{ target, image string }{
+		{"../../etc", "registry.example.com/acme/hello:1"},
+		{"x\ny", "registry.example.com/acme/hello:1"},
+		{"x", "evil.example.com/acme/hello:1"},
+		{"x", "registry.example.com/acme/hello"},
+	} {
+		if _, _, err := c.Check(helloConfig, promote.KindBranch, tc.target, tc.image); !errors.Is(err, promote.ErrInvalid) {
+			t.Errorf("Check(%q, %q) = %v, want ErrInvalid", tc.target, tc.image, err)
+		}
+	}
+}
+
+func TestConfigRepoDeployQAIsIdempotent(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	c := gitops.NewConfigRepo(open(t, bare))
+	b := promote.Build{ID: "01JB", Project: "hello", Image: "registry.example.com/acme/hello:1.4.0", Kind: promote.KindBranch,
+		Target: "feature/login", Commit: "0123abc", BuildURL: "https://ci.example.com/7"}
+	first, err := c.DeployQA(context.Background(), helloConfig, b)
+	if err != nil || first.Commit == "" || first.Environment != "qa/branch-feature-login" {
+		t.Fatalf("DeployQA = %+v, %v", first, err)
+	}
+	log := gittest.Log(t, bare, "main")
+	if v := log[0].TrailerValues("Promotebot-Source"); len(v) != 1 || v[0] != "branch feature/login @ 0123abc https://ci.example.com/7" {
+		t.Fatalf("source trailer %v", v)
+	}
+	// A retry after a crash finds the overlay in place: no second commit, same commit reported.
+	again, err := c.DeployQA(context.Background(), helloConfig, b)
+	if err != nil || again != first || len(gittest.Log(t, bare, "main")) != len(log) {
+		t.Fatalf("retry = %+v, %v; want %+v and no new commit", again, err, first)
+	}
+
+	// A base that does not render is a terminal failure.
+	work := gittest.Clone(t, bare)
+	gittest.CommitFiles(t, work, map[string]string{"apps/hello/base/kustomization.yaml": "resources:\n- gone.yaml\n"}, "Break")
+	gittest.Push(t, work)
+	b.ID, b.Image = "01JC", "registry.example.com/acme/hello:1.5.0"
+	if _, err := c.DeployQA(context.Background(), helloConfig, b); !errors.Is(err, promote.ErrInvalid) {
+		t.Fatalf("render failure: %v, want ErrInvalid (terminal)", err)
+	}
+}
