@@ -1,0 +1,100 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/promotebot/promotebot/promote"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// SQLiteFile is the name of the embedded database in the data directory.
+const SQLiteFile = "promotebot.db"
+
+// busyTimeout is how long a connection waits for another process's write
+// lock (promotebot audit, a second serve by mistake) before failing.
+const busyTimeout = 10 * time.Second
+
+// SQLite is the embedded store: one file in the data directory, for a single
+// replica.
+//
+// Durability: the database is in WAL mode with synchronous=FULL, so every
+// commit is fsynced before Create or Apply returns; a build answered with 202
+// survives kill -9 and also a power cut. (NORMAL would survive kill -9 but
+// could lose the last commits on an OS crash; the bot writes a few rows per
+// build, so the fsync costs nothing that matters.)
+type SQLite struct {
+	*db
+	path string
+}
+
+var _ promote.Store = (*SQLite)(nil)
+
+var sqliteDialect = &dialect{
+	name: "sqlite",
+	time: func(t time.Time) any { return t.UnixMicro() }, // truncates, like dbTime
+}
+
+// OpenSQLite opens (creating if need be) the database dataDir/promotebot.db
+// and brings its schema up to date.
+func OpenSQLite(ctx context.Context, dataDir string) (*SQLite, error) {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	path, err := filepath.Abs(filepath.Join(dataDir, SQLiteFile))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	w, err := sql.Open("sqlite", sqliteDSN(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	// One writer connection: transactions queue in database/sql instead of
+	// failing with SQLITE_BUSY, and BEGIN IMMEDIATE takes the write lock
+	// up front so a transaction never has to upgrade a read lock.
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	if err := migrate(ctx, w, sqliteDialect, "migrations/sqlite"); err != nil {
+		return nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), w.Close())
+	}
+	r, err := sql.Open("sqlite", sqliteDSN(path, true))
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), w.Close())
+	}
+	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	s := &SQLite{db: newDB(sqliteDialect, w, r), path: path}
+	if err := s.Ping(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), s.Close())
+	}
+	return s, nil
+}
+
+// Path returns the database file.
+func (s *SQLite) Path() string { return s.path }
+
+// sqliteDSN is the modernc.org/sqlite name of the database at path, for the
+// writer or for the read-only reader pool.
+func sqliteDSN(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	// A file: URI, so a path holding '?' or '#' is escaped, not cut short.
+	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
+	return u.String()
+}

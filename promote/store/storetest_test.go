@@ -1,0 +1,474 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/promotebot/promotebot/promote"
+)
+
+// opener opens a Store on one database; each call opens another Store on
+// the same database, closed when the test ends. It may be called from any
+// goroutine.
+type opener func(t *testing.T) (promote.Store, error)
+
+// must opens a Store or ends the test.
+func (open opener) must(t *testing.T) promote.Store {
+	t.Helper()
+	s, err := open(t)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return s
+}
+
+// runConformance runs the promote.Store contract against one kind of
+// database; fresh makes a new, empty database for each test.
+func runConformance(t *testing.T, fresh func(t *testing.T) opener) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, open opener)
+	}{
+		{"CreateGet", testCreateGet},
+		{"CreateIdempotent", testCreateIdempotent},
+		{"CreateConcurrent", testCreateConcurrent},
+		{"Supersede", testSupersede},
+		{"SupersedeConcurrent", testSupersedeConcurrent},
+		{"Apply", testApply},
+		{"ApplyConcurrent", testApplyConcurrent},
+		{"ApplyRefused", testApplyRefused},
+		{"History", testHistory},
+		{"Approvals", testApprovals},
+		{"Jobs", testJobs},
+		{"LeaseExpiry", testLeaseExpiry},
+		{"ConcurrentClaims", testConcurrentClaims},
+		{"Reopen", testReopen},
+		{"Migrations", testMigrations},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.run(t, fresh(t))
+		})
+	}
+}
+
+// build is a build of the hello project's main branch.
+func build(image string) promote.Build {
+	return promote.Build{
+		Project: "hello", Image: "registry.example.com/acme/hello:" + image,
+		Kind: promote.KindBranch, Target: "main",
+	}
+}
+
+func create(t *testing.T, s promote.Store, b promote.Build, jobs ...promote.Job) promote.Build {
+	t.Helper()
+	stored, created, _, err := s.Create(context.Background(), b, jobs...)
+	if err != nil || !created {
+		t.Fatalf("Create(%s) = created %v, %v; want a new build", b.Image, created, err)
+	}
+	return stored
+}
+
+func get(t *testing.T, s promote.Store, id string) promote.Build {
+	t.Helper()
+	b, err := s.Get(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", id, err)
+	}
+	return b
+}
+
+func apply(t *testing.T, s promote.Store, id string, evs ...promote.Event) promote.Build {
+	t.Helper()
+	var b promote.Build
+	for _, ev := range evs {
+		var err error
+		if b, err = s.Apply(context.Background(), id, ev, nil); err != nil {
+			t.Fatalf("Apply(%s, %s): %v", id, ev, err)
+		}
+	}
+	return b
+}
+
+func pending(t *testing.T, s promote.Store) int {
+	t.Helper()
+	n, err := s.Pending(context.Background())
+	if err != nil {
+		t.Fatalf("Pending: %v", err)
+	}
+	return n
+}
+
+func history(t *testing.T, s promote.Store, id string) []promote.Transition {
+	t.Helper()
+	ts, err := s.History(context.Background(), id)
+	if err != nil {
+		t.Fatalf("History(%s): %v", id, err)
+	}
+	return ts
+}
+
+// sameBuild fails unless got and want are equal, times by instant, and got's
+// times are UTC.
+func sameBuild(t *testing.T, got, want promote.Build) {
+	t.Helper()
+	for _, tm := range []time.Time{got.CreatedAt, got.UpdatedAt} {
+		if tm.Location() != time.UTC {
+			t.Errorf("build %s time %v is not UTC", got.ID, tm)
+		}
+	}
+	if !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Errorf("build %s times = %v, %v; want %v, %v", got.ID, got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt)
+	}
+	got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("build = %+v\nwant    %+v", got, want)
+	}
+}
+
+func testCreateGet(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	in := build("1.0.0")
+	in.Commit, in.Author, in.BuildURL = "0123abc", "ada", "https://ci.example.com/1"
+	in.State, in.Environment = promote.StateClosed, "ignored" // Create starts every build as received
+	before := time.Now()
+	stored, created, superseded, err := s.Create(ctx, in, promote.Job{Kind: promote.JobDeployQA, Payload: `{"n":1}`})
+	if err != nil || !created || len(superseded) != 0 {
+		t.Fatalf("Create = created %v, superseded %v, %v", created, superseded, err)
+	}
+	if len(stored.ID) != idLen || stored.State != promote.StateReceived || stored.Commit != in.Commit {
+		t.Errorf("stored = %+v", stored)
+	}
+	if stored.CreatedAt.Before(before.Add(-time.Millisecond)) || stored.CreatedAt.After(time.Now()) ||
+		!stored.UpdatedAt.Equal(stored.CreatedAt) {
+		t.Errorf("CreatedAt %v, UpdatedAt %v; want now", stored.CreatedAt, stored.UpdatedAt)
+	}
+	sameBuild(t, get(t, s, stored.ID), stored)
+
+	if _, err := s.Get(ctx, "01ARZ3NDEKTSV4RRFFQ69G5FAV"); !errors.Is(err, promote.ErrNotFound) {
+		t.Errorf("Get(unknown) = %v, want ErrNotFound", err)
+	}
+	j, ok, err := s.Claim(ctx, "w1", time.Minute, time.Now().Add(time.Second))
+	if err != nil || !ok {
+		t.Fatalf("Claim = %v, %v; want the job enqueued with the build", ok, err)
+	}
+	if j.BuildID != stored.ID || j.Kind != promote.JobDeployQA || j.Payload != `{"n":1}` || j.Attempts != 0 {
+		t.Errorf("job = %+v", j)
+	}
+}
+
+func testCreateIdempotent(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	first := create(t, s, build("1.0.0"), promote.Job{Kind: promote.JobDeployQA})
+	again := build("1.0.0")
+	again.Commit = "different" // the key is project, image, kind and target
+	stored, created, superseded, err := s.Create(ctx, again, promote.Job{Kind: promote.JobDeployQA})
+	if err != nil || created || len(superseded) != 0 {
+		t.Fatalf("second Create = created %v, superseded %v, %v; want the first build", created, superseded, err)
+	}
+	sameBuild(t, stored, first)
+	if n := pending(t, s); n != 1 {
+		t.Errorf("Pending = %d, want 1: a repeated build enqueues nothing", n)
+	}
+	other := build("1.0.0")
+	other.Kind = promote.KindTag
+	if _, created, _, err := s.Create(ctx, other); err != nil || !created {
+		t.Errorf("Create(same image as a tag) = created %v, %v; want a new build", created, err)
+	}
+}
+
+func testCreateConcurrent(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	const n = 20
+	var (
+		wg      sync.WaitGroup
+		start   = make(chan struct{})
+		ids     = make([]string, n)
+		created = make([]bool, n)
+		errs    = make([]error, n)
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			b, c, _, err := s.Create(ctx, build("2.0.0"), promote.Job{Kind: promote.JobDeployQA})
+			ids[i], created[i], errs[i] = b.ID, c, err
+		})
+	}
+	close(start)
+	wg.Wait()
+	winners := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("Create #%d: %v", i, errs[i])
+		}
+		if ids[i] != ids[0] {
+			t.Errorf("Create #%d returned %s, #0 %s", i, ids[i], ids[0])
+		}
+		if created[i] {
+			winners++
+		}
+	}
+	if winners != 1 {
+		t.Errorf("%d Creates created the build, want 1", winners)
+	}
+	if p := pending(t, s); p != 1 {
+		t.Errorf("Pending = %d, want 1", p)
+	}
+}
+
+func testSupersede(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	promoting := create(t, s, build("0.9.0"))
+	apply(t, s, promoting.ID, promote.EventDeploy, promote.EventDeployed, promote.EventApproved, promote.EventPromote)
+	closed := create(t, s, build("0.9.1"))
+	apply(t, s, closed.ID, promote.EventClose)
+
+	older := create(t, s, build("1.0.0"))
+	older = apply(t, s, older.ID, promote.EventDeploy)
+	feature := build("1.0.0-feature")
+	feature.Target = "feature/login"
+	feature = create(t, s, feature)
+	tag := build("1.0.0")
+	tag.Kind, tag.Target = promote.KindTag, "main"
+	tag = create(t, s, tag)
+
+	newer, created, superseded, err := s.Create(ctx, build("1.1.0"))
+	if err != nil || !created {
+		t.Fatalf("Create(newer) = created %v, %v", created, err)
+	}
+	if len(superseded) != 1 || superseded[0].ID != older.ID {
+		t.Fatalf("superseded = %+v, want only %s", superseded, older.ID)
+	}
+	want := older
+	want.State, want.SupersededBy, want.UpdatedAt = promote.StateSuperseded, newer.ID, newer.CreatedAt
+	sameBuild(t, superseded[0], want)
+	sameBuild(t, get(t, s, older.ID), want)
+	wantHist := []promote.Transition{
+		{From: promote.StateReceived, To: promote.StateDeploying, Event: promote.EventDeploy},
+		{From: promote.StateDeploying, To: promote.StateSuperseded, Event: promote.EventSupersede, At: newer.CreatedAt},
+	}
+	if h := history(t, s, older.ID); len(h) != 2 || h[0].To != wantHist[0].To || h[1] != wantHist[1] {
+		t.Errorf("History(older) = %+v, want %+v", h, wantHist)
+	}
+	for id, st := range map[string]promote.State{
+		promoting.ID: promote.StatePromoting, closed.ID: promote.StateClosed,
+		feature.ID: promote.StateReceived, tag.ID: promote.StateReceived,
+	} {
+		if b := get(t, s, id); b.State != st || b.SupersededBy != "" {
+			t.Errorf("build %s is %s superseded by %q, want %s and untouched", b.Image, b.State, b.SupersededBy, st)
+		}
+	}
+
+	newest, _, superseded, err := s.Create(ctx, build("1.2.0"))
+	if err != nil || len(superseded) != 1 || superseded[0].ID != newer.ID || superseded[0].SupersededBy != newest.ID {
+		t.Errorf("Create(newest) superseded %+v, %v; want %s", superseded, err, newer.ID)
+	}
+}
+
+// testSupersedeConcurrent creates builds of different images for one target
+// at once, in several rounds: whatever the order, exactly one build of each
+// target, the last created, stays active.
+func testSupersedeConcurrent(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	const rounds, n = 5, 8
+	for r := range rounds {
+		target := fmt.Sprintf("round-%d", r)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		ids := make([]string, n)
+		for i := range n {
+			wg.Go(func() {
+				b := build(fmt.Sprintf("3.%d.%d", r, i))
+				b.Target = target
+				<-start
+				stored, _, _, err := s.Create(ctx, b)
+				if err != nil {
+					t.Errorf("Create %s: %v", b.Image, err)
+				}
+				ids[i] = stored.ID
+			})
+		}
+		close(start)
+		wg.Wait()
+		active := 0
+		for _, id := range ids {
+			b := get(t, s, id)
+			switch {
+			case b.State.Active():
+				active++
+			// Creates of one target take turns and ids are made in turn,
+			// so the newer build has the greater id.
+			case b.State != promote.StateSuperseded || b.SupersededBy <= b.ID:
+				t.Errorf("build %s is %s, superseded by %q: want superseded by a newer build", b.ID, b.State, b.SupersededBy)
+			}
+		}
+		if active != 1 {
+			t.Fatalf("round %d: %d builds of one target are active, want 1", r, active)
+		}
+	}
+}
+
+// testApplyConcurrent applies one event to a build from many goroutines:
+// the row lock lets exactly one through.
+func testApplyConcurrent(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	b := create(t, s, build("1.0.0"))
+	const n = 10
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		applied int
+		start   = make(chan struct{})
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			_, err := s.Apply(ctx, b.ID, promote.EventDeploy, func(*promote.Build) error {
+				time.Sleep(20 * time.Millisecond) // others read the build now, unless it is locked
+				return nil
+			}, promote.Job{Kind: promote.JobDeployQA})
+			var te *promote.TransitionError
+			switch {
+			case err == nil:
+				mu.Lock()
+				applied++
+				mu.Unlock()
+			case !errors.As(err, &te):
+				t.Errorf("Apply #%d: %v", i, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if applied != 1 {
+		t.Errorf("%d Applies of deploy succeeded, want 1", applied)
+	}
+	if h := history(t, s, b.ID); len(h) != 1 {
+		t.Errorf("History = %+v, want one deploy", h)
+	}
+	if p := pending(t, s); p != 1 {
+		t.Errorf("Pending = %d, want 1", p)
+	}
+}
+
+func testApply(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	b := create(t, s, build("1.0.0"), promote.Job{Kind: promote.JobDeployQA})
+	time.Sleep(2 * time.Millisecond) // UpdatedAt moves
+	got, err := s.Apply(ctx, b.ID, promote.EventDeploy, func(nb *promote.Build) error {
+		if nb.State != promote.StateDeploying {
+			t.Errorf("change sees state %s, want deploying", nb.State)
+		}
+		nb.Environment, nb.URL = "qa/branch-main", "https://main.branch.hello.example.com"
+		nb.Project, nb.State, nb.CreatedAt = "evil", promote.StatePromoted, time.Time{} // not the change's to make
+		return nil
+	}, promote.Job{Kind: promote.JobNotify, Payload: `{"say":"deploying"}`})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	want := b
+	want.State, want.Environment, want.URL = promote.StateDeploying, "qa/branch-main", "https://main.branch.hello.example.com"
+	want.UpdatedAt = got.UpdatedAt
+	sameBuild(t, got, want)
+	if !got.UpdatedAt.After(b.UpdatedAt) {
+		t.Errorf("UpdatedAt %v, not after %v", got.UpdatedAt, b.UpdatedAt)
+	}
+	sameBuild(t, get(t, s, b.ID), got)
+	if n := pending(t, s); n != 2 {
+		t.Errorf("Pending = %d, want 2: Apply enqueues its job", n)
+	}
+	h := history(t, s, b.ID)
+	if len(h) != 1 || !h[0].At.Equal(got.UpdatedAt) || h[0].At.Location() != time.UTC {
+		t.Errorf("History = %+v, want one transition at %v", h, got.UpdatedAt)
+	}
+	if _, err := s.Apply(ctx, "01ARZ3NDEKTSV4RRFFQ69G5FAV", promote.EventDeploy, nil); !errors.Is(err, promote.ErrNotFound) {
+		t.Errorf("Apply(unknown) = %v, want ErrNotFound", err)
+	}
+}
+
+func testApplyRefused(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	b := create(t, s, build("1.0.0"), promote.Job{Kind: promote.JobDeployQA})
+	b = apply(t, s, b.ID, promote.EventDeploy)
+
+	called := false
+	_, err := s.Apply(ctx, b.ID, promote.EventPromote, func(*promote.Build) error {
+		called = true
+		return nil
+	}, promote.Job{Kind: promote.JobPromote})
+	var te *promote.TransitionError
+	if !errors.As(err, &te) || te.From != promote.StateDeploying || te.Event != promote.EventPromote {
+		t.Errorf("Apply(promote) on deploying = %v, want a *TransitionError", err)
+	}
+	if called {
+		t.Error("change ran for an illegal event")
+	}
+
+	boom := errors.New("boom")
+	_, err = s.Apply(ctx, b.ID, promote.EventDeployed, func(nb *promote.Build) error {
+		nb.QACommit = "written before the failure"
+		return boom
+	}, promote.Job{Kind: promote.JobNotify})
+	if !errors.Is(err, boom) {
+		t.Errorf("Apply with a failing change = %v, want boom", err)
+	}
+
+	sameBuild(t, get(t, s, b.ID), b)
+	if h := history(t, s, b.ID); len(h) != 1 {
+		t.Errorf("History = %+v, want only the deploy", h)
+	}
+	if n := pending(t, s); n != 1 {
+		t.Errorf("Pending = %d, want 1: refused Applies enqueue nothing", n)
+	}
+}
+
+func testHistory(t *testing.T, open opener) {
+	s := open.must(t)
+	b := create(t, s, build("1.0.0"))
+	path := []promote.Event{
+		promote.EventDeploy, promote.EventDeployed, promote.EventApproved,
+		promote.EventPromote, promote.EventPromoteFailed, promote.EventPromote, promote.EventPromoted,
+	}
+	apply(t, s, b.ID, path...)
+	h := history(t, s, b.ID)
+	if len(h) != len(path) {
+		t.Fatalf("History has %d transitions, want %d: %+v", len(h), len(path), h)
+	}
+	from := promote.StateReceived
+	for i, tr := range h {
+		to, err := promote.Next(from, path[i])
+		if err != nil || tr.From != from || tr.To != to || tr.Event != path[i] {
+			t.Errorf("transition %d = %+v, want %s -%s-> %s", i, tr, from, path[i], to)
+		}
+		if i > 0 && tr.At.Before(h[i-1].At) {
+			t.Errorf("transition %d at %v is before the one before it at %v", i, tr.At, h[i-1].At)
+		}
+		from = to
+	}
+	if h := history(t, s, "01ARZ3NDEKTSV4RRFFQ69G5FAV"); len(h) != 0 {
+		t.Errorf("History(unknown) = %+v, want none", h)
+	}
+	if b := get(t, s, b.ID); b.State != promote.StatePromoted {
+		t.Errorf("state = %s, want promoted", b.State)
+	}
+	_, err := s.Apply(context.Background(), b.ID, promote.EventClose, nil)
+	if te := (*promote.TransitionError)(nil); !errors.As(err, &te) {
+		t.Errorf("Apply(close) on promoted = %v, want a *TransitionError", err)
+	}
+	if err == nil || len(history(t, s, b.ID)) != len(path) {
+		t.Error("a refused event was recorded")
+	}
+}
