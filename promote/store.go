@@ -21,7 +21,8 @@ type Builds interface {
 	// exists it returns that one, created false, and stores nothing. Older
 	// active builds of the same project, kind and target are superseded in
 	// the same transaction (state superseded, SupersededBy the new id) and
-	// returned.
+	// returned. Jobs without a BuildID get the new build's id; a zero RunAt
+	// is due at once.
 	Create(ctx context.Context, b Build, jobs ...Job) (stored Build, created bool, superseded []Build, err error)
 	// Get returns a build, or ErrNotFound.
 	Get(ctx context.Context, id string) (Build, error)

@@ -1,0 +1,174 @@
+package promote
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// The outcomes of a webhook call, the values of the outcome label of
+// promotebot_webhook_requests_total.
+const (
+	outcomeAccepted         = "accepted"
+	outcomeDuplicate        = "duplicate"
+	outcomeUnauthorized     = "unauthorized"
+	outcomeInvalid          = "invalid"
+	outcomeUnknownProject   = "unknown_project"
+	outcomeTooLarge         = "too_large"
+	outcomeUnsupportedMedia = "unsupported_media"
+	outcomeError            = "error"
+)
+
+var webhookOutcomes = []string{
+	outcomeAccepted, outcomeDuplicate, outcomeUnauthorized, outcomeInvalid,
+	outcomeUnknownProject, outcomeTooLarge, outcomeUnsupportedMedia, outcomeError,
+}
+
+// scrapeTimeout bounds the store queries a scrape makes.
+const scrapeTimeout = 5 * time.Second
+
+// Metrics are promotebot's Prometheus metrics, on a registry of their own
+// (served at /metrics) so that nothing registered globally by a library
+// leaks in. A nil *Metrics records nothing.
+type Metrics struct {
+	reg      *prometheus.Registry
+	webhooks *prometheus.CounterVec
+	push     prometheus.Histogram
+}
+
+// MetricsOption gives NewMetrics a source it reads at scrape time.
+type MetricsOption func(*storeCollector)
+
+// WithQueueDepth adds promotebot_queue_depth, the jobs not yet completed or
+// failed, read from pending (Store.Pending fits).
+func WithQueueDepth(pending func(context.Context) (int, error)) MetricsOption {
+	return func(c *storeCollector) { c.queueDepth = pending }
+}
+
+// WithBuildsByState adds promotebot_builds{state}, the number of builds in
+// each state, read from count; states it leaves out count 0.
+func WithBuildsByState(count func(context.Context) (map[State]int, error)) MetricsOption {
+	return func(c *storeCollector) { c.buildsByState = count }
+}
+
+// NewMetrics makes promotebot's metrics:
+//
+//   - promotebot_webhook_requests_total{outcome}: CI webhook calls by outcome
+//     (accepted, duplicate, unauthorized, invalid, unknown_project,
+//     too_large, unsupported_media, error);
+//   - promotebot_push_seconds: how long pushes to the config repository take
+//     (see ObservePush);
+//   - the Go runtime and process collectors;
+//   - the gauges of the options, read from the store at scrape time.
+func NewMetrics(opts ...MetricsOption) *Metrics {
+	sources := &storeCollector{}
+	for _, o := range opts {
+		o(sources)
+	}
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "promotebot_webhook_requests_total",
+			Help: "CI webhook calls (POST /v1/builds, POST /build-complete) by outcome.",
+		}, []string{"outcome"}),
+		push: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "promotebot_push_seconds",
+			Help:    "Time taken by a push to the config repository.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 10),
+		}),
+	}
+	// Every outcome is there from the start, so that rates and alerts do not
+	// see a series appear out of nothing.
+	for _, o := range webhookOutcomes {
+		m.webhooks.WithLabelValues(o)
+	}
+	m.reg.MustRegister(
+		m.webhooks,
+		m.push,
+		sources,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// ObservePush records how long a push to the config repository took.
+func (m *Metrics) ObservePush(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.push.Observe(d.Seconds())
+}
+
+// webhookRequest counts a webhook call with its outcome.
+func (m *Metrics) webhookRequest(outcome string) {
+	if m == nil {
+		return
+	}
+	m.webhooks.WithLabelValues(outcome).Inc()
+}
+
+// handler serves the registry in the Prometheus formats. A failing store
+// query is logged and leaves its metric out; the rest is still served.
+func (m *Metrics) handler(log *slog.Logger) http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError,
+		Registry:      m.reg,
+	})
+}
+
+var (
+	queueDepthDesc = prometheus.NewDesc("promotebot_queue_depth",
+		"Jobs not yet completed or failed.", nil, nil)
+	buildsDesc = prometheus.NewDesc("promotebot_builds",
+		"Builds in each state.", []string{"state"}, nil)
+)
+
+// storeCollector asks the store at scrape time, so that the figures are those
+// of the shared store, whichever replica is scraped.
+type storeCollector struct {
+	queueDepth    func(context.Context) (int, error)
+	buildsByState func(context.Context) (map[State]int, error)
+}
+
+// Describe sends the descriptions of the metrics that have a source.
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	if c.queueDepth != nil {
+		ch <- queueDepthDesc
+	}
+	if c.buildsByState != nil {
+		ch <- buildsDesc
+	}
+}
+
+// Collect queries the sources; a failure becomes an invalid metric, which
+// the handler logs.
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
+	defer cancel()
+	if c.queueDepth != nil {
+		n, err := c.queueDepth(ctx)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(queueDepthDesc, err)
+		} else {
+			ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(n))
+		}
+	}
+	if c.buildsByState != nil {
+		counts, err := c.buildsByState(ctx)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(buildsDesc, err)
+			return
+		}
+		// Every state, zero included, so that each series is always there.
+		for _, s := range States {
+			ch <- prometheus.MustNewConstMetric(buildsDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
+		}
+	}
+}

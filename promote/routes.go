@@ -1,0 +1,135 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// readyTimeout bounds the checks behind /readyz, so that a hung store fails
+// the probe instead of holding it.
+const readyTimeout = 3 * time.Second
+
+// ServerDeps is what NewServer needs. Config, Store and Repo are required;
+// the rest have defaults.
+type ServerDeps struct {
+	// Config holds the projects the webhook accepts builds for.
+	Config *Config
+	// Secrets.WebhookSecret authenticates CI; when it is empty the webhook
+	// refuses every call.
+	Secrets Secrets
+	// Store records builds and their jobs.
+	Store Store
+	// Repo checks a build's image and target before it is recorded.
+	Repo ConfigRepo
+	// Logger receives one record per webhook call; nil discards them.
+	Logger *slog.Logger
+	// Metrics are served at /metrics; nil makes a set of their own, without
+	// the store gauges.
+	Metrics *Metrics
+	// Ready, when set, must return nil for /readyz to answer 200 (the
+	// config repository is cloned, the workers run, …).
+	Ready func(ctx context.Context) error
+	// Wake, when set, is signalled (without blocking) after each new build,
+	// so that an idle Service (its Wake) starts the deploy at once.
+	Wake chan<- struct{}
+
+	// SlackInteractions and SlackCommands serve POST /slack/interactions and
+	// POST /slack/commands (issue 4, package slackui; each verifies Slack's
+	// signature on the raw body itself). Nil leaves the route unregistered,
+	// so Slack is answered 404 rather than a pretended success.
+	SlackInteractions http.Handler
+	SlackCommands     http.Handler
+}
+
+// NewServer returns promotebot's HTTP handler. Every route is listed here.
+// A wrong method is answered 405 with Allow, an unknown path 404, both in
+// JSON like every other error.
+func NewServer(d ServerDeps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics()
+	}
+	if d.Config == nil {
+		d.Config = &Config{}
+	}
+	wh := &webhook{
+		cfg: d.Config, secret: d.Secrets.WebhookSecret, store: d.Store, repo: d.Repo,
+		log: d.Logger.With("component", "webhook"), metrics: d.Metrics, wake: d.Wake,
+	}
+	mux := http.NewServeMux()
+
+	// CI (FLOW.md, HTTP).
+	handle(mux, http.MethodPost, "/v1/builds", wh.create)
+	handle(mux, http.MethodPost, "/build-complete", wh.create)
+	handle(mux, http.MethodGet, "/v1/builds/{id}", wh.get)
+
+	// Slack (issue 4): registered only once slackui provides the handlers.
+	if d.SlackInteractions != nil {
+		handle(mux, http.MethodPost, "/slack/interactions", d.SlackInteractions.ServeHTTP)
+	}
+	if d.SlackCommands != nil {
+		handle(mux, http.MethodPost, "/slack/commands", d.SlackCommands.ServeHTTP)
+	}
+
+	// Operations.
+	handle(mux, http.MethodGet, "/healthz", healthz)
+	handle(mux, http.MethodGet, "/readyz", readyz(d.Store, d.Ready, d.Logger))
+	handle(mux, http.MethodGet, "/metrics", d.Metrics.handler(d.Logger).ServeHTTP)
+
+	mux.HandleFunc("/", notFound)
+	return mux
+}
+
+// handle registers h for method on path, and a 405 for any other method on
+// the same path. GET also serves HEAD, as http.ServeMux does. A path takes
+// one method.
+func handle(mux *http.ServeMux, method, path string, h http.HandlerFunc) {
+	mux.HandleFunc(method+" "+path, h)
+	allow := []string{method}
+	if method == http.MethodGet {
+		allow = append(allow, http.MethodHead)
+	}
+	mux.HandleFunc(path, methodNotAllowed(allow...))
+}
+
+// healthz tells that the process serves HTTP; nothing else.
+func healthz(w http.ResponseWriter, _ *http.Request) {
+	writeText(w, http.StatusOK, "ok\n")
+}
+
+// readyz answers 200 when the store answers and ready (if set) is content,
+// else 503 with the reason.
+func readyz(store Store, ready func(context.Context) error, log *slog.Logger) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := checkReady(ctx, store, ready); err != nil {
+			reason := redactCredentials(err.Error())
+			log.Warn("not ready", "reason", reason)
+			writeError(w, http.StatusServiceUnavailable, reason)
+			return
+		}
+		writeText(w, http.StatusOK, "ok\n")
+	}
+}
+
+func checkReady(ctx context.Context, store Store, ready func(context.Context) error) error {
+	if store == nil {
+		return errors.New("no store")
+	}
+	if err := store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if ready != nil {
+		if err := ready(ctx); err != nil {
+			return fmt.Errorf("not ready: %w", err)
+		}
+	}
+	return nil
+}

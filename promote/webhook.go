@@ -1,0 +1,460 @@
+package promote
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of a webhook
+// call's raw body, keyed with the webhook secret. It is one of the two ways
+// CI authenticates; the other is "Authorization: Bearer <secret>".
+const SignatureHeader = "X-Promotebot-Signature-256"
+
+// maxBodyBytes bounds a webhook body; FLOW.md answers 413 beyond it.
+const maxBodyBytes = 64 << 10
+
+// maxFieldBytes bounds every field CI reports: they end up in Slack
+// messages, git trailers and logs.
+const maxFieldBytes = 512
+
+// maxIDBytes bounds the id of GET /v1/builds/{id}; longer ids are unknown
+// without asking the store.
+const maxIDBytes = 128
+
+// refusal is a request the webhook turns down: the status, the outcome it
+// is counted as, a message for the client and, for the log only, the cause.
+type refusal struct {
+	status  int
+	outcome string
+	msg     string // shown to the client: never a secret or an internal detail
+	cause   error  // logged, never shown
+}
+
+func (r *refusal) Error() string { return r.msg }
+
+func refuse(status int, outcome, format string, args ...any) *refusal {
+	return &refusal{status: status, outcome: outcome, msg: fmt.Sprintf(format, args...)}
+}
+
+func invalid(format string, args ...any) *refusal {
+	return refuse(http.StatusBadRequest, outcomeInvalid, format, args...)
+}
+
+// internal is a failure of the server's own: the client learns only that.
+func internal(msg string, cause error) *refusal {
+	return &refusal{status: http.StatusInternalServerError, outcome: outcomeError, msg: msg, cause: cause}
+}
+
+var errUnauthorized = &refusal{
+	status:  http.StatusUnauthorized,
+	outcome: outcomeUnauthorized,
+	msg:     "missing or invalid credentials: send Authorization: Bearer <secret> or " + SignatureHeader + ": sha256=<HMAC of the body>",
+}
+
+// webhook serves CI: it records builds and tells their state. It never does
+// the slow work itself; the deploy job it enqueues does.
+type webhook struct {
+	cfg     *Config
+	secret  string
+	store   Store
+	repo    ConfigRepo
+	log     *slog.Logger
+	metrics *Metrics
+	wake    chan<- struct{} // may be nil
+}
+
+// buildRequest is a build as CI reports it, in JSON or as a form.
+type buildRequest struct {
+	Project  string `json:"project"`
+	Image    string `json:"image"`
+	Type     string `json:"type"`
+	Target   string `json:"target"`
+	Commit   string `json:"commit"`
+	Author   string `json:"author"`
+	BuildURL string `json:"buildURL"`
+}
+
+// buildAnswer is the answer to a webhook call (FLOW.md).
+type buildAnswer struct {
+	ID          string `json:"id"`
+	Environment string `json:"environment"`
+	URL         string `json:"url"`
+	State       State  `json:"state"`
+}
+
+// recorded is what the webhook did with a reported build.
+type recorded struct {
+	answer  buildAnswer
+	project string
+	created bool
+}
+
+// create serves POST /v1/builds and POST /build-complete: 202 for a new
+// build, 200 with the same id for a repeat.
+func (h *webhook) create(w http.ResponseWriter, r *http.Request) {
+	rec, err := h.record(w, r)
+	if err != nil {
+		h.metrics.webhookRequest(h.refuse(w, r, err))
+		return
+	}
+	status, outcome := http.StatusAccepted, outcomeAccepted
+	if !rec.created {
+		status, outcome = http.StatusOK, outcomeDuplicate
+	}
+	h.metrics.webhookRequest(outcome)
+	h.log.Info("webhook", "outcome", outcome, "build", rec.answer.ID, "project", rec.project,
+		"state", rec.answer.State, "env", rec.answer.Environment)
+	writeJSON(w, status, rec.answer)
+}
+
+// record verifies the call on its raw body, decodes and validates the build,
+// and stores it with its deploy job.
+func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, error) {
+	body, err := readBody(w, r)
+	if err != nil {
+		return recorded{}, err
+	}
+	if !authorized(r.Header, body, h.secret) {
+		return recorded{}, errUnauthorized
+	}
+	req, err := decodeBuildRequest(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		return recorded{}, err
+	}
+	if err := req.validate(); err != nil {
+		return recorded{}, err
+	}
+	p, ok := h.cfg.Project(req.Project)
+	if !ok {
+		return recorded{}, refuse(http.StatusNotFound, outcomeUnknownProject, "unknown project %q", req.Project)
+	}
+	kind := Kind(req.Type)
+	env, qaURL, err := h.repo.Check(p, kind, req.Target, req.Image)
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return recorded{}, invalid("%s", err.Error())
+	case err != nil:
+		return recorded{}, internal("could not check the build; the server log has the details",
+			fmt.Errorf("check %s %s %s: %w", p.ID, kind, req.Target, err))
+	}
+	b := Build{
+		Project: p.ID, Image: req.Image, Kind: kind, Target: req.Target,
+		Commit: req.Commit, Author: req.Author, BuildURL: req.BuildURL,
+	}
+	return h.save(r.Context(), b, env, qaURL)
+}
+
+// save stores b, as received, with the job that deploys it to QA, and
+// answers with the stored build. env and qaURL are Check's prediction, used
+// until the stored build has its own.
+func (h *webhook) save(ctx context.Context, b Build, env, qaURL string) (recorded, error) {
+	// The store assigns the id, and gives it to the jobs that have no
+	// BuildID, in the same transaction (promote/store, and its conformance
+	// suite); so the job names no build here, and its RunAt is left to the
+	// store's clock.
+	job := Job{Kind: JobDeployQA}
+	stored, created, superseded, err := h.store.Create(ctx, b, job)
+	if err != nil {
+		return recorded{}, internal("could not record the build; try again",
+			fmt.Errorf("create build %s %s: %w", b.Project, b.Image, err))
+	}
+	for _, old := range superseded {
+		h.log.Info("superseded", "build", old.ID, "by", stored.ID, "project", old.Project)
+	}
+	if created {
+		h.wakeWorker()
+	}
+	ans := buildAnswer{ID: stored.ID, Environment: env, URL: qaURL, State: stored.State}
+	if stored.Environment != "" {
+		ans.Environment, ans.URL = stored.Environment, stored.URL
+	}
+	return recorded{answer: ans, project: stored.Project, created: created}, nil
+}
+
+// wakeWorker tells an idle worker that there is new work, without waiting:
+// a worker that is busy, or none at all, finds the job when it next polls.
+func (h *webhook) wakeWorker() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// refuse logs and writes the answer to a refused call and returns the
+// outcome it counts as.
+func (h *webhook) refuse(w http.ResponseWriter, r *http.Request, err error) string {
+	var ref *refusal
+	if !errors.As(err, &ref) {
+		ref = internal("internal error", err)
+	}
+	attrs := []any{"outcome", ref.outcome, "status", ref.status, "method", r.Method,
+		"path", r.URL.Path, "remote", r.RemoteAddr}
+	if ref.cause != nil {
+		h.log.Error("webhook", append(attrs, "err", redactCredentials(ref.cause.Error()))...)
+	} else {
+		h.log.Info("webhook", append(attrs, "reason", ref.msg)...)
+	}
+	writeError(w, ref.status, ref.msg)
+	return ref.outcome
+}
+
+// readBody reads at most maxBodyBytes+1 bytes of the body: one more than
+// allowed is enough to know the body is too large.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	tooLarge := refuse(http.StatusRequestEntityTooLarge, outcomeTooLarge,
+		"body larger than %d bytes", maxBodyBytes)
+	if r.ContentLength > maxBodyBytes {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, tooLarge
+	case err != nil:
+		return nil, invalid("could not read the body")
+	}
+	return body, nil
+}
+
+// authorized reports whether the call proves it knows secret, with a bearer
+// token or an HMAC of body. An empty secret refuses everything.
+func authorized(h http.Header, body []byte, secret string) bool {
+	if secret == "" {
+		return false
+	}
+	if token, ok := bearerToken(h.Get("Authorization")); ok && equalSecret(token, secret) {
+		return true
+	}
+	if sig := h.Get(SignatureHeader); sig != "" && validSignature(sig, body, secret) {
+		return true
+	}
+	return false
+}
+
+func bearerToken(authorization string) (string, bool) {
+	scheme, token, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+// equalSecret compares in constant time; hashing first keeps the length of
+// the secret from showing either.
+func equalSecret(got, secret string) bool {
+	g, s := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(secret))
+	return subtle.ConstantTimeCompare(g[:], s[:]) == 1
+}
+
+func validSignature(header string, body []byte, secret string) bool {
+	hexSum, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return false
+	}
+	got, err := hex.DecodeString(hexSum)
+	if err != nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return hmac.Equal(got, mac.Sum(nil))
+}
+
+// decodeBuildRequest decodes a JSON or form-encoded body; unknown JSON fields
+// are ignored.
+func decodeBuildRequest(contentType string, body []byte) (buildRequest, error) {
+	unsupported := refuse(http.StatusUnsupportedMediaType, outcomeUnsupportedMedia,
+		"Content-Type must be application/json or application/x-www-form-urlencoded")
+	mediaType, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return buildRequest{}, unsupported
+	}
+	var req buildRequest
+	switch mediaType {
+	case "application/json":
+		if err := json.Unmarshal(body, &req); err != nil {
+			return buildRequest{}, jsonProblem(err)
+		}
+	case "application/x-www-form-urlencoded":
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return buildRequest{}, invalid("malformed form body")
+		}
+		for _, f := range req.fields() {
+			*f.value = form.Get(f.name)
+		}
+	default:
+		return buildRequest{}, unsupported
+	}
+	return req, nil
+}
+
+func jsonProblem(err error) *refusal {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return invalid("field %q must be a string", typeErr.Field)
+	}
+	var syntaxErr *json.SyntaxError
+	if errors.As(err, &syntaxErr) {
+		return invalid("malformed JSON at byte %d: %s", syntaxErr.Offset, syntaxErr.Error())
+	}
+	if errors.As(err, &typeErr) {
+		return invalid("the body must be a JSON object")
+	}
+	return invalid("malformed JSON")
+}
+
+type requestField struct {
+	name     string
+	value    *string
+	required bool
+}
+
+// fields lists the request's fields with their names in the contract; the
+// one table that the form decoder and the checks share.
+func (q *buildRequest) fields() []requestField {
+	return []requestField{
+		{"project", &q.Project, true},
+		{"image", &q.Image, true},
+		{"type", &q.Type, true},
+		{"target", &q.Target, true},
+		{"commit", &q.Commit, false},
+		{"author", &q.Author, false},
+		{"buildURL", &q.BuildURL, false},
+	}
+}
+
+// validate refuses what no project could accept; whether the project accepts
+// the image and target is ConfigRepo.Check's to say.
+func (q *buildRequest) validate() error {
+	var missing []string
+	for _, f := range q.fields() {
+		if f.required && *f.value == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return invalid("missing required field(s): %s", strings.Join(missing, ", "))
+	}
+	for _, f := range q.fields() {
+		if problem := fieldProblem(*f.value); problem != "" {
+			return invalid("%s %s", f.name, problem)
+		}
+	}
+	if q.BuildURL != "" && !isWebURL(q.BuildURL) {
+		return invalid("buildURL must be an absolute http or https URL")
+	}
+	switch Kind(q.Type) {
+	case KindBranch, KindTag:
+	default:
+		return invalid("type must be %q or %q, not %q", KindBranch, KindTag, q.Type)
+	}
+	return nil
+}
+
+// fieldProblem says what is wrong with a field's value, or "".
+func fieldProblem(v string) string {
+	switch {
+	case len(v) > maxFieldBytes:
+		return fmt.Sprintf("is longer than %d bytes", maxFieldBytes)
+	case !utf8.ValidString(v):
+		return "is not valid UTF-8"
+	case strings.ContainsFunc(v, unicode.IsControl):
+		return "contains control characters"
+	}
+	return ""
+}
+
+func isWebURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// buildView is the answer to GET /v1/builds/{id} (FLOW.md).
+type buildView struct {
+	ID               string         `json:"id"`
+	Project          string         `json:"project"`
+	Image            string         `json:"image"`
+	Type             Kind           `json:"type"`
+	Target           string         `json:"target"`
+	Environment      string         `json:"environment"`
+	URL              string         `json:"url"`
+	State            State          `json:"state"`
+	QACommit         string         `json:"qaCommit"`
+	Approvals        []approvalView `json:"approvals"`
+	PullRequest      string         `json:"pullRequest"`
+	ProductionCommit string         `json:"productionCommit"`
+	Error            string         `json:"error"`
+}
+
+type approvalView struct {
+	User    string    `json:"user"`
+	Name    string    `json:"name"`
+	Verdict Verdict   `json:"verdict"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+}
+
+// get serves GET /v1/builds/{id}. Authentication is the webhook's: a bearer
+// token, or an HMAC of the empty body.
+func (h *webhook) get(w http.ResponseWriter, r *http.Request) {
+	view, err := h.view(r)
+	if err != nil {
+		h.refuse(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+func (h *webhook) view(r *http.Request) (buildView, error) {
+	if !authorized(r.Header, nil, h.secret) {
+		return buildView{}, errUnauthorized
+	}
+	// GET calls are not counted as webhook calls; the outcome is for the log.
+	unknown := refuse(http.StatusNotFound, "unknown_build", "unknown build")
+	id := r.PathValue("id")
+	if len(id) > maxIDBytes {
+		return buildView{}, unknown
+	}
+	b, err := h.store.Get(r.Context(), id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return buildView{}, unknown
+	case err != nil:
+		return buildView{}, internal("could not read the build; try again", fmt.Errorf("get build: %w", err))
+	}
+	approvals, err := h.store.Approvals(r.Context(), b.ID)
+	if err != nil {
+		return buildView{}, internal("could not read the build; try again",
+			fmt.Errorf("approvals of %s: %w", b.ID, err))
+	}
+	return newBuildView(b, approvals), nil
+}
+
+func newBuildView(b Build, approvals []Approval) buildView {
+	views := make([]approvalView, 0, len(approvals))
+	for _, a := range approvals {
+		views = append(views, approvalView{User: a.User, Name: a.Name, Verdict: a.Verdict, Reason: a.Reason, At: a.At.UTC()})
+	}
+	return buildView{
+		ID: b.ID, Project: b.Project, Image: b.Image, Type: b.Kind, Target: b.Target,
+		Environment: b.Environment, URL: b.URL, State: b.State, QACommit: b.QACommit,
+		Approvals: views, PullRequest: b.PullRequest, ProductionCommit: b.ProductionCommit, Error: b.Error,
+	}
+}
