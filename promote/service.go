@@ -1,0 +1,193 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// Service drives accepted builds through their work: it claims durable jobs
+// from the Store, runs them, and moves each build through the state machine.
+// Several Services (one per replica) may share one Store: a job is leased to
+// one worker at a time, and a lease that expires (a crash) hands it to another.
+type Service struct {
+	Config *Config
+	Store  Store
+	Repo   ConfigRepo
+	Logger *slog.Logger
+	// Worker names this replica in job leases.
+	Worker string
+	// Lease is how long a claimed job is this worker's (default 2 min).
+	Lease time.Duration
+	// Poll is how often an idle worker looks for due jobs (default 200 ms).
+	Poll time.Duration
+	// MaxAttempts bounds retries of a transient failure (default 10).
+	MaxAttempts int
+	// Wake, when set, ends an idle wait early (the webhook signals new work).
+	Wake <-chan struct{}
+	// Now returns the time (default time.Now).
+	Now func() time.Time
+}
+
+func (s *Service) defaults() {
+	if s.Lease <= 0 {
+		s.Lease = 2 * time.Minute
+	}
+	if s.Poll <= 0 {
+		s.Poll = 200 * time.Millisecond
+	}
+	if s.MaxAttempts <= 0 {
+		s.MaxAttempts = 10
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Run works through due jobs until ctx ends. A job in progress when ctx ends
+// is left to its lease: this or another worker takes it up again.
+func (s *Service) Run(ctx context.Context) error {
+	s.defaults()
+	for {
+		worked, err := s.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.Logger.Error("job queue", "err", err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if worked {
+			continue
+		}
+		t := time.NewTimer(s.Poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-s.Wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// RunOnce claims and runs one due job; worked is false when none was due.
+func (s *Service) RunOnce(ctx context.Context) (worked bool, err error) {
+	s.defaults()
+	j, ok, err := s.Store.Claim(ctx, s.Worker, s.Lease, s.Now())
+	if err != nil || !ok {
+		return false, err
+	}
+	log := s.Logger.With("job", j.ID, "kind", j.Kind, "build", j.BuildID, "attempt", j.Attempts+1)
+	runErr := s.run(ctx, j)
+	switch {
+	case runErr == nil:
+		err = s.Store.Complete(ctx, j.ID, s.Worker)
+	case ctx.Err() != nil:
+		return true, nil // shutting down: the lease hands the job back
+	case j.Attempts+1 >= s.MaxAttempts:
+		log.Error("job failed for good", "err", runErr)
+		if ferr := s.giveUp(ctx, j, runErr); ferr != nil {
+			log.Error("record failure", "err", ferr)
+		}
+		err = s.Store.Fail(ctx, j.ID, s.Worker, runErr.Error())
+	default:
+		at := s.Now().Add(backoff(j.Attempts))
+		log.Warn("job will be retried", "err", runErr, "at", at)
+		err = s.Store.Retry(ctx, j.ID, s.Worker, at, runErr.Error())
+	}
+	if errors.Is(err, ErrLeaseLost) {
+		log.Warn("lease lost while working: another worker has the job")
+		return true, nil
+	}
+	return true, err
+}
+
+// backoff is capped exponential with jitter: 1 s, 2 s, 4 s … up to 5 min.
+func backoff(attempts int) time.Duration {
+	d := time.Second << min(attempts, 9)
+	d = min(d, 5*time.Minute)
+	return d/2 + rand.N(d/2+1)
+}
+
+// run does one job. Terminal failures are recorded on the build and end the
+// job (nil); transient ones are returned, to be retried.
+func (s *Service) run(ctx context.Context, j Job) error {
+	switch j.Kind {
+	case JobDeployQA:
+		return s.deployQA(ctx, j.BuildID)
+	default:
+		s.Logger.Error("unknown job kind: dropped", "kind", j.Kind, "job", j.ID)
+		return nil
+	}
+}
+
+// deployQA writes a build's QA overlay. It is safe to run again at any point
+// (a crash, a lost lease): the overlay edit is idempotent and the state
+// machine refuses a second transition.
+func (s *Service) deployQA(ctx context.Context, id string) error {
+	b, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("deploy %s: %w", id, err)
+	}
+	if b.State == StateReceived {
+		if b, err = s.Store.Apply(ctx, id, EventDeploy, nil); err != nil {
+			return s.settled(err)
+		}
+	}
+	if b.State != StateDeploying {
+		return nil // superseded or closed meanwhile: nothing to do
+	}
+	p, ok := s.Config.Project(b.Project)
+	if !ok {
+		return s.fail(ctx, id, EventDeployFailed, fmt.Errorf("project %s is no longer configured", b.Project))
+	}
+	d, err := s.Repo.DeployQA(ctx, p, b)
+	if errors.Is(err, ErrInvalid) {
+		return s.fail(ctx, id, EventDeployFailed, err)
+	}
+	if err != nil {
+		return fmt.Errorf("deploy %s: %w", id, err)
+	}
+	_, err = s.Store.Apply(ctx, id, EventDeployed, func(b *Build) error {
+		b.Environment, b.URL, b.QACommit, b.Error = d.Environment, d.URL, d.Commit, ""
+		return nil
+	})
+	s.Logger.Info("qa deployed", "build", id, "env", d.Environment, "commit", d.Commit)
+	return s.settled(err)
+}
+
+// fail records a terminal failure on the build.
+func (s *Service) fail(ctx context.Context, id string, ev Event, cause error) error {
+	_, err := s.Store.Apply(ctx, id, ev, func(b *Build) error {
+		b.Error = cause.Error()
+		return nil
+	})
+	s.Logger.Warn("build failed", "build", id, "event", ev, "err", cause)
+	return s.settled(err)
+}
+
+// giveUp records on the build that its job ran out of attempts.
+func (s *Service) giveUp(ctx context.Context, j Job, cause error) error {
+	if j.Kind != JobDeployQA {
+		return nil
+	}
+	return s.fail(ctx, j.BuildID, EventDeployFailed, fmt.Errorf("gave up after %d attempts: %w", j.Attempts+1, cause))
+}
+
+// settled treats a refused transition as done: the build moved on (it was
+// superseded, closed, or another worker finished the job first).
+func (s *Service) settled(err error) error {
+	var te *TransitionError
+	if errors.As(err, &te) {
+		s.Logger.Info("build moved on", "from", te.From, "event", te.Event)
+		return nil
+	}
+	return err
+}

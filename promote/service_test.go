@@ -1,0 +1,209 @@
+package promote_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/promotebot/promotebot/promote"
+	"github.com/promotebot/promotebot/promote/store"
+)
+
+// fakeRepo is a ConfigRepo that records deploys and fails as told.
+type fakeRepo struct {
+	mu      sync.Mutex
+	deploys []string // build ids, in call order
+	fail    []error  // returned by the next calls, in order
+}
+
+func (f *fakeRepo) Check(promote.Project, promote.Kind, string, string) (string, string, error) {
+	return "qa/branch-x", "https://x.branch.hello.example.com", nil
+}
+
+func (f *fakeRepo) DeployQA(_ context.Context, _ promote.Project, b promote.Build) (promote.QADeployment, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deploys = append(f.deploys, b.ID)
+	if len(f.fail) > 0 {
+		err := f.fail[0]
+		f.fail = f.fail[1:]
+		if err != nil {
+			return promote.QADeployment{}, err
+		}
+	}
+	return promote.QADeployment{Environment: "qa/branch-x", URL: "https://x.branch.hello.example.com", Commit: "c0ffee"}, nil
+}
+
+func (f *fakeRepo) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.deploys)
+}
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newService(t *testing.T, repo *fakeRepo) (*promote.Service, promote.Store, *clock) {
+	t.Helper()
+	st, err := store.Open(context.Background(), "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	cfg := &promote.Config{Projects: []promote.Project{{ID: "hello", URL: "https://hello.example.com",
+		Image: "registry.example.com/acme/hello", Path: "apps/hello"}}}
+	// Ahead of the real clock, which stamps new jobs: they are due at once.
+	c := &clock{now: time.Now().UTC().Add(time.Minute)}
+	return &promote.Service{Config: cfg, Store: st, Repo: repo, Worker: "w1", Now: c.Now, MaxAttempts: 3, Lease: time.Minute}, st, c
+}
+
+func accept(t *testing.T, st promote.Store, image string) promote.Build {
+	t.Helper()
+	b, created, _, err := st.Create(context.Background(), promote.Build{Project: "hello", Image: image,
+		Kind: promote.KindBranch, Target: "x"}, promote.Job{Kind: promote.JobDeployQA})
+	if err != nil || !created {
+		t.Fatalf("Create: %v %v", created, err)
+	}
+	return b
+}
+
+func runOnce(t *testing.T, s *promote.Service) bool {
+	t.Helper()
+	worked, err := s.RunOnce(context.Background())
+	if err != nil {
+		t.Fatalf("RunOnce: %v", err)
+	}
+	return worked
+}
+
+func get(t *testing.T, st promote.Store, id string) promote.Build {
+	t.Helper()
+	b, err := st.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestServiceDeploysQA(t *testing.T) {
+	repo := &fakeRepo{}
+	s, st, _ := newService(t, repo)
+	b := accept(t, st, "registry.example.com/acme/hello:1")
+	if !runOnce(t, s) {
+		t.Fatal("no job ran")
+	}
+	got := get(t, st, b.ID)
+	if got.State != promote.StateQAReady || got.QACommit != "c0ffee" || got.Environment != "qa/branch-x" {
+		t.Fatalf("build %+v", got)
+	}
+	if n, err := st.Pending(context.Background()); err != nil || n != 0 {
+		t.Fatalf("pending %d %v", n, err)
+	}
+	if runOnce(t, s) || repo.calls() != 1 {
+		t.Fatalf("ran again: %d deploys", repo.calls())
+	}
+	h, err := st.History(context.Background(), b.ID)
+	if err != nil || len(h) != 2 || h[0].To != promote.StateDeploying || h[1].To != promote.StateQAReady {
+		t.Fatalf("history %+v %v", h, err)
+	}
+}
+
+func TestServiceRetriesTransientFailures(t *testing.T) {
+	repo := &fakeRepo{fail: []error{errors.New("push: connection refused")}}
+	s, st, c := newService(t, repo)
+	b := accept(t, st, "registry.example.com/acme/hello:1")
+	runOnce(t, s)
+	if got := get(t, st, b.ID); got.State != promote.StateDeploying {
+		t.Fatalf("after a transient failure: %s", got.State)
+	}
+	if runOnce(t, s) {
+		t.Fatal("the retry ran before its backoff")
+	}
+	c.Add(10 * time.Minute)
+	runOnce(t, s)
+	if got := get(t, st, b.ID); got.State != promote.StateQAReady || repo.calls() != 2 {
+		t.Fatalf("after the retry: %s, %d deploys", got.State, repo.calls())
+	}
+}
+
+func TestServiceTerminalFailures(t *testing.T) {
+	for name, fail := range map[string][]error{
+		"invalid":      {fmt.Errorf("%w: render failed", promote.ErrInvalid)},
+		"out of tries": {errors.New("down"), errors.New("down"), errors.New("down")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			repo := &fakeRepo{fail: fail}
+			s, st, c := newService(t, repo)
+			b := accept(t, st, "registry.example.com/acme/hello:1")
+			for range fail {
+				runOnce(t, s)
+				c.Add(10 * time.Minute)
+			}
+			got := get(t, st, b.ID)
+			if got.State != promote.StateQAFailed || got.Error == "" {
+				t.Fatalf("build %+v", got)
+			}
+			if n, err := st.Pending(context.Background()); err != nil || n != 0 {
+				t.Fatalf("pending %d %v", n, err)
+			}
+		})
+	}
+}
+
+func TestServiceSkipsSupersededBuilds(t *testing.T) {
+	repo := &fakeRepo{}
+	s, st, _ := newService(t, repo)
+	old := accept(t, st, "registry.example.com/acme/hello:1")
+	newer := accept(t, st, "registry.example.com/acme/hello:2")
+	runOnce(t, s)
+	runOnce(t, s)
+	if got := get(t, st, old.ID); got.State != promote.StateSuperseded || got.SupersededBy != newer.ID {
+		t.Fatalf("old build %+v", got)
+	}
+	if repo.calls() != 1 || repo.deploys[0] != newer.ID {
+		t.Fatalf("deploys %v, want only the newer build", repo.deploys)
+	}
+}
+
+// TestServiceTakesOverAfterACrash: a worker claims the job and dies before
+// recording anything; once its lease ends another worker finishes the build.
+func TestServiceTakesOverAfterACrash(t *testing.T) {
+	repo := &fakeRepo{}
+	s, st, c := newService(t, repo)
+	b := accept(t, st, "registry.example.com/acme/hello:1")
+	if _, ok, err := st.Claim(context.Background(), "crashed", time.Minute, c.Now()); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if runOnce(t, s) {
+		t.Fatal("took a job whose lease is held")
+	}
+	c.Add(2 * time.Minute)
+	runOnce(t, s)
+	if got := get(t, st, b.ID); got.State != promote.StateQAReady {
+		t.Fatalf("after takeover: %s", got.State)
+	}
+	if err := st.Complete(context.Background(), 1, "crashed"); !errors.Is(err, promote.ErrLeaseLost) {
+		t.Fatalf("the crashed worker completing: %v, want ErrLeaseLost", err)
+	}
+}
