@@ -20,6 +20,7 @@ type deps struct {
 var commands = []func(deps) *cli.Command{
 	validateCommand,
 	qaCommand,
+	serveCommand,
 }
 
 // run is main without the process: args include the program name.

@@ -40,8 +40,3 @@ func openConfigRepo(ctx context.Context, cfg *promote.Config, sec promote.Secret
 	}
 	return repo, nil
 }
-
-// gitopsProject is what the config-repo writer needs of a project.
-func gitopsProject(p promote.Project) gitops.Project {
-	return gitops.Project{ID: p.ID, Path: p.Path, Image: p.Image, Host: p.Host(), Service: p.Service}
-}

@@ -60,9 +60,9 @@ func runQA(c *cli.Context, d deps) error {
 	}
 	var edit gitops.Edit
 	if c.Bool("delete") {
-		edit, err = gitops.DeleteQAOverlay(gitopsProject(p), kind, target, meta)
+		edit, err = gitops.DeleteQAOverlay(gitops.ProjectOf(p), kind, target, meta)
 	} else {
-		edit, err = gitops.QAOverlay(gitopsProject(p), kind, target, c.String("image"), meta)
+		edit, err = gitops.QAOverlay(gitops.ProjectOf(p), kind, target, c.String("image"), meta)
 	}
 	if err != nil {
 		return err
