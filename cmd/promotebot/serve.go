@@ -25,7 +25,8 @@ func serveCommand(d deps) *cli.Command {
 		Description: "serve accepts builds on POST /v1/builds, stores them durably before answering, and " +
 			"deploys each to its QA overlay in the config repository from a durable job queue. Several " +
 			"replicas may share one PostgreSQL database and one config repository.",
-		Flags:  []cli.Flag{configFlag()},
+		Flags: []cli.Flag{configFlag(), &cli.DurationFlag{Name: "job-lease", Value: 2 * time.Minute,
+			Usage: "how long a claimed job is this replica's; after a crash, others take it up once it ends"}},
 		Action: func(c *cli.Context) error { return serve(c.Context, c, d) },
 	}
 }
@@ -60,7 +61,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 		host = "promotebot"
 	}
 	wake := make(chan struct{}, 1)
-	svc := &promote.Service{Config: cfg, Store: st, Repo: cr, Logger: log, Wake: wake,
+	svc := &promote.Service{Config: cfg, Store: st, Repo: cr, Logger: log, Wake: wake, Lease: c.Duration("job-lease"),
 		Worker: fmt.Sprintf("%s-%d", host, os.Getpid())}
 	handler := promote.NewServer(promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: cr, Logger: log,
 		Metrics: promote.NewMetrics(promote.WithQueueDepth(st.Pending)), Wake: wake,
