@@ -25,10 +25,20 @@ func ProjectOf(p promote.Project) Project {
 	return Project{ID: p.ID, Path: p.Path, Image: p.Image, Host: p.Host(), Service: p.Service}
 }
 
-// Check implements promote.ConfigRepo: it refuses images and targets the
-// project may not deploy and predicts the environment. The prediction is the
-// plain env name; a collision found at deploy time moves it to the hashed one.
+// Check implements promote.ConfigRepo; see Checker.Check.
 func (c *ConfigRepo) Check(p promote.Project, kind promote.Kind, target, image string) (string, string, error) {
+	return Checker{}.Check(p, kind, target, image)
+}
+
+// Checker implements promote.BuildChecker without a clone.
+type Checker struct{}
+
+var _ promote.BuildChecker = Checker{}
+
+// Check refuses images and targets the project may not deploy and predicts
+// the environment. The prediction is the plain env name; a collision found
+// at deploy time moves it to the hashed one.
+func (Checker) Check(p promote.Project, kind promote.Kind, target, image string) (string, string, error) {
 	gp := ProjectOf(p)
 	if _, err := QAOverlay(gp, Kind(kind), target, image, Meta{}); err != nil {
 		return "", "", invalid(err)
@@ -71,6 +81,11 @@ func Source(b promote.Build) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// Terminal tells the failures of Open and Apply that no retry can fix (bad
+// credentials, a missing repository, a refused push, an overlay that does
+// not render, …); others are worth retrying.
+func Terminal(err error) bool { return terminal(err) || isTerminal(err) }
 
 // terminal tells the failures that no retry can fix.
 func terminal(err error) bool {

@@ -45,6 +45,9 @@ type Options struct {
 	MaxPacks int
 	// Logger receives structured logs (default: discard).
 	Logger *slog.Logger
+	// ObservePush, when set, is told how long each successful push took
+	// (for a latency histogram).
+	ObservePush func(time.Duration)
 	// Now returns the commit time (default time.Now).
 	Now func() time.Time
 }

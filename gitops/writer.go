@@ -137,6 +137,9 @@ func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, 
 		return r.failIfTerminal(*batch, err)
 	}
 	r.pushed(commits, len(objects), time.Since(start))
+	if r.opts.ObservePush != nil {
+		r.opts.ObservePush(time.Since(start))
+	}
 	// The push made the changes durable and their callers have their answers;
 	// keeping a local copy of the objects is for the next round.
 	start = time.Now()

@@ -17,11 +17,18 @@ type QADeployment struct {
 	Commit      string // empty when the overlay already held the image
 }
 
-// ConfigRepo is the config repository as the domain uses it (package gitops).
-type ConfigRepo interface {
+// BuildChecker vets a reported build before it is stored; it needs no
+// clone of the config repository, so the webhook accepts builds while the
+// clone is still being made.
+type BuildChecker interface {
 	// Check refuses, with ErrInvalid, an image or target the project may not
 	// deploy, and predicts the environment and URL the build will get.
 	Check(p Project, kind Kind, target, image string) (env, url string, err error)
+}
+
+// ConfigRepo is the config repository as the domain uses it (package gitops).
+type ConfigRepo interface {
+	BuildChecker
 	// DeployQA writes the build's QA overlay, commits it with the build's
 	// trailers and pushes it. Running it again for the same build changes
 	// nothing. Errors wrapping ErrInvalid are terminal; others are transient.

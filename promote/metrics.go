@@ -61,8 +61,8 @@ func WithBuildsByState(count func(context.Context) (map[State]int, error)) Metri
 //   - promotebot_webhook_requests_total{outcome}: CI webhook calls by outcome
 //     (accepted, duplicate, unauthorized, invalid, unknown_project,
 //     too_large, unsupported_media, error);
-//   - promotebot_push_seconds: how long pushes to the config repository take
-//     (see ObservePush);
+//   - promotebot_push_seconds: how long successful pushes to the config
+//     repository take (see ObservePush);
 //   - the Go runtime and process collectors;
 //   - the gauges of the options, read from the store at scrape time.
 func NewMetrics(opts ...MetricsOption) *Metrics {
@@ -79,7 +79,7 @@ func NewMetrics(opts ...MetricsOption) *Metrics {
 		push: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "promotebot_push_seconds",
 			Help:    "Time taken by a push to the config repository.",
-			Buckets: prometheus.ExponentialBuckets(0.1, 2, 10),
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12), // 5 ms … 10 s
 		}),
 	}
 	// Every outcome is there from the start, so that rates and alerts do not

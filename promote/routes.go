@@ -24,7 +24,7 @@ type ServerDeps struct {
 	// Store records builds and their jobs.
 	Store Store
 	// Repo checks a build's image and target before it is recorded.
-	Repo ConfigRepo
+	Repo BuildChecker
 	// Logger receives one record per webhook call; nil discards them.
 	Logger *slog.Logger
 	// Metrics are served at /metrics; nil makes a set of their own, without

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -26,6 +27,9 @@ type Service struct {
 	Poll time.Duration
 	// MaxAttempts bounds retries of a transient failure (default 10).
 	MaxAttempts int
+	// Concurrency is how many jobs run at once (default 8); the config-repo
+	// writer puts the commits of jobs running together into one push.
+	Concurrency int
 	// Wake, when set, ends an idle wait early (the webhook signals new work).
 	Wake <-chan struct{}
 	// Now returns the time (default time.Now).
@@ -42,6 +46,9 @@ func (s *Service) defaults() {
 	if s.MaxAttempts <= 0 {
 		s.MaxAttempts = 10
 	}
+	if s.Concurrency <= 0 {
+		s.Concurrency = 8
+	}
 	if s.Now == nil {
 		s.Now = time.Now
 	}
@@ -50,17 +57,31 @@ func (s *Service) defaults() {
 	}
 }
 
-// Run works through due jobs until ctx ends. A job in progress when ctx ends
-// is left to its lease: this or another worker takes it up again.
+// Run works through due jobs, Concurrency at a time, until ctx ends. A job in
+// progress when ctx ends is left to its lease: this or another worker takes
+// it up again.
 func (s *Service) Run(ctx context.Context) error {
 	s.defaults()
+	var wg sync.WaitGroup
+	for i := range s.Concurrency {
+		// Each loop leases under a name of its own, so that a loop whose
+		// lease ran out cannot end a job another loop has since claimed.
+		loop := *s
+		loop.Worker = fmt.Sprintf("%s/%d", s.Worker, i)
+		wg.Go(func() { loop.loop(ctx) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (s *Service) loop(ctx context.Context) {
 	for {
 		worked, err := s.RunOnce(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.Logger.Error("job queue", "err", err)
 		}
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		if worked {
 			continue
@@ -69,7 +90,7 @@ func (s *Service) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
+			return
 		case <-s.Wake:
 		case <-t.C:
 		}

@@ -72,7 +72,7 @@ type webhook struct {
 	cfg     *Config
 	secret  string
 	store   Store
-	repo    ConfigRepo
+	repo    BuildChecker
 	log     *slog.Logger
 	metrics *Metrics
 	wake    chan<- struct{} // may be nil

@@ -155,6 +155,16 @@ func (s *fakeStore) Pending(context.Context) (int, error) {
 	return len(s.jobs), nil
 }
 
+func (s *fakeStore) CountByState(context.Context) (map[State]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	counts := map[State]int{}
+	for _, b := range s.builds {
+		counts[b.State]++
+	}
+	return counts, nil
+}
+
 func (s *fakeStore) Ping(context.Context) error { return s.pingErr }
 func (s *fakeStore) Close() error               { return nil }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"github.com/promotebot/promotebot/gitops"
 	"github.com/promotebot/promotebot/promote"
@@ -12,7 +13,9 @@ import (
 
 // openConfigRepo opens the bot's persistent clone of the config repository
 // (in dataDir/config-repo.git) with the credentials from the environment.
-func openConfigRepo(ctx context.Context, cfg *promote.Config, sec promote.Secrets, log *slog.Logger) (*gitops.Repo, error) {
+// observePush, when set, is told how long each push took.
+func openConfigRepo(ctx context.Context, cfg *promote.Config, sec promote.Secrets, log *slog.Logger,
+	observePush func(time.Duration)) (*gitops.Repo, error) {
 	opts := gitops.Options{
 		URL:    cfg.GitOps.Repo,
 		Branch: cfg.GitOps.Branch,
@@ -25,7 +28,8 @@ func openConfigRepo(ctx context.Context, cfg *promote.Config, sec promote.Secret
 			KnownHostsFile: cfg.GitOps.KnownHostsFile,
 		},
 		Author: gitops.Signature{Name: cfg.GitOps.AuthorName, Email: cfg.GitOps.AuthorEmail},
-		Logger: log,
+		Logger:      log,
+		ObservePush: observePush,
 	}
 	if cfg.GitOps.SigningKeyFile != "" {
 		key, err := gitops.LoadSigningKey(cfg.GitOps.SigningKeyFile, sec.GitSigningPassphrase)

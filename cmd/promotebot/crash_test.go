@@ -74,23 +74,10 @@ func kill(t *testing.T, cmd *exec.Cmd) {
 // build ends qa-ready with exactly one QA commit.
 func TestKillNineMidDeploy(t *testing.T) {
 	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
-	config := filepath.Join(t.TempDir(), "config.yaml")
-	yaml := "listen: 127.0.0.1:0\ndataDir: " + filepath.Join(t.TempDir(), "data") + "\ngitops:\n  repo: " + remote + `
-projects:
-- id: hello
-  url: https://hello.example.com
-  channel: C0HELLO
-  qa: [UQA1]
-  owners: [UOWN1]
-  image: registry.example.com/acme/hello
-  path: apps/hello
-`
-	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config := helloConfig(t, remote, "")
 	cmd, base := child(t, config)
 	var ids []string
-	for i := range 12 {
+	for i := range 40 {
 		body := fmt.Sprintf(`{"project":"hello","image":"registry.example.com/acme/hello:1.%d","type":"branch","target":"crash-%d"}`, i, i)
 		code, out := postBuild(t, base, body)
 		if code != 202 {
@@ -98,9 +85,11 @@ projects:
 		}
 		ids = append(ids, out["id"].(string))
 	}
-	// Three times: kill just after a QA commit landed, while the rest are in
-	// flight (a push may be done with its result not yet recorded), restart.
-	for range 3 {
+	// Up to three times: kill just after a push landed, while the rest are
+	// in flight (a push may be done with its result not yet recorded), and
+	// restart.
+	kills := 0
+	for pushed := 0; kills < 3 && pushed < len(ids); kills++ {
 		start := gittest.Head(t, remote, "main")
 		for deadline := time.Now().Add(20 * time.Second); gittest.Head(t, remote, "main") == start; {
 			if time.Now().After(deadline) {
@@ -110,8 +99,12 @@ projects:
 		}
 		time.Sleep(time.Duration(rand.IntN(15)) * time.Millisecond)
 		kill(t, cmd)
-		t.Logf("killed with %d of %d QA commits pushed", len(gittest.Log(t, remote, "main"))-1, len(ids))
+		pushed = len(gittest.Log(t, remote, "main")) - 1
+		t.Logf("killed with %d of %d QA commits pushed", pushed, len(ids))
 		cmd, base = child(t, config)
+	}
+	if kills == 0 {
+		t.Fatal("the server was never killed")
 	}
 	for _, id := range ids {
 		waitState(t, base, id, "qa-ready")

@@ -50,29 +50,91 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 		return err
 	}
 	defer closeLogged(log, "store", st.Close)
-	repo, err := openConfigRepo(ctx, cfg, sec, log)
-	if err != nil {
-		return err
-	}
-	defer closeLogged(log, "config repo", repo.Close)
-	cr := gitops.NewConfigRepo(repo)
+	metrics := promote.NewMetrics(promote.WithQueueDepth(st.Pending), promote.WithBuildsByState(st.CountByState))
 	host, err := os.Hostname()
 	if err != nil {
 		host = "promotebot"
 	}
 	wake := make(chan struct{}, 1)
-	svc := &promote.Service{Config: cfg, Store: st, Repo: cr, Logger: log, Wake: wake, Lease: c.Duration("job-lease"),
-		Worker: fmt.Sprintf("%s-%d", host, os.Getpid())}
-	handler := promote.NewServer(promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: cr, Logger: log,
-		Metrics: promote.NewMetrics(promote.WithQueueDepth(st.Pending)), Wake: wake,
-		Ready: func(context.Context) error { return nil }})
-	return runServer(ctx, cfg.Listen, handler, svc, log, d)
+	clone := &cloneState{}
+	// The webhook vets builds without the clone, so CI is served while the
+	// clone is made (or while the git server is down at start-up).
+	handler := promote.NewServer(promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: gitops.Checker{},
+		Logger: log, Metrics: metrics, Wake: wake, Ready: clone.ready})
+	work := func(ctx context.Context) error {
+		repo, err := openConfigRepoRetrying(ctx, cfg, sec, log, metrics.ObservePush, clone)
+		if err != nil {
+			return err
+		}
+		defer closeLogged(log, "config repo", repo.Close)
+		svc := &promote.Service{Config: cfg, Store: st, Repo: gitops.NewConfigRepo(repo), Logger: log, Wake: wake,
+			Lease: c.Duration("job-lease"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid())}
+		return svc.Run(ctx)
+	}
+	return runServer(ctx, cfg.Listen, handler, work, log, d)
 }
 
-// runServer serves HTTP and runs the job worker until ctx ends, then stops
-// accepting requests, lets those in flight finish, and stops the worker; a job
-// it was running goes back to the queue when its lease ends.
-func runServer(ctx context.Context, listen string, h http.Handler, svc *promote.Service, log *slog.Logger, d deps) error {
+// cloneState tells /readyz whether the config repository is open.
+type cloneState struct {
+	mu   sync.Mutex
+	open bool
+	last error
+}
+
+func (s *cloneState) set(open bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.open, s.last = open, err
+}
+
+func (s *cloneState) ready(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.open:
+		return nil
+	case s.last != nil:
+		return fmt.Errorf("config repo not cloned yet: %w", s.last)
+	default:
+		return errors.New("config repo not cloned yet")
+	}
+}
+
+// openConfigRepoRetrying opens the config repository, retrying with capped
+// backoff while the remote cannot be reached; failures no retry can fix
+// (credentials, a missing repository) end it.
+func openConfigRepoRetrying(ctx context.Context, cfg *promote.Config, sec promote.Secrets, log *slog.Logger,
+	observePush func(time.Duration), state *cloneState) (*gitops.Repo, error) {
+	delay := time.Second
+	for {
+		repo, err := openConfigRepo(ctx, cfg, sec, log, observePush)
+		if err == nil {
+			state.set(true, nil)
+			log.Info("config repo ready", "repo", gitops.RedactURL(cfg.GitOps.Repo))
+			return repo, nil
+		}
+		state.set(false, err)
+		if gitops.Terminal(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		log.Warn("config repo unreachable: builds are accepted and wait", "err", err, "retry_in", delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		delay = min(2*delay, time.Minute)
+	}
+}
+
+// runServer serves HTTP and runs work until ctx ends, then stops accepting
+// requests, lets those in flight finish, and stops work; a job it was running
+// goes back to the queue when its lease ends. If work fails for good (the
+// config repo cannot be opened), the server stops with its error.
+func runServer(ctx context.Context, listen string, h http.Handler, work func(context.Context) error,
+	log *slog.Logger, d deps) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -80,33 +142,40 @@ func runServer(ctx context.Context, listen string, h http.Handler, svc *promote.
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	if _, err := fmt.Fprintf(d.stdout, "promotebot listening on %s\n", ln.Addr()); err != nil {
-		return err
+		return errors.Join(err, ln.Close())
 	}
-	work, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := svc.Run(work); err != nil {
-			log.Error("worker stopped", "err", err)
-		}
-	}()
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWork()
+	worked := make(chan error, 1)
+	go func() { worked <- work(workCtx) }()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	var workErr error
+	workDone := false
 	select {
 	case err = <-served:
+	case workErr = <-worked:
+		workDone = true
+		log.Error("worker stopped", "err", workErr)
 	case <-ctx.Done():
 		log.Info("shutting down")
-		shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-		err = srv.Shutdown(shut)
-		cancel()
 	}
+	shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	if serr := srv.Shutdown(shut); err == nil {
+		err = serr
+	}
+	cancel()
 	stopWork()
-	wg.Wait()
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	if !workDone {
+		workErr = <-worked
 	}
-	return err
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	if ctx.Err() != nil && errors.Is(workErr, context.Canceled) {
+		workErr = nil
+	}
+	return errors.Join(err, workErr)
 }
 
 func closeLogged(log *slog.Logger, what string, close func() error) {

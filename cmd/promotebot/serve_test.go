@@ -9,10 +9,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,11 +29,19 @@ const webhookSecret = "test-webhook-secret"
 func startServe(t *testing.T) (base, remote string) {
 	t.Helper()
 	remote = gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
+	base, _ = serveRepo(t, remote, nil)
+	return base, remote
+}
+
+// helloConfig writes a config for the hello project on repo, with the data
+// dir in a fresh temporary directory.
+func helloConfig(t *testing.T, repo, extra string) string {
+	t.Helper()
 	config := filepath.Join(t.TempDir(), "config.yaml")
 	yaml := `listen: 127.0.0.1:0
 dataDir: ` + filepath.Join(t.TempDir(), "data") + `
 gitops:
-  repo: ` + remote + `
+  repo: ` + repo + `
 projects:
 - id: hello
   url: https://hello.example.com
@@ -39,16 +50,31 @@ projects:
   owners: [UOWN1]
   image: registry.example.com/acme/hello
   path: apps/hello
-`
+` + extra
 	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return config
+}
+
+// serveRepo runs `promotebot serve` (through run, in this process) for the
+// hello project on repo, with the webhook secret and env set, and returns
+// its base URL and what it logged so far.
+func serveRepo(t *testing.T, repo string, env map[string]string) (string, *lockedLog) {
+	t.Helper()
+	return serveConfig(t, helloConfig(t, repo, ""), env)
+}
+
+func serveConfig(t *testing.T, config string, env map[string]string) (string, *lockedLog) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, w := io.Pipe()
-	env := map[string]string{"PROMOTEBOT_WEBHOOK_SECRET": webhookSecret}
+	vars := map[string]string{"PROMOTEBOT_WEBHOOK_SECRET": webhookSecret}
+	maps.Copy(vars, env)
+	logs := &lockedLog{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"promotebot", "serve", "--config", config}, func(k string) string { return env[k] }, w, io.Discard)
+		done <- run(ctx, []string{"promotebot", "serve", "--config", config}, func(k string) string { return vars[k] }, w, logs)
 		w.Close()
 	}()
 	line, err := bufio.NewReader(out).ReadString('\n')
@@ -67,7 +93,25 @@ projects:
 			t.Error("serve did not stop")
 		}
 	})
-	return "http://" + strings.TrimSpace(strings.TrimPrefix(line, "promotebot listening on ")), remote
+	return "http://" + strings.TrimSpace(strings.TrimPrefix(line, "promotebot listening on ")), logs
+}
+
+// lockedLog collects what the server logs.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 func postBuild(t *testing.T, base string, body string) (int, map[string]any) {
@@ -167,4 +211,75 @@ func TestServeDeploysABuildToQA(t *testing.T) {
 	if gittest.Head(t, remote, "main") != head {
 		t.Fatal("the remote changed after a repeat and a forged request")
 	}
+}
+
+// TestServeWaitsForTheConfigRepo starts serve while the git server answers
+// 503: CI is still served, /readyz says why it is not ready, and the build
+// is deployed once the git server is back. The git password never shows in
+// the logs or the answers.
+func TestServeWaitsForTheConfigRepo(t *testing.T) {
+	const password = "s3cret-git-pw"
+	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
+	srv := gittest.NewServer(t, filepath.Dir(remote), "bot", password)
+	var down atomic.Bool
+	down.Store(true)
+	srv.Intercept(func(w http.ResponseWriter, _ *http.Request) bool {
+		if down.Load() {
+			http.Error(w, "maintenance", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	})
+	base, logs := serveRepo(t, srv.RepoURL(remote),
+		map[string]string{"PROMOTEBOT_GIT_USERNAME": "bot", "PROMOTEBOT_GIT_PASSWORD": password})
+
+	code, out := get(t, base+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(out, "config repo not cloned yet") {
+		t.Fatalf("readyz while the git server is down: %d %s", code, out)
+	}
+	code, accepted := postBuild(t, base, `{"project":"hello","image":"registry.example.com/acme/hello:2.0.0","type":"tag","target":"v2.0.0"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST while the git server is down: %d %v", code, accepted)
+	}
+	id := accepted["id"].(string)
+	time.Sleep(500 * time.Millisecond)
+	if b := getBuild(t, base, id); b["state"] != "received" {
+		t.Fatalf("build while the git server is down: %v", b)
+	}
+
+	down.Store(false)
+	b := waitState(t, base, id, "qa-ready")
+	if b["qaCommit"] != gittest.Head(t, remote, "main") {
+		t.Fatalf("build %v, remote at %s", b, gittest.Head(t, remote, "main"))
+	}
+	if code, out := get(t, base+"/readyz"); code != http.StatusOK {
+		t.Fatalf("readyz after the clone: %d %s", code, out)
+	}
+	_, metrics := get(t, base+"/metrics")
+	for _, want := range []string{"promotebot_push_seconds_count 1", `promotebot_builds{state="qa-ready"} 1`,
+		"promotebot_queue_depth 0", `promotebot_webhook_requests_total{outcome="accepted"} 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if !strings.Contains(logs.String(), "config repo unreachable") {
+		t.Errorf("the logs do not say the config repo was unreachable:\n%s", logs)
+	}
+	if strings.Contains(logs.String(), password) {
+		t.Errorf("the git password is in the logs:\n%s", logs)
+	}
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/promotebot/promotebot/promote"
+	"github.com/promotebot/promotebot/promote/store/pgtest"
 )
 
 // BenchmarkCreate measures durable Creates, each with one job and
@@ -22,8 +23,8 @@ func BenchmarkCreate(b *testing.B) {
 			return s
 		},
 		"postgres": func(b *testing.B) promote.Store {
-			dsn, admin := testPostgres(b)
-			s, err := OpenPostgres(context.Background(), freshSchema(b, dsn, admin))
+			dsn, admin := pgtest.Server(b)
+			s, err := OpenPostgres(context.Background(), pgtest.Schema(b, dsn, admin))
 			if err != nil {
 				b.Fatal(err)
 			}

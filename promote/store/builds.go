@@ -256,3 +256,25 @@ func (s *db) History(ctx context.Context, id string) ([]promote.Transition, erro
 	}
 	return ts, nil
 }
+
+// CountByState counts builds in each state; states without builds are left out.
+func (s *db) CountByState(ctx context.Context) (map[promote.State]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT state, count(*) FROM builds GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("count builds: %w", err)
+	}
+	defer rows.Close()
+	counts := map[promote.State]int{}
+	for rows.Next() {
+		var st promote.State
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count builds: %w", err)
+		}
+		counts[st] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count builds: %w", err)
+	}
+	return counts, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"sync"
 	"testing"
@@ -43,6 +44,7 @@ func runConformance(t *testing.T, fresh func(t *testing.T) opener) {
 		{"ApplyConcurrent", testApplyConcurrent},
 		{"ApplyRefused", testApplyRefused},
 		{"History", testHistory},
+		{"CountByState", testCountByState},
 		{"Approvals", testApprovals},
 		{"Jobs", testJobs},
 		{"LeaseExpiry", testLeaseExpiry},
@@ -470,5 +472,30 @@ func testHistory(t *testing.T, open opener) {
 	}
 	if err == nil || len(history(t, s, b.ID)) != len(path) {
 		t.Error("a refused event was recorded")
+	}
+}
+
+func testCountByState(t *testing.T, open opener) {
+	s := open.must(t)
+	ctx := context.Background()
+	counts, err := s.CountByState(ctx)
+	if err != nil || len(counts) != 0 {
+		t.Fatalf("empty store: CountByState = %v, %v; want no states", counts, err)
+	}
+	create(t, s, build("1.0.0"))
+	create(t, s, build("1.0.1")) // supersedes 1.0.0
+	other := build("2.0.0")
+	other.Target = "feature/x"
+	b := create(t, s, other)
+	if _, err := s.Apply(ctx, b.ID, promote.EventDeploy, nil); err != nil {
+		t.Fatal(err)
+	}
+	counts, err = s.CountByState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[promote.State]int{promote.StateSuperseded: 1, promote.StateReceived: 1, promote.StateDeploying: 1}
+	if !maps.Equal(counts, want) {
+		t.Errorf("CountByState = %v, want %v", counts, want)
 	}
 }
