@@ -336,6 +336,26 @@ func TestHookRejectionIsTerminal(t *testing.T) {
 	t.Logf("refused in %v: %v", time.Since(start), err)
 }
 
+// TestNoSuccessWithoutThePush applies the same edit many times at once to a
+// remote that refuses every push: in a batch, the copies after the first
+// change nothing on top of its commit, and must not be told "done" while that
+// commit is refused.
+func TestNoSuccessWithoutThePush(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	gittest.RejectPushes(t, bare, "main is protected")
+	r := open(t, bare, func(o *gitops.Options) { o.MaxAttempts = 2 })
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			res, err := r.Apply(context.Background(), writeFile("same.txt", "1"))
+			if err == nil {
+				t.Errorf("apply %d: %+v, want the refusal", i, res)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func TestSignedCommitsVerify(t *testing.T) {
 	entity, err := openpgp.NewEntity("promotebot", "test", "bot@example.com", nil)
 	if err != nil {

@@ -136,7 +136,7 @@ func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, 
 		r.opts.Logger.Info("push config repo", "commits", len(commits), "err", redact(err, r.opts.URL, r.opts.Auth))
 		return r.failIfTerminal(*batch, err)
 	}
-	r.pushed(commits, len(objects), time.Since(start))
+	r.pushed(commits, newTip, len(objects), time.Since(start))
 	if r.opts.ObservePush != nil {
 		r.opts.ObservePush(time.Since(start))
 	}
@@ -189,8 +189,9 @@ func live(batch []*request) []*request {
 }
 
 // applyAll runs each edit on top of the previous commit. An edit that fails
-// gets its error now; one that changes nothing gets its result now; the others
-// wait for the push.
+// gets its error now; one that changes nothing on the remote's tip gets its
+// result now; the others (commits, and edits that change nothing only on top
+// of an earlier commit of the batch) wait for the push.
 func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pending, plumbing.Hash, []plumbing.Hash) {
 	base := tip
 	baseTree, err := r.treeOf(tip)
@@ -213,7 +214,15 @@ func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pend
 			continue
 		}
 		if treeHash == baseTree {
-			req.reply <- reply{res: Result{Outcome: out, Base: hashString(base)}}
+			res := Result{Outcome: out, Base: hashString(base)}
+			if base == tip {
+				req.reply <- reply{res: res}
+				continue
+			}
+			// Nothing to change only thanks to a commit of this batch: the
+			// answer waits for that commit's push, and goes round again
+			// with the batch if the push fails.
+			commits = append(commits, pending{req: req, res: res})
 			continue
 		}
 		c, cerr := newCommit(st, r.opts.Author, r.opts.SignKey, r.opts.Now(), treeHash, base, out.Message())
@@ -250,9 +259,9 @@ func (r *Repo) treeOf(commit plumbing.Hash) (plumbing.Hash, error) {
 	return c.TreeHash, nil
 }
 
-func (r *Repo) pushed(commits []pending, objects int, took time.Duration) {
-	r.opts.Logger.Info("pushed config repo", "commits", len(commits), "objects", objects,
-		"tip", commits[len(commits)-1].res.Commit[:12], "took", took)
+func (r *Repo) pushed(commits []pending, tip plumbing.Hash, objects int, took time.Duration) {
+	r.opts.Logger.Info("pushed config repo", "changes", len(commits), "objects", objects,
+		"tip", tip.String()[:12], "took", took)
 	for _, p := range commits {
 		p.req.reply <- reply{res: p.res}
 	}
