@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,13 +28,15 @@ type Service struct {
 	Poll time.Duration
 	// MaxAttempts bounds retries of a transient failure (default 10).
 	MaxAttempts int
-	// Concurrency is how many jobs run at once (default 8); the config-repo
+	// Concurrency is how many jobs run at once (default 32); the config-repo
 	// writer puts the commits of jobs running together into one push.
 	Concurrency int
 	// Wake, when set, ends an idle wait early (the webhook signals new work).
 	Wake <-chan struct{}
 	// Now returns the time (default time.Now).
 	Now func() time.Time
+
+	claims atomic.Int64
 }
 
 func (s *Service) defaults() {
@@ -47,7 +50,7 @@ func (s *Service) defaults() {
 		s.MaxAttempts = 10
 	}
 	if s.Concurrency <= 0 {
-		s.Concurrency = 8
+		s.Concurrency = 32
 	}
 	if s.Now == nil {
 		s.Now = time.Now
@@ -57,40 +60,39 @@ func (s *Service) defaults() {
 	}
 }
 
-// Run works through due jobs, Concurrency at a time, until ctx ends. A job in
-// progress when ctx ends is left to its lease: this or another worker takes
-// it up again.
+// Run works through due jobs, up to Concurrency at once, until ctx ends. A
+// job in progress when ctx ends is left to its lease: this or another worker
+// takes it up again.
 func (s *Service) Run(ctx context.Context) error {
 	s.defaults()
+	slots := make(chan struct{}, s.Concurrency)
 	var wg sync.WaitGroup
-	for i := range s.Concurrency {
-		// Each loop leases under a name of its own, so that a loop whose
-		// lease ran out cannot end a job another loop has since claimed.
-		loop := *s
-		loop.Worker = fmt.Sprintf("%s/%d", s.Worker, i)
-		wg.Go(func() { loop.loop(ctx) })
-	}
-	wg.Wait()
-	return nil
-}
-
-func (s *Service) loop(ctx context.Context) {
+	defer wg.Wait()
 	for {
-		worked, err := s.RunOnce(ctx)
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		j, lease, ok, err := s.claim(ctx)
+		if ok {
+			wg.Go(func() {
+				defer func() { <-slots }()
+				if err := s.runJob(ctx, j, lease); err != nil && ctx.Err() == nil {
+					s.Logger.Error("job queue", "job", j.ID, "err", err)
+				}
+			})
+			continue
+		}
+		<-slots
 		if err != nil && ctx.Err() == nil {
 			s.Logger.Error("job queue", "err", err)
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if worked {
-			continue
 		}
 		t := time.NewTimer(s.Poll)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return
+			return nil
 		case <-s.Wake:
 		case <-t.C:
 		}
@@ -101,33 +103,48 @@ func (s *Service) loop(ctx context.Context) {
 // RunOnce claims and runs one due job; worked is false when none was due.
 func (s *Service) RunOnce(ctx context.Context) (worked bool, err error) {
 	s.defaults()
-	j, ok, err := s.Store.Claim(ctx, s.Worker, s.Lease, s.Now())
+	j, lease, ok, err := s.claim(ctx)
 	if err != nil || !ok {
 		return false, err
 	}
+	return true, s.runJob(ctx, j, lease)
+}
+
+// claim leases the oldest due job under a name of its own (Worker/n), so
+// that a run whose lease ran out cannot end the job once it is claimed again,
+// even by this same worker.
+func (s *Service) claim(ctx context.Context) (j Job, lease string, ok bool, err error) {
+	lease = fmt.Sprintf("%s/%d", s.Worker, s.claims.Add(1))
+	j, ok, err = s.Store.Claim(ctx, lease, s.Lease, s.Now())
+	return j, lease, ok, err
+}
+
+// runJob runs a claimed job and records what became of it.
+func (s *Service) runJob(ctx context.Context, j Job, lease string) error {
 	log := s.Logger.With("job", j.ID, "kind", j.Kind, "build", j.BuildID, "attempt", j.Attempts+1)
 	runErr := s.run(ctx, j)
+	var err error
 	switch {
 	case runErr == nil:
-		err = s.Store.Complete(ctx, j.ID, s.Worker)
+		err = s.Store.Complete(ctx, j.ID, lease)
 	case ctx.Err() != nil:
-		return true, nil // shutting down: the lease hands the job back
+		return nil // shutting down: the lease hands the job back
 	case j.Attempts+1 >= s.MaxAttempts:
 		log.Error("job failed for good", "err", runErr)
 		if ferr := s.giveUp(ctx, j, runErr); ferr != nil {
 			log.Error("record failure", "err", ferr)
 		}
-		err = s.Store.Fail(ctx, j.ID, s.Worker, runErr.Error())
+		err = s.Store.Fail(ctx, j.ID, lease, runErr.Error())
 	default:
 		at := s.Now().Add(backoff(j.Attempts))
 		log.Warn("job will be retried", "err", runErr, "at", at)
-		err = s.Store.Retry(ctx, j.ID, s.Worker, at, runErr.Error())
+		err = s.Store.Retry(ctx, j.ID, lease, at, runErr.Error())
 	}
 	if errors.Is(err, ErrLeaseLost) {
 		log.Warn("lease lost while working: another worker has the job")
-		return true, nil
+		return nil
 	}
-	return true, err
+	return err
 }
 
 // backoff is capped exponential with jitter: 1 s, 2 s, 4 s … up to 5 min.

@@ -20,7 +20,7 @@ func (s *db) AddApproval(ctx context.Context, a promote.Approval) (bool, error) 
 		a.At = s.clock()
 	}
 	var added bool
-	err := inTx(ctx, s.w, s.d, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM builds WHERE id = $1`, a.BuildID).Scan(&one)
 		if errors.Is(err, sql.ErrNoRows) {

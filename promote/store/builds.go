@@ -47,7 +47,7 @@ func (s *db) Create(ctx context.Context, b promote.Build, jobs ...promote.Job) (
 		created    bool
 		superseded []promote.Build
 	)
-	err := inTx(ctx, s.w, s.d, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		// Creates for one target take turns, so that of two new builds one
 		// always sees, and supersedes, the other; the id and time are taken
 		// in turn too, so the newer build is the one created later.
@@ -172,7 +172,7 @@ func (s *db) Get(ctx context.Context, id string) (promote.Build, error) {
 // a BuildID get id.
 func (s *db) Apply(ctx context.Context, id string, ev promote.Event, change func(*promote.Build) error, jobs ...promote.Job) (promote.Build, error) {
 	var out promote.Build
-	err := inTx(ctx, s.w, s.d, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		b, err := scanBuild(tx.QueryRowContext(ctx,
 			`SELECT `+buildColumns+` FROM builds WHERE id = $1`+s.d.forUpdate, id))
 		if err != nil {

@@ -62,7 +62,7 @@ func (s *db) Claim(ctx context.Context, worker string, lease time.Duration, now 
 		j  promote.Job
 		ok bool
 	)
-	err := inTx(ctx, s.w, s.d, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		var err error
 		j, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET leased_by = $1, leased_until = $2
 			WHERE id = (SELECT id FROM jobs
@@ -108,7 +108,7 @@ func (s *db) Fail(ctx context.Context, id int64, worker, reason string) error {
 // otherwise promote.ErrNotFound or promote.ErrLeaseLost. A worker whose
 // lease expired still holds the job until another worker claims it.
 func (s *db) endJob(ctx context.Context, op string, id int64, worker, set string, args ...any) error {
-	err := inTx(ctx, s.w, s.d, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE jobs SET `+set+`
 			WHERE id = $1 AND leased_by = $2 AND status = 'pending'`, append([]any{id, worker}, args...)...)
 		if err != nil {

@@ -72,6 +72,7 @@ func OpenSQLite(ctx context.Context, dataDir string) (*SQLite, error) {
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	s := &SQLite{db: newDB(sqliteDialect, w, r), path: path}
+	s.group = newGroupCommit(w, sqliteDialect)
 	if err := s.Ping(ctx); err != nil {
 		return nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), s.Close())
 	}

@@ -76,9 +76,11 @@ type db struct {
 	// spin on SQLITE_BUSY; for PostgreSQL it is the same pool as r.
 	w *sql.DB
 	// r runs reads outside transactions.
-	r   *sql.DB
-	ids ids
-	now func() time.Time
+	r *sql.DB
+	// group, when set, commits the write transactions in groups (SQLite).
+	group *groupCommit
+	ids   ids
+	now   func() time.Time
 }
 
 func newDB(d *dialect, w, r *sql.DB) *db {
@@ -111,6 +113,9 @@ func (s *db) Ping(ctx context.Context) error {
 
 // Close closes the database connections.
 func (s *db) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	err := s.w.Close()
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
@@ -119,6 +124,18 @@ func (s *db) Close() error {
 		return fmt.Errorf("close %s: %w", s.d.name, err)
 	}
 	return nil
+}
+
+// txFunc is the work of one write transaction; it uses the ctx it is given.
+type txFunc func(ctx context.Context, tx *sql.Tx) error
+
+// tx runs fn in a write transaction: through the group committer where there
+// is one (SQLite), else in a transaction of its own.
+func (s *db) tx(ctx context.Context, fn txFunc) error {
+	if s.group != nil {
+		return s.group.run(ctx, fn)
+	}
+	return inTx(ctx, s.w, s.d, func(tx *sql.Tx) error { return fn(ctx, tx) })
 }
 
 // inTx runs fn in a write transaction and commits when it returns nil.
