@@ -65,6 +65,27 @@ type Approval struct {
 	At      time.Time
 }
 
+// MessageRole says what a Slack message about a build is for.
+type MessageRole string
+
+// The Slack messages the bot keeps about a build.
+const (
+	MessageChannel MessageRole = "channel" // the announcement in the project's channel
+	MessageOwner   MessageRole = "owner"   // an owner's DM
+	MessageQA      MessageRole = "qa"      // a QA member's DM
+)
+
+// Message is a Slack message posted about a build: where it is, so that it
+// can be updated in place, and so that it is not posted again.
+type Message struct {
+	BuildID   string
+	Role      MessageRole
+	Recipient string // the user of a DM; empty for the channel announcement
+	Channel   string // the conversation the message is in (a DM's is not the user id)
+	TS        string // Slack's timestamp of the message, its id in Channel
+	At        time.Time
+}
+
 // JobKind names a kind of durable work.
 type JobKind string
 

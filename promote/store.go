@@ -47,6 +47,15 @@ type Approvals interface {
 	Approvals(ctx context.Context, buildID string) ([]Approval, error)
 }
 
+// Messages keeps where the Slack messages about each build are.
+type Messages interface {
+	// SaveMessage records a posted message. If one is recorded for the same
+	// build, role and recipient, it is kept and returned with added false.
+	SaveMessage(ctx context.Context, m Message) (stored Message, added bool, err error)
+	// Messages lists a build's messages, oldest first.
+	Messages(ctx context.Context, buildID string) ([]Message, error)
+}
+
 // ErrLeaseLost is returned when a worker ends a job whose lease it no longer
 // holds (it expired and another worker claimed the job).
 var ErrLeaseLost = errors.New("job lease lost")
@@ -71,6 +80,7 @@ type Jobs interface {
 type Store interface {
 	Builds
 	Approvals
+	Messages
 	Jobs
 	// Ping tells whether the store answers (for /readyz).
 	Ping(ctx context.Context) error

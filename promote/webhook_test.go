@@ -165,6 +165,11 @@ func (s *fakeStore) CountByState(context.Context) (map[State]int, error) {
 	return counts, nil
 }
 
+func (s *fakeStore) SaveMessage(context.Context, Message) (Message, bool, error) {
+	return Message{}, false, errFakeUnused
+}
+func (s *fakeStore) Messages(context.Context, string) ([]Message, error) { return nil, errFakeUnused }
+
 func (s *fakeStore) Ping(context.Context) error { return s.pingErr }
 func (s *fakeStore) Close() error               { return nil }
 

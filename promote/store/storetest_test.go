@@ -46,6 +46,7 @@ func runConformance(t *testing.T, fresh func(t *testing.T) opener) {
 		{"History", testHistory},
 		{"CountByState", testCountByState},
 		{"Approvals", testApprovals},
+		{"Messages", testMessages},
 		{"Jobs", testJobs},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"ConcurrentClaims", testConcurrentClaims},
@@ -497,5 +498,50 @@ func testCountByState(t *testing.T, open opener) {
 	want := map[promote.State]int{promote.StateSuperseded: 1, promote.StateReceived: 1, promote.StateDeploying: 1}
 	if !maps.Equal(counts, want) {
 		t.Errorf("CountByState = %v, want %v", counts, want)
+	}
+}
+
+func testMessages(t *testing.T, open opener) {
+	s := open.must(t)
+	ctx := context.Background()
+	b := create(t, s, build("1.0.0"))
+	ch := promote.Message{BuildID: b.ID, Role: promote.MessageChannel, Channel: "C0HELLO", TS: "1700000000.000100"}
+	dm := promote.Message{BuildID: b.ID, Role: promote.MessageOwner, Recipient: "UOWN1", Channel: "D0OWN1", TS: "1700000000.000200"}
+	for _, m := range []promote.Message{ch, dm} {
+		stored, added, err := s.SaveMessage(ctx, m)
+		if err != nil || !added || stored.TS != m.TS || stored.At.IsZero() {
+			t.Fatalf("SaveMessage(%s) = %+v, %v, %v", m.Role, stored, added, err)
+		}
+	}
+	// A second post's record for the same recipient keeps the first.
+	again := dm
+	again.TS = "1700000000.000999"
+	stored, added, err := s.SaveMessage(ctx, again)
+	if err != nil || added || stored.TS != dm.TS || stored.Channel != "D0OWN1" {
+		t.Fatalf("SaveMessage again = %+v, %v, %v; want the first record", stored, added, err)
+	}
+	ms, err := s.Messages(ctx, b.ID)
+	if err != nil || len(ms) != 2 {
+		t.Fatalf("Messages = %+v, %v", ms, err)
+	}
+	got := map[promote.MessageRole]string{}
+	for _, m := range ms {
+		got[m.Role] = m.Recipient + "@" + m.Channel + "/" + m.TS
+	}
+	want := map[promote.MessageRole]string{
+		promote.MessageChannel: "@C0HELLO/1700000000.000100",
+		promote.MessageOwner:   "UOWN1@D0OWN1/1700000000.000200",
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("Messages = %v, want %v", got, want)
+	}
+	if _, _, err := s.SaveMessage(ctx, promote.Message{BuildID: "nope", Role: promote.MessageQA, Channel: "D1", TS: "1"}); !errors.Is(err, promote.ErrNotFound) {
+		t.Errorf("SaveMessage for an unknown build: %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.SaveMessage(ctx, promote.Message{BuildID: b.ID, Role: promote.MessageQA}); err == nil {
+		t.Error("SaveMessage without channel and ts was accepted")
+	}
+	if ms, err := s.Messages(ctx, "nope"); err != nil || len(ms) != 0 {
+		t.Errorf("Messages of an unknown build = %v, %v", ms, err)
 	}
 }
