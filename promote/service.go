@@ -31,6 +31,9 @@ type Service struct {
 	// Concurrency is how many jobs run at once (default 32); the config-repo
 	// writer puts the commits of jobs running together into one push.
 	Concurrency int
+	// Grace is how long jobs in progress may go on once Run's ctx ends
+	// (default 10 s); those still running then are left to their leases.
+	Grace time.Duration
 	// Wake, when set, ends an idle wait early (the webhook signals new work).
 	Wake <-chan struct{}
 	// Now returns the time (default time.Now).
@@ -52,6 +55,9 @@ func (s *Service) defaults() {
 	if s.Concurrency <= 0 {
 		s.Concurrency = 32
 	}
+	if s.Grace <= 0 {
+		s.Grace = 10 * time.Second
+	}
 	if s.Now == nil {
 		s.Now = time.Now
 	}
@@ -60,11 +66,19 @@ func (s *Service) defaults() {
 	}
 }
 
-// Run works through due jobs, up to Concurrency at once, until ctx ends. A
-// job in progress when ctx ends is left to its lease: this or another worker
+// Run works through due jobs, up to Concurrency at once, until ctx ends; it
+// then claims no more and gives the jobs in progress Grace to finish. A job
+// still running after that is left to its lease: this or another worker
 // takes it up again.
 func (s *Service) Run(ctx context.Context) error {
 	s.defaults()
+	jobCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(s.Grace, cancel)
+		context.AfterFunc(jobCtx, func() { t.Stop() })
+	})
+	defer stop()
 	slots := make(chan struct{}, s.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -78,7 +92,7 @@ func (s *Service) Run(ctx context.Context) error {
 		if ok {
 			wg.Go(func() {
 				defer func() { <-slots }()
-				if err := s.runJob(ctx, j, lease); err != nil && ctx.Err() == nil {
+				if err := s.runJob(jobCtx, j, lease); err != nil && jobCtx.Err() == nil {
 					s.Logger.Error("job queue", "job", j.ID, "err", err)
 				}
 			})

@@ -17,13 +17,25 @@ type fakeRepo struct {
 	mu      sync.Mutex
 	deploys []string // build ids, in call order
 	fail    []error  // returned by the next calls, in order
+	// started, when set, is told of each call; the call then waits for
+	// release or for its ctx to end.
+	started chan struct{}
+	release chan struct{}
 }
 
 func (f *fakeRepo) Check(promote.Project, promote.Kind, string, string) (string, string, error) {
 	return "qa/branch-x", "https://x.branch.hello.example.com", nil
 }
 
-func (f *fakeRepo) DeployQA(_ context.Context, _ promote.Project, b promote.Build) (promote.QADeployment, error) {
+func (f *fakeRepo) DeployQA(ctx context.Context, _ promote.Project, b promote.Build) (promote.QADeployment, error) {
+	if f.started != nil {
+		f.started <- struct{}{}
+		select {
+		case <-f.release:
+		case <-ctx.Done():
+			return promote.QADeployment{}, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deploys = append(f.deploys, b.ID)
@@ -205,5 +217,62 @@ func TestServiceTakesOverAfterACrash(t *testing.T) {
 	}
 	if err := st.Complete(context.Background(), 1, "crashed"); !errors.Is(err, promote.ErrLeaseLost) {
 		t.Fatalf("the crashed worker completing: %v, want ErrLeaseLost", err)
+	}
+}
+
+// TestServiceShutdownFinishesJobs: when Run's ctx ends, the job in progress
+// is given Grace to finish, and finishes.
+func TestServiceShutdownFinishesJobs(t *testing.T) {
+	repo := &fakeRepo{started: make(chan struct{}), release: make(chan struct{})}
+	s, st, _ := newService(t, repo)
+	s.Grace = 5 * time.Second
+	b := accept(t, st, "registry.example.com/acme/hello:1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-repo.started
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	close(repo.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, st, b.ID); got.State != promote.StateQAReady {
+		t.Fatalf("after shutdown: %s, want qa-ready", got.State)
+	}
+	if n, err := st.Pending(context.Background()); err != nil || n != 0 {
+		t.Fatalf("pending jobs: %d %v", n, err)
+	}
+}
+
+// TestServiceShutdownGraceEnds: a job that outlasts Grace is stopped and
+// left to its lease, to run again.
+func TestServiceShutdownGraceEnds(t *testing.T) {
+	repo := &fakeRepo{started: make(chan struct{}), release: make(chan struct{})}
+	s, st, _ := newService(t, repo)
+	s.Grace = 100 * time.Millisecond
+	b := accept(t, st, "registry.example.com/acme/hello:1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-repo.started
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not end after its grace")
+	}
+	if took := time.Since(start); took < s.Grace {
+		t.Errorf("Run ended %v after ctx, before its grace of %v", took, s.Grace)
+	}
+	if got := get(t, st, b.ID); got.State != promote.StateDeploying {
+		t.Fatalf("after shutdown: %s, want deploying (to be taken up again)", got.State)
+	}
+	if n, err := st.Pending(context.Background()); err != nil || n != 1 {
+		t.Fatalf("pending jobs: %d %v, want the job still queued", n, err)
 	}
 }
