@@ -13,7 +13,8 @@ import (
 
 	"github.com/promotebot/promotebot/promote"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // SQLiteFile is the name of the embedded database in the data directory.
@@ -63,7 +64,7 @@ func OpenSQLite(ctx context.Context, dataDir string) (*SQLite, error) {
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
 	w.SetConnMaxLifetime(0)
-	if err := migrate(ctx, w, sqliteDialect, "migrations/sqlite"); err != nil {
+	if err := migrateSQLite(ctx, w); err != nil {
 		return nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), w.Close())
 	}
 	r, err := sql.Open("sqlite", sqliteDSN(path, true))
@@ -77,6 +78,26 @@ func OpenSQLite(ctx context.Context, dataDir string) (*SQLite, error) {
 		return nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), s.Close())
 	}
 	return s, nil
+}
+
+// migrateSQLite migrates, retrying while the database is busy: processes
+// opening a new database file at once can find it locked while another one
+// switches it to WAL mode, a moment in which SQLite does not wait on its own.
+func migrateSQLite(ctx context.Context, w *sql.DB) error {
+	delay := 10 * time.Millisecond
+	for deadline := time.Now().Add(busyTimeout); ; {
+		err := migrate(ctx, w, sqliteDialect, "migrations/sqlite")
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 500*time.Millisecond)
+	}
 }
 
 // Path returns the database file.
