@@ -35,6 +35,8 @@ type Build struct {
 	ProductionCommit string
 	Error            string // why the last step failed, for people
 	SupersededBy     string // the newer build's id
+	PromotedBy       string // Slack user id of the owner who asked to deploy
+	ClosedBy         string // Slack user id of the owner who closed the build
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -73,6 +75,11 @@ const (
 	MessageChannel MessageRole = "channel" // the announcement in the project's channel
 	MessageOwner   MessageRole = "owner"   // an owner's DM
 	MessageQA      MessageRole = "qa"      // a QA member's DM
+	// MessageVerdictReply is the reply under an owner's DM telling of a QA
+	// verdict; its recipient is "<owner>/<QA member>".
+	MessageVerdictReply MessageRole = "verdict-reply"
+	// MessageProduction is the channel's "new production deployment".
+	MessageProduction MessageRole = "production"
 )
 
 // Message is a Slack message posted about a build: where it is, so that it

@@ -122,6 +122,9 @@ type Project struct {
 	// Service is "name:port" of the Kubernetes Service QA traffic goes to;
 	// empty means it is discovered from the base.
 	Service string `yaml:"service"`
+	// AllowSelfApproval lets the author of a build (as CI reported it)
+	// approve it; by default they cannot.
+	AllowSelfApproval bool `yaml:"allowSelfApproval"`
 }
 
 // Host returns the production URL's host name, lower-cased, without a port.
