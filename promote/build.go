@@ -113,6 +113,9 @@ type Job struct {
 	RunAt    time.Time
 	Attempts int
 	LastErr  string
+	// Coalesce, when enqueued, skips this job if one of the same kind for
+	// the same build is queued and not started yet.
+	Coalesce bool
 }
 
 // ErrNotFound is returned for a build or job that does not exist.

@@ -33,6 +33,9 @@ type Builds interface {
 	Apply(ctx context.Context, id string, ev Event, change func(*Build) error, jobs ...Job) (Build, error)
 	// History returns a build's transitions, oldest first.
 	History(ctx context.Context, id string) ([]Transition, error)
+	// Find lists a project's builds in any of states, newest first, at most
+	// limit of them.
+	Find(ctx context.Context, project string, states []State, limit int) ([]Build, error)
 	// CountByState counts builds in each state; states without builds are
 	// left out.
 	CountByState(ctx context.Context) (map[State]int, error)

@@ -155,6 +155,10 @@ func (s *fakeStore) Pending(context.Context) (int, error) {
 	return len(s.jobs), nil
 }
 
+func (s *fakeStore) Find(context.Context, string, []State, int) ([]Build, error) {
+	return nil, errFakeUnused
+}
+
 func (s *fakeStore) CountByState(context.Context) (map[State]int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -280,3 +280,34 @@ func (s *db) CountByState(ctx context.Context) (map[promote.State]int, error) {
 	}
 	return counts, nil
 }
+
+// Find lists project's builds in any of states, newest first, at most limit.
+func (s *db) Find(ctx context.Context, project string, states []promote.State, limit int) ([]promote.Build, error) {
+	if len(states) == 0 || limit <= 0 {
+		return nil, nil
+	}
+	args := []any{project, limit}
+	ps := make([]string, len(states))
+	for i, st := range states {
+		args = append(args, string(st))
+		ps[i] = fmt.Sprintf("$%d", i+3)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+buildColumns+` FROM builds
+		WHERE project = $1 AND state IN (`+strings.Join(ps, ", ")+`)
+		ORDER BY created_at DESC, id DESC LIMIT $2`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find builds of %s: %w", project, err)
+	}
+	var bs []promote.Build
+	for rows.Next() {
+		b, err := scanBuild(rows)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("find builds of %s: %w", project, err), rows.Close())
+		}
+		bs = append(bs, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find builds of %s: %w", project, err)
+	}
+	return bs, nil
+}

@@ -36,6 +36,21 @@ func (s *db) insertJobs(ctx context.Context, tx *sql.Tx, buildID string, now tim
 		if j.RunAt.IsZero() {
 			j.RunAt = now
 		}
+		if j.Coalesce && j.BuildID != "" {
+			// A job of the same kind for the build that has not started yet
+			// will see everything this one would: one is enough.
+			var n int
+			err := tx.QueryRowContext(ctx, `SELECT count(*) FROM jobs
+				WHERE build_id = $1 AND kind = $2 AND status = 'pending'
+					AND (leased_until IS NULL OR leased_until <= $3)`,
+				j.BuildID, string(j.Kind), s.d.time(now)).Scan(&n)
+			if err != nil {
+				return fmt.Errorf("enqueue %s job: %w", j.Kind, err)
+			}
+			if n > 0 {
+				continue
+			}
+		}
 		var bid any
 		if j.BuildID != "" {
 			bid = j.BuildID
@@ -63,10 +78,20 @@ func (s *db) Claim(ctx context.Context, worker string, lease time.Duration, now 
 		ok bool
 	)
 	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		// Claims take turns (PostgreSQL: an advisory lock; SQLite has one
+		// writer), so that the check below sees every lease taken before.
+		if err := s.d.lockKey(ctx, tx, "claim"); err != nil {
+			return err
+		}
+		// Jobs of one build and kind run one at a time (two notifications
+		// of a build must not both post its first message).
 		var err error
 		j, err = scanJob(tx.QueryRowContext(ctx, `UPDATE jobs SET leased_by = $1, leased_until = $2
-			WHERE id = (SELECT id FROM jobs
+			WHERE id = (SELECT id FROM jobs AS due
 				WHERE status = 'pending' AND run_at <= $3 AND (leased_until IS NULL OR leased_until <= $3)
+					AND NOT EXISTS (SELECT 1 FROM jobs AS busy
+						WHERE busy.build_id = due.build_id AND busy.kind = due.kind AND busy.id <> due.id
+							AND busy.status = 'pending' AND busy.leased_until > $3)
 				ORDER BY run_at, id LIMIT 1`+s.d.skipLocked+`)
 			RETURNING `+jobColumns,
 			worker, s.d.time(now.Add(lease)), s.d.time(now)))

@@ -168,11 +168,11 @@ func testConcurrentClaims(t *testing.T, open opener) {
 	ctx := context.Background()
 	s := open.must(t)
 	const n = 100
-	jobs := make([]promote.Job, n)
-	for i := range jobs {
-		jobs[i] = promote.Job{Kind: promote.JobNotify, RunAt: base, Payload: fmt.Sprint(i)}
+	for i := range n { // one job per build: jobs of one build and kind take turns
+		b := build(fmt.Sprintf("1.0.%d", i))
+		b.Target = fmt.Sprintf("t-%d", i)
+		create(t, s, b, promote.Job{Kind: promote.JobNotify, RunAt: base, Payload: fmt.Sprint(i)})
 	}
-	create(t, s, build("1.0.0"), jobs...)
 	var (
 		mu     sync.Mutex
 		holder = map[int64]string{}
@@ -292,4 +292,65 @@ func storeDB(t *testing.T, s promote.Store) (*db, string) {
 	}
 	t.Fatalf("unknown store %T", s)
 	return nil, ""
+}
+
+// testJobsOfABuildTakeTurns: of the jobs of one build and kind, one is
+// leased at a time; other kinds and other builds are not held up.
+func testJobsOfABuildTakeTurns(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	b := create(t, s, build("1.0.0"),
+		promote.Job{Kind: promote.JobNotify, RunAt: base, Payload: "1"},
+		promote.Job{Kind: promote.JobNotify, RunAt: base, Payload: "2"},
+		promote.Job{Kind: promote.JobDeployQA, RunAt: base})
+	first, ok, err := s.Claim(ctx, "w1", time.Minute, base)
+	if err != nil || !ok || first.Kind != promote.JobNotify || first.Payload != "1" {
+		t.Fatalf("first claim = %+v, %v, %v", first, ok, err)
+	}
+	second, ok, err := s.Claim(ctx, "w2", time.Minute, base)
+	if err != nil || !ok || second.Kind != promote.JobDeployQA {
+		t.Fatalf("second claim = %+v, %v, %v; want the deploy job, not the other notification", second, ok, err)
+	}
+	if j, ok, err := s.Claim(ctx, "w3", time.Minute, base); err != nil || ok {
+		t.Fatalf("third claim = %+v, %v, %v; want none while the first notification runs", j, ok, err)
+	}
+	if err := s.Complete(ctx, first.ID, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	third, ok, err := s.Claim(ctx, "w3", time.Minute, base)
+	if err != nil || !ok || third.Payload != "2" || third.BuildID != b.ID {
+		t.Fatalf("claim after the first ended = %+v, %v, %v", third, ok, err)
+	}
+	// A lease that ran out no longer holds the others up.
+	if _, err := s.Apply(ctx, b.ID, promote.EventDeploy, nil,
+		promote.Job{Kind: promote.JobNotify, RunAt: base, Payload: "3"}); err != nil {
+		t.Fatal(err)
+	}
+	if j, ok, err := s.Claim(ctx, "w4", time.Minute, base.Add(2*time.Minute)); err != nil || !ok || j.Payload != "2" {
+		t.Fatalf("claim after the lease ran out = %+v, %v, %v; want the expired one again", j, ok, err)
+	}
+}
+
+// testCoalesce: a coalescing job is not enqueued while one of its kind for
+// the build waits to start, and is once that one runs.
+func testCoalesce(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	notify := promote.Job{Kind: promote.JobNotify, Coalesce: true}
+	b := create(t, s, build("1.0.0"), notify)
+	if _, err := s.Apply(ctx, b.ID, promote.EventDeploy, nil, notify); err != nil {
+		t.Fatal(err)
+	}
+	if n := pending(t, s); n != 1 {
+		t.Fatalf("Pending = %d, want 1: the second notification coalesced", n)
+	}
+	if _, ok, err := s.Claim(ctx, "w1", time.Minute, time.Now()); err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if _, err := s.Apply(ctx, b.ID, promote.EventDeployed, nil, notify); err != nil {
+		t.Fatal(err)
+	}
+	if n := pending(t, s); n != 2 {
+		t.Fatalf("Pending = %d, want 2: the running one does not absorb a new one", n)
+	}
 }

@@ -45,11 +45,14 @@ func runConformance(t *testing.T, fresh func(t *testing.T) opener) {
 		{"ApplyRefused", testApplyRefused},
 		{"History", testHistory},
 		{"CountByState", testCountByState},
+		{"Find", testFind},
 		{"Approvals", testApprovals},
 		{"Messages", testMessages},
 		{"Jobs", testJobs},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"ConcurrentClaims", testConcurrentClaims},
+		{"JobsOfABuildTakeTurns", testJobsOfABuildTakeTurns},
+		{"Coalesce", testCoalesce},
 		{"Reopen", testReopen},
 		{"Migrations", testMigrations},
 	}
@@ -545,5 +548,33 @@ func testMessages(t *testing.T, open opener) {
 	}
 	if ms, err := s.Messages(ctx, "nope"); err != nil || len(ms) != 0 {
 		t.Errorf("Messages of an unknown build = %v, %v", ms, err)
+	}
+}
+
+func testFind(t *testing.T, open opener) {
+	s := open.must(t)
+	ctx := context.Background()
+	old := create(t, s, build("1.0.0"))
+	newer := create(t, s, build("1.0.1")) // supersedes old
+	other := build("2.0.0")
+	other.Target = "feature/x"
+	x := create(t, s, other)
+	elsewhere := build("3.0.0")
+	elsewhere.Project = "other"
+	create(t, s, elsewhere)
+	got, err := s.Find(ctx, "hello", []promote.State{promote.StateReceived}, 10)
+	if err != nil || len(got) != 2 || got[0].ID != x.ID || got[1].ID != newer.ID {
+		t.Fatalf("Find received = %+v, %v; want %s then %s", got, err, x.ID, newer.ID)
+	}
+	got, err = s.Find(ctx, "hello", []promote.State{promote.StateReceived, promote.StateSuperseded}, 2)
+	if err != nil || len(got) != 2 || got[1].ID != newer.ID {
+		t.Fatalf("Find with limit 2 = %+v, %v", got, err)
+	}
+	got, err = s.Find(ctx, "hello", []promote.State{promote.StateSuperseded}, 10)
+	if err != nil || len(got) != 1 || got[0].ID != old.ID {
+		t.Fatalf("Find superseded = %+v, %v", got, err)
+	}
+	if got, err := s.Find(ctx, "hello", []promote.State{promote.StatePromoted}, 10); err != nil || len(got) != 0 {
+		t.Fatalf("Find promoted = %+v, %v; want none", got, err)
 	}
 }
