@@ -170,7 +170,7 @@ func TestMetrics(t *testing.T) {
 		`promotebot_webhook_requests_total{outcome="invalid"} 1`,
 		`promotebot_webhook_requests_total{outcome="unknown_project"} 1`,
 		`promotebot_webhook_requests_total{outcome="error"} 0`,
-		`promotebot_queue_depth 1`,
+		`promotebot_queue_depth 2`, // the build's deploy and notify jobs
 		`promotebot_builds{state="received"} 2`,
 		`promotebot_builds{state="promoted"} 1`,
 		`promotebot_builds{state="closed"} 0`,

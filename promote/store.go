@@ -22,7 +22,8 @@ type Builds interface {
 	// active builds of the same project, kind and target are superseded in
 	// the same transaction (state superseded, SupersededBy the new id) and
 	// returned. Jobs without a BuildID get the new build's id; a zero RunAt
-	// is due at once.
+	// is due at once. Each superseded build also gets the JobNotify jobs, so
+	// that its messages come to say it was superseded.
 	Create(ctx context.Context, b Build, jobs ...Job) (stored Build, created bool, superseded []Build, err error)
 	// Get returns a build, or ErrNotFound.
 	Get(ctx context.Context, id string) (Build, error)

@@ -159,7 +159,8 @@ func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, erro
 	return h.save(r.Context(), b, env, qaURL)
 }
 
-// save stores b, as received, with the job that deploys it to QA, and
+// save stores b, as received, with the jobs that deploy it to QA and tell
+// Slack (the builds it supersedes are told too), and
 // answers with the stored build. env and qaURL are Check's prediction, used
 // until the stored build has its own.
 func (h *webhook) save(ctx context.Context, b Build, env, qaURL string) (recorded, error) {
@@ -167,8 +168,7 @@ func (h *webhook) save(ctx context.Context, b Build, env, qaURL string) (recorde
 	// BuildID, in the same transaction (promote/store, and its conformance
 	// suite); so the job names no build here, and its RunAt is left to the
 	// store's clock.
-	job := Job{Kind: JobDeployQA}
-	stored, created, superseded, err := h.store.Create(ctx, b, job)
+	stored, created, superseded, err := h.store.Create(ctx, b, Job{Kind: JobDeployQA}, Job{Kind: JobNotify, Coalesce: true})
 	if err != nil {
 		return recorded{}, internal("could not record the build; try again",
 			fmt.Errorf("create build %s %s: %w", b.Project, b.Image, err))

@@ -526,8 +526,9 @@ func TestWebhookRepeat(t *testing.T) {
 	if stored.Commit != "0123456789abcdef" || stored.Author != "Ada" || stored.BuildURL != "https://ci.example.com/builds/42" || stored.Kind != KindBranch {
 		t.Errorf("stored build = %+v", stored)
 	}
-	if len(f.store.jobs) != 1 || f.store.jobs[0].Kind != JobDeployQA || f.store.jobs[0].BuildID != a.ID {
-		t.Errorf("jobs = %+v, want one %s job for %s", f.store.jobs, JobDeployQA, a.ID)
+	if len(f.store.jobs) != 2 || f.store.jobs[0].Kind != JobDeployQA || f.store.jobs[0].BuildID != a.ID ||
+		f.store.jobs[1].Kind != JobNotify || f.store.jobs[1].BuildID != a.ID || !f.store.jobs[1].Coalesce {
+		t.Errorf("jobs = %+v, want a %s and a coalescing %s job for %s", f.store.jobs, JobDeployQA, JobNotify, a.ID)
 	}
 
 	// Once deployed, a repeat tells where the build really is.

@@ -83,6 +83,11 @@ func (s *db) Create(ctx context.Context, b promote.Build, jobs ...promote.Job) (
 		if err := s.insertJobs(ctx, tx, b.ID, now, jobs); err != nil {
 			return err
 		}
+		for _, old := range superseded {
+			if err := s.insertJobs(ctx, tx, old.ID, now, notifyJobs(jobs)); err != nil {
+				return err
+			}
+		}
 		stored, created = b, true
 		return nil
 	})
@@ -90,6 +95,19 @@ func (s *db) Create(ctx context.Context, b promote.Build, jobs ...promote.Job) (
 		return promote.Build{}, false, nil, fmt.Errorf("create build %s %s: %w", b.Project, b.Image, err)
 	}
 	return stored, created, superseded, nil
+}
+
+// notifyJobs returns the JobNotify jobs of jobs, without their BuildID: a
+// superseded build gets them too, so that its messages say so.
+func notifyJobs(jobs []promote.Job) []promote.Job {
+	var out []promote.Job
+	for _, j := range jobs {
+		if j.Kind == promote.JobNotify {
+			j.BuildID = ""
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 func (s *db) buildByKey(ctx context.Context, tx *sql.Tx, b promote.Build) (promote.Build, error) {

@@ -354,3 +354,30 @@ func testCoalesce(t *testing.T, open opener) {
 		t.Fatalf("Pending = %d, want 2: the running one does not absorb a new one", n)
 	}
 }
+
+// testSupersedeNotifies: the notification jobs of a new build are also
+// enqueued for the builds it supersedes; its other jobs are not.
+func testSupersedeNotifies(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	old := create(t, s, build("1.0.0"))
+	nb := create(t, s, build("1.0.1"), promote.Job{Kind: promote.JobDeployQA, RunAt: base},
+		promote.Job{Kind: promote.JobNotify, RunAt: base, Coalesce: true})
+	got := map[string][]promote.JobKind{}
+	for {
+		j, ok, err := s.Claim(ctx, "w", time.Minute, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		got[j.BuildID] = append(got[j.BuildID], j.Kind)
+	}
+	if len(got[old.ID]) != 1 || got[old.ID][0] != promote.JobNotify {
+		t.Errorf("jobs of the superseded build = %v, want one notify", got[old.ID])
+	}
+	if len(got[nb.ID]) != 2 {
+		t.Errorf("jobs of the new build = %v, want deploy and notify", got[nb.ID])
+	}
+}

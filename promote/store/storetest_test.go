@@ -53,6 +53,7 @@ func runConformance(t *testing.T, fresh func(t *testing.T) opener) {
 		{"ConcurrentClaims", testConcurrentClaims},
 		{"JobsOfABuildTakeTurns", testJobsOfABuildTakeTurns},
 		{"Coalesce", testCoalesce},
+		{"SupersedeNotifies", testSupersedeNotifies},
 		{"Reopen", testReopen},
 		{"Migrations", testMigrations},
 	}
