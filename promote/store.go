@@ -44,9 +44,10 @@ type Builds interface {
 
 // Approvals keeps QA verdicts: one per user and build.
 type Approvals interface {
-	// AddApproval records a verdict; a second verdict by the same user on the
-	// same build is refused with added false and changes nothing.
-	AddApproval(ctx context.Context, a Approval) (added bool, err error)
+	// AddApproval records a verdict and enqueues jobs (as Create does), in
+	// one transaction; a second verdict by the same user on the same build
+	// is refused with added false and changes nothing.
+	AddApproval(ctx context.Context, a Approval, jobs ...Job) (added bool, err error)
 	// Approvals lists a build's verdicts, oldest first.
 	Approvals(ctx context.Context, buildID string) ([]Approval, error)
 }

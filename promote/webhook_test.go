@@ -120,7 +120,7 @@ func (s *fakeStore) Apply(_ context.Context, id string, ev Event, change func(*B
 
 func (s *fakeStore) History(context.Context, string) ([]Transition, error) { return nil, nil }
 
-func (s *fakeStore) AddApproval(_ context.Context, a Approval) (bool, error) {
+func (s *fakeStore) AddApproval(_ context.Context, a Approval, _ ...Job) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, old := range s.approvals[a.BuildID] {

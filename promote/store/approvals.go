@@ -12,7 +12,7 @@ import (
 // AddApproval records a verdict, once per user and build; see
 // promote.Approvals. A zero At is the store's now. An unknown build is
 // promote.ErrNotFound.
-func (s *db) AddApproval(ctx context.Context, a promote.Approval) (bool, error) {
+func (s *db) AddApproval(ctx context.Context, a promote.Approval, jobs ...promote.Job) (bool, error) {
 	if a.Verdict != promote.Approve && a.Verdict != promote.Reject {
 		return false, fmt.Errorf("add approval by %s on %s: unknown verdict %q", a.User, a.BuildID, a.Verdict)
 	}
@@ -36,8 +36,11 @@ func (s *db) AddApproval(ctx context.Context, a promote.Approval) (bool, error) 
 			return err
 		}
 		n, err := res.RowsAffected()
-		added = n == 1
-		return err
+		if err != nil || n != 1 {
+			return err
+		}
+		added = true
+		return s.insertJobs(ctx, tx, a.BuildID, s.clock(), jobs)
 	})
 	if err != nil {
 		return false, fmt.Errorf("add approval by %s on %s: %w", a.User, a.BuildID, err)

@@ -32,7 +32,7 @@ func testApprovals(t *testing.T, open opener) {
 	other := create(t, s, build("1.1.0"))
 	add := func(a promote.Approval) bool {
 		t.Helper()
-		added, err := s.AddApproval(ctx, a)
+		added, err := s.AddApproval(ctx, a, promote.Job{Kind: promote.JobNotify, Payload: a.User})
 		if err != nil {
 			t.Fatalf("AddApproval(%+v): %v", a, err)
 		}
@@ -48,6 +48,10 @@ func testApprovals(t *testing.T, open opener) {
 	}
 	if !add(promote.Approval{BuildID: other.ID, User: "UQA1", Verdict: promote.Approve}) {
 		t.Error("UQA1's verdict on another build was refused")
+	}
+	// Each added verdict enqueued its job; the refused one did not.
+	if n := pending(t, s); n != 3 {
+		t.Errorf("Pending = %d, want 3: one job per added verdict", n)
 	}
 	got, err := s.Approvals(ctx, b.ID)
 	if err != nil {
