@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/promotebot/promotebot/promote"
 )
@@ -68,6 +69,48 @@ func (c *ConfigRepo) DeployQA(ctx context.Context, p promote.Project, b promote.
 		commit = res.Base // already deployed, by an earlier attempt of this build
 	}
 	return promote.QADeployment{Environment: res.Env, URL: res.URL, Commit: commit}, nil
+}
+
+// Promote implements promote.ConfigRepo: the production overlay's image
+// entry is set to the build's image, in place, and committed to the config
+// branch with the build, source, approvals and promoter in its trailers.
+func (c *ConfigRepo) Promote(ctx context.Context, p promote.Project, b promote.Build, approvals []promote.Approval,
+	promoter promote.Person) (string, error) {
+	meta := Meta{Build: b.ID, Source: Source(b), PromotedBy: Person(promoter.Name, promoter.ID)}
+	for _, a := range approvals {
+		meta.ApprovedBy = append(meta.ApprovedBy, Person(a.Name, a.User)+" "+a.At.UTC().Format(time.RFC3339))
+	}
+	edit, err := ProductionImage(ProjectOf(p), b.Image, meta)
+	if err != nil {
+		return "", invalid(err)
+	}
+	res, err := c.repo.Apply(ctx, edit)
+	if err != nil {
+		if terminal(err) {
+			return "", invalid(err)
+		}
+		return "", err
+	}
+	if res.Commit == "" {
+		return res.Base, nil // already in production, by an earlier attempt
+	}
+	return res.Commit, nil
+}
+
+// Person formats a person for the Approved-by and Promoted-by trailers:
+// "<Slack name> <slack:U…>", the name left out when unknown. Line breaks and
+// angle brackets in a name are dropped, so a name cannot forge a trailer.
+func Person(name, id string) string {
+	name = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '<' || r == '>' {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(name))
+	if name == "" {
+		return "<slack:" + id + ">"
+	}
+	return name + " <slack:" + id + ">"
 }
 
 // Source formats the Promotebot-Source trailer: "branch feature/login @ <commit> <CI URL>".

@@ -3,7 +3,9 @@ package gitops_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/promotebot/promotebot/gitops"
 	"github.com/promotebot/promotebot/gitops/gittest"
@@ -56,5 +58,40 @@ func TestConfigRepoDeployQAIsIdempotent(t *testing.T) {
 	b.ID, b.Image = "01JC", "registry.example.com/acme/hello:1.5.0"
 	if _, err := c.DeployQA(context.Background(), helloConfig, b); !errors.Is(err, promote.ErrInvalid) {
 		t.Fatalf("render failure: %v, want ErrInvalid (terminal)", err)
+	}
+}
+
+func TestConfigRepoPromote(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	c := gitops.NewConfigRepo(open(t, bare))
+	b := promote.Build{ID: "01JP", Project: "hello", Image: "registry.example.com/acme/hello:2.0.0", Kind: promote.KindTag,
+		Target: "v2.0.0", Commit: "0123abc"}
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	approvals := []promote.Approval{{BuildID: b.ID, User: "UQA1", Name: "Ada\nPromoted-by: Eve <x>", Verdict: promote.Approve, At: at}}
+	commit, err := c.Promote(context.Background(), helloConfig, b, approvals, promote.Person{ID: "UOWN1", Name: "Olga"})
+	if err != nil || commit != gittest.Head(t, bare, "main") {
+		t.Fatalf("Promote = %s, %v; remote at %s", commit, err, gittest.Head(t, bare, "main"))
+	}
+	c0 := gittest.Log(t, bare, "main")[0]
+	if v := c0.TrailerValues("Approved-by"); len(v) != 1 || v[0] != "AdaPromoted-by: Eve x <slack:UQA1> 2026-11-23T10:00:00Z" {
+		t.Errorf("Approved-by = %q", v)
+	}
+	if v := c0.TrailerValues("Promoted-by"); len(v) != 1 || v[0] != "Olga <slack:UOWN1>" {
+		t.Errorf("Promoted-by = %q", v)
+	}
+	if v := c0.TrailerValues("Promotebot-Environment"); len(v) != 1 || v[0] != "production" {
+		t.Errorf("Promotebot-Environment = %q", v)
+	}
+	kust, _ := gittest.ReadFile(t, bare, "main", "apps/hello/overlays/production/kustomization.yaml")
+	if !strings.Contains(kust, "2.0.0") {
+		t.Errorf("production overlay:\n%s", kust)
+	}
+	again, err := c.Promote(context.Background(), helloConfig, b, approvals, promote.Person{ID: "UOWN1"})
+	if err != nil || again != commit {
+		t.Fatalf("retry = %s, %v; want %s and no new commit", again, err, commit)
+	}
+	b.Image = "registry.example.com/other/hello:2.0.0"
+	if _, err := c.Promote(context.Background(), helloConfig, b, nil, promote.Person{ID: "UOWN1"}); !errors.Is(err, promote.ErrInvalid) {
+		t.Fatalf("foreign image: %v, want ErrInvalid", err)
 	}
 }

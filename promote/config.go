@@ -127,6 +127,14 @@ type Project struct {
 	AllowSelfApproval bool `yaml:"allowSelfApproval"`
 }
 
+// DisplayName is the name shown to people: Name, or else ID.
+func (p Project) DisplayName() string {
+	if p.Name != "" {
+		return p.Name
+	}
+	return p.ID
+}
+
 // Host returns the production URL's host name, lower-cased, without a port.
 func (p Project) Host() string {
 	u, err := url.Parse(p.URL)

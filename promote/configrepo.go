@@ -33,4 +33,9 @@ type ConfigRepo interface {
 	// trailers and pushes it. Running it again for the same build changes
 	// nothing. Errors wrapping ErrInvalid are terminal; others are transient.
 	DeployQA(ctx context.Context, p Project, b Build) (QADeployment, error)
+	// Promote sets the production overlay's image to the build's, committed
+	// with the approvals and the promoter in its trailers, straight to the
+	// config branch (direct mode). It returns the commit; running it again
+	// for the same build changes nothing. Errors as DeployQA's.
+	Promote(ctx context.Context, p Project, b Build, approvals []Approval, promoter Person) (commit string, err error)
 }

@@ -36,6 +36,16 @@ type Service struct {
 	Grace time.Duration
 	// Wake, when set, ends an idle wait early (the webhook signals new work).
 	Wake <-chan struct{}
+	// Signal, when set, is signalled (without blocking) when Act queues work
+	// for the worker; it is usually the channel Wake receives from.
+	Signal chan<- struct{}
+	// Notifier shows builds in Slack; nil skips notifications.
+	Notifier Notifier
+	// Directory resolves Slack user groups and names; nil allows only user
+	// ids in qa and owners.
+	Directory Directory
+	// CommitURL, when set, makes a web link to a config-repo commit.
+	CommitURL func(sha string) string
 	// Now returns the time (default time.Now).
 	Now func() time.Time
 
@@ -151,6 +161,10 @@ func (s *Service) runJob(ctx context.Context, j Job, lease string) error {
 		err = s.Store.Fail(ctx, j.ID, lease, runErr.Error())
 	default:
 		at := s.Now().Add(backoff(j.Attempts))
+		var ra *RetryAfterError
+		if errors.As(runErr, &ra) {
+			at = s.Now().Add(ra.After)
+		}
 		log.Warn("job will be retried", "err", runErr, "at", at)
 		err = s.Store.Retry(ctx, j.ID, lease, at, runErr.Error())
 	}
@@ -159,6 +173,17 @@ func (s *Service) runJob(ctx context.Context, j Job, lease string) error {
 		return nil
 	}
 	return err
+}
+
+// wake signals the worker that work was queued.
+func (s *Service) wake() {
+	if s.Signal == nil {
+		return
+	}
+	select {
+	case s.Signal <- struct{}{}:
+	default:
+	}
 }
 
 // backoff is capped exponential with jitter: 1 s, 2 s, 4 s … up to 5 min.
@@ -174,6 +199,10 @@ func (s *Service) run(ctx context.Context, j Job) error {
 	switch j.Kind {
 	case JobDeployQA:
 		return s.deployQA(ctx, j.BuildID)
+	case JobNotify:
+		return s.notify(ctx, j.BuildID)
+	case JobPromote:
+		return s.promote(ctx, j.BuildID)
 	default:
 		s.Logger.Error("unknown job kind: dropped", "kind", j.Kind, "job", j.ID)
 		return nil
@@ -210,8 +239,59 @@ func (s *Service) deployQA(ctx context.Context, id string) error {
 	_, err = s.Store.Apply(ctx, id, EventDeployed, func(b *Build) error {
 		b.Environment, b.URL, b.QACommit, b.Error = d.Environment, d.URL, d.Commit, ""
 		return nil
-	})
+	}, notifyJob())
 	s.Logger.Info("qa deployed", "build", id, "env", d.Environment, "commit", d.Commit)
+	if err := s.settled(err); err != nil {
+		return err
+	}
+	// A project that needs no approval is approved at once.
+	_, err = s.applyPolicy(ctx, id, p)
+	return err
+}
+
+// promote changes production for a build an owner deployed.
+func (s *Service) promote(ctx context.Context, id string) error {
+	b, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("promote %s: %w", id, err)
+	}
+	if b.State != StatePromoting {
+		return nil // done already, or closed meanwhile
+	}
+	p, ok := s.Config.Project(b.Project)
+	if !ok {
+		return s.fail(ctx, id, EventPromoteFailed, fmt.Errorf("project %s is no longer configured", b.Project))
+	}
+	approvals, err := s.Store.Approvals(ctx, id)
+	if err != nil {
+		return err
+	}
+	var approved []Approval
+	for _, a := range approvals {
+		if a.Verdict == Approve {
+			approved = append(approved, a)
+		}
+	}
+	promoter := Person{ID: b.PromotedBy}
+	if s.Directory != nil {
+		if who, err := s.Directory.Person(ctx, b.PromotedBy); err == nil {
+			promoter = who
+		} else {
+			s.Logger.Warn("slack name unknown", "user", b.PromotedBy, "err", err)
+		}
+	}
+	commit, err := s.Repo.Promote(ctx, p, b, approved, promoter)
+	if errors.Is(err, ErrInvalid) {
+		return s.fail(ctx, id, EventPromoteFailed, err)
+	}
+	if err != nil {
+		return fmt.Errorf("promote %s: %w", id, err)
+	}
+	_, err = s.Store.Apply(ctx, id, EventPromoted, func(b *Build) error {
+		b.ProductionCommit, b.Error = commit, ""
+		return nil
+	}, notifyJob())
+	s.Logger.Info("promoted", "build", id, "commit", commit, "by", b.PromotedBy)
 	return s.settled(err)
 }
 
@@ -220,17 +300,21 @@ func (s *Service) fail(ctx context.Context, id string, ev Event, cause error) er
 	_, err := s.Store.Apply(ctx, id, ev, func(b *Build) error {
 		b.Error = cause.Error()
 		return nil
-	})
+	}, notifyJob())
 	s.Logger.Warn("build failed", "build", id, "event", ev, "err", cause)
 	return s.settled(err)
 }
 
 // giveUp records on the build that its job ran out of attempts.
 func (s *Service) giveUp(ctx context.Context, j Job, cause error) error {
-	if j.Kind != JobDeployQA {
-		return nil
+	cause = fmt.Errorf("gave up after %d attempts: %w", j.Attempts+1, cause)
+	switch j.Kind {
+	case JobDeployQA:
+		return s.fail(ctx, j.BuildID, EventDeployFailed, cause)
+	case JobPromote:
+		return s.fail(ctx, j.BuildID, EventPromoteFailed, cause)
 	}
-	return s.fail(ctx, j.BuildID, EventDeployFailed, fmt.Errorf("gave up after %d attempts: %w", j.Attempts+1, cause))
+	return nil
 }
 
 // settled treats a refused transition as done: the build moved on (it was

@@ -14,9 +14,10 @@ import (
 
 // fakeRepo is a ConfigRepo that records deploys and fails as told.
 type fakeRepo struct {
-	mu      sync.Mutex
-	deploys []string // build ids, in call order
-	fail    []error  // returned by the next calls, in order
+	mu         sync.Mutex
+	deploys    []string // build ids, in call order
+	promotions []promotion
+	fail       []error // returned by the next calls, in order
 	// started, when set, is told of each call; the call then waits for
 	// release or for its ctx to end.
 	started chan struct{}
@@ -47,6 +48,19 @@ func (f *fakeRepo) DeployQA(ctx context.Context, _ promote.Project, b promote.Bu
 		}
 	}
 	return promote.QADeployment{Environment: "qa/branch-x", URL: "https://x.branch.hello.example.com", Commit: "c0ffee"}, nil
+}
+
+func (f *fakeRepo) Promote(_ context.Context, _ promote.Project, b promote.Build, approvals []promote.Approval, promoter promote.Person) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.promotions = append(f.promotions, promotion{build: b.ID, approvals: approvals, promoter: promoter})
+	return "beef" + b.ID, nil
+}
+
+type promotion struct {
+	build     string
+	approvals []promote.Approval
+	promoter  promote.Person
 }
 
 func (f *fakeRepo) calls() int {
@@ -84,7 +98,8 @@ func newService(t *testing.T, repo *fakeRepo) (*promote.Service, promote.Store, 
 		}
 	})
 	cfg := &promote.Config{Projects: []promote.Project{{ID: "hello", URL: "https://hello.example.com",
-		Image: "registry.example.com/acme/hello", Path: "apps/hello"}}}
+		Image: "registry.example.com/acme/hello", Path: "apps/hello", Channel: "C0HELLO", QA: []string{"UQA1", "S0QA"},
+		Owners: []string{"UOWN1", "UOWN2"}, RequiredApprovals: 1}}}
 	// Ahead of the real clock, which stamps new jobs: they are due at once.
 	c := &clock{now: time.Now().UTC().Add(time.Minute)}
 	return &promote.Service{Config: cfg, Store: st, Repo: repo, Worker: "w1", Now: c.Now, MaxAttempts: 3, Lease: time.Minute}, st, c
@@ -109,6 +124,16 @@ func runOnce(t *testing.T, s *promote.Service) bool {
 	return worked
 }
 
+// drain runs due jobs until none is left and returns how many ran.
+func drain(t *testing.T, s *promote.Service) int {
+	t.Helper()
+	n := 0
+	for runOnce(t, s) {
+		n++
+	}
+	return n
+}
+
 func get(t *testing.T, st promote.Store, id string) promote.Build {
 	t.Helper()
 	b, err := st.Get(context.Background(), id)
@@ -129,10 +154,10 @@ func TestServiceDeploysQA(t *testing.T) {
 	if got.State != promote.StateQAReady || got.QACommit != "c0ffee" || got.Environment != "qa/branch-x" {
 		t.Fatalf("build %+v", got)
 	}
-	if n, err := st.Pending(context.Background()); err != nil || n != 0 {
-		t.Fatalf("pending %d %v", n, err)
+	if n, err := st.Pending(context.Background()); err != nil || n != 1 {
+		t.Fatalf("pending %d %v, want the notification", n, err)
 	}
-	if runOnce(t, s) || repo.calls() != 1 {
+	if drain(t, s) != 1 || repo.calls() != 1 {
 		t.Fatalf("ran again: %d deploys", repo.calls())
 	}
 	h, err := st.History(context.Background(), b.ID)
@@ -176,6 +201,7 @@ func TestServiceTerminalFailures(t *testing.T) {
 			if got.State != promote.StateQAFailed || got.Error == "" {
 				t.Fatalf("build %+v", got)
 			}
+			drain(t, s) // the notification
 			if n, err := st.Pending(context.Background()); err != nil || n != 0 {
 				t.Fatalf("pending %d %v", n, err)
 			}
@@ -240,8 +266,9 @@ func TestServiceShutdownFinishesJobs(t *testing.T) {
 	if got := get(t, st, b.ID); got.State != promote.StateQAReady {
 		t.Fatalf("after shutdown: %s, want qa-ready", got.State)
 	}
-	if n, err := st.Pending(context.Background()); err != nil || n != 0 {
-		t.Fatalf("pending jobs: %d %v", n, err)
+	// Only the notification the deploy queued is left, for the next start.
+	if n, err := st.Pending(context.Background()); err != nil || n != 1 {
+		t.Fatalf("pending jobs: %d %v, want 1", n, err)
 	}
 }
 

@@ -189,12 +189,12 @@ func (s *fakeStore) build(t *testing.T, id string) Build {
 	return b
 }
 
-// fakeRepo is a ConfigRepo whose Check accepts the project's image with a
+// fakeRepo is a BuildChecker whose Check accepts the project's image with a
 // tag or digest and refuses targets with "..", like the real one; err, when
 // set, is returned as a failure of the repo's own.
 type fakeRepo struct{ err error }
 
-var _ ConfigRepo = fakeRepo{}
+var _ BuildChecker = fakeRepo{}
 
 var slugRun = regexp.MustCompile(`[^a-z0-9]+`)
 
@@ -212,9 +212,6 @@ func (f fakeRepo) Check(p Project, kind Kind, target, image string) (string, str
 	return fmt.Sprintf("qa/%s-%s", kind, slug), fmt.Sprintf("https://%s.%s.%s", slug, kind, p.Host()), nil
 }
 
-func (f fakeRepo) DeployQA(context.Context, Project, Build) (QADeployment, error) {
-	return QADeployment{}, errFakeUnused
-}
 
 // fixture is a server over fakes, with its log captured.
 type fixture struct {
@@ -249,7 +246,7 @@ func testConfig() *Config {
 	}}}
 }
 
-func newFixture(t testing.TB, secret string, repo ConfigRepo) *fixture {
+func newFixture(t testing.TB, secret string, repo BuildChecker) *fixture {
 	t.Helper()
 	st := newFakeStore()
 	logs := &syncBuffer{}
@@ -349,7 +346,7 @@ const (
 type webhookCase struct {
 	name        string
 	noSecret    bool // the configured webhook secret is empty
-	repo        ConfigRepo
+	repo        BuildChecker
 	method      string
 	path        string
 	contentType string
@@ -437,7 +434,7 @@ func TestWebhookStatus(t *testing.T) {
 			if tc.noSecret {
 				secret = ""
 			}
-			var repo ConfigRepo = fakeRepo{}
+			var repo BuildChecker = fakeRepo{}
 			if tc.repo != nil {
 				repo = tc.repo
 			}
