@@ -49,6 +49,13 @@ func (s *Service) notify(ctx context.Context, id string) error {
 	return n.outcome()
 }
 
+// View is what the messages about build id show (the Reject dialog shows it
+// too).
+func (s *Service) View(ctx context.Context, id string) (BuildView, error) {
+	v, _, err := s.view(ctx, id)
+	return v, err
+}
+
 // view gathers what the messages about build id show, and the owners to
 // tell. A build of a project no longer configured has an empty view.
 func (s *Service) view(ctx context.Context, id string) (BuildView, []string, error) {

@@ -105,8 +105,10 @@ type Failure struct {
 	Error string
 	// RetryAfter is the Retry-After header, in seconds, of a 429 answer.
 	RetryAfter int
-	// Delay is how long to wait before answering, to simulate a slow Slack;
-	// the wait ends early when the client gives up.
+	// Delay is how long to wait before answering, to simulate a slow Slack.
+	// The wait ends early when the client gives up or the test ends, and the
+	// call is then handled all the same: as on Slack, a call the client timed
+	// out on may still have taken effect.
 	Delay time.Duration
 }
 
@@ -117,9 +119,10 @@ type Server struct {
 	// "http://127.0.0.1:1234/api/".
 	URL string
 
-	tb    testing.TB
-	token string
-	srv   *httptest.Server
+	tb      testing.TB
+	token   string
+	srv     *httptest.Server
+	closing chan struct{} // closed when the test ends
 
 	mu       sync.Mutex
 	users    map[string]User
@@ -148,9 +151,13 @@ func NewServer(tb testing.TB, token string) *Server {
 		dms:      map[string]string{},
 		byKey:    map[string]*Message{},
 		failures: map[string][]Failure{},
+		closing:  make(chan struct{}),
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
-	tb.Cleanup(s.srv.Close)
+	tb.Cleanup(func() {
+		close(s.closing) // ends injected delays, which Close would wait for
+		s.srv.Close()
+	})
 	s.URL = s.srv.URL + "/api/"
 	return s
 }
@@ -294,6 +301,8 @@ func (s *Server) answer(r *http.Request, method string, params map[string]string
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
+			t.Stop()
+		case <-s.closing:
 			t.Stop()
 		}
 	}
@@ -458,4 +467,3 @@ func copyMessage(m *Message) Message {
 }
 
 func msgKey(channel, ts string) string { return channel + "/" + ts }
-

@@ -1,0 +1,96 @@
+package slackui
+
+import (
+	"github.com/slack-go/slack"
+
+	"github.com/promotebot/promotebot/promote"
+)
+
+// channelMessage is the announcement in the project's channel, updated in
+// place as the build moves on.
+func channelMessage(v promote.BuildView) Message {
+	switch v.Build.State {
+	case promote.StateReceived, promote.StateDeploying, "":
+		return channelDeploying(v)
+	case promote.StateQAFailed:
+		return channelQAFailed(v)
+	case promote.StateClosed, promote.StateSuperseded:
+		return channelEnded(v)
+	}
+	return channelDeployed(v)
+}
+
+// channelDeploying: CI reported the build and the QA deploy is under way.
+func channelDeploying(v promote.BuildView) Message {
+	b := v.Build
+	d := draft{text: "Build complete, deploying " + plain(b.Image, maxInline) + " to " + envPlain(b) + "…"}
+	d.section(":hourglass_flowing_sand: Build complete, deploying " + code(b.Image) + " to " + envRef(b) + "…")
+	d.add(facts(v, false))
+	return d.message()
+}
+
+// channelQAFailed: the QA deploy failed for good.
+func channelQAFailed(v promote.BuildView) Message {
+	b := v.Build
+	d := draft{text: "Deploying " + plain(b.Image, maxInline) + " to " + envPlain(b) + " failed: " +
+		plain(b.Error, maxPlainError)}
+	d.section(":x: Deploying " + code(b.Image) + " to " + envRef(b) + " failed:\n" + codeBlock(b.Error))
+	d.add(facts(v, false))
+	return d.message()
+}
+
+// channelDeployed: the build is on QA, and perhaps further along.
+func channelDeployed(v promote.BuildView) Message {
+	b := v.Build
+	head := "Deployed " + code(b.Image) + " to " + envRef(b)
+	text := "Deployed " + plain(b.Image, maxInline) + " to " + envPlain(b)
+	switch b.State {
+	case promote.StateApproved:
+		head += "\n:white_check_mark: Approved, waiting for an owner to deploy it to production"
+		text += ": approved"
+	case promote.StateRejected:
+		head += "\n:x: Rejected by QA"
+		text += ": rejected"
+	case promote.StatePromoting:
+		head += "\n:rocket: Deploying to production… (asked by " + mention(b.PromotedBy) + ")"
+		text += ": deploying to production"
+	case promote.StatePromoteFailed:
+		head += "\n:x: Deploying to production failed:\n" + codeBlock(b.Error)
+		text += ": deploying to production failed"
+	case promote.StatePromoted:
+		head += "\n:rocket: In production since" + spaceWhen(b.UpdatedAt) + " by " + mention(b.PromotedBy)
+		text += ", in production by " + mention(b.PromotedBy)
+	}
+	var accessory *slack.Accessory
+	if btn := openQAButton(b); btn != nil && b.State != promote.StatePromoted {
+		accessory = slack.NewAccessory(btn)
+	}
+	d := draft{text: text}
+	d.add(slack.NewSectionBlock(md(head, maxSectionText), nil, accessory))
+	d.add(facts(v, false))
+	var refs string
+	if b.State == promote.StatePromoted || b.State == promote.StatePromoting {
+		refs = productionRefs(v)
+	}
+	d.context(labelled("Config commit", commitRef(v.CommitURL, b.QACommit)), tally(v), rejectedBy(v), refs)
+	return d.message()
+}
+
+// channelEnded: an owner closed the build, or a newer one replaced it.
+func channelEnded(v promote.BuildView) Message {
+	b := v.Build
+	head := code(b.Image) + " from " + targetRef(b) + "\n"
+	text := plain(b.Image, maxInline) + ": "
+	if b.State == promote.StateClosed {
+		head += "Closed by " + mention(b.ClosedBy) + spaceWhen(b.UpdatedAt)
+		text += "closed by " + mention(b.ClosedBy)
+	} else {
+		head += "Superseded by " + supersededBy(v)
+		text += "superseded by " + supersededByPlain(v)
+	}
+	d := draft{text: text}
+	d.section(head)
+	d.add(facts(v, false))
+	d.context(labelled("Config commit", commitRef(v.CommitURL, b.QACommit)), tally(v), rejectedBy(v))
+	return d.message()
+}

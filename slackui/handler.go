@@ -1,0 +1,344 @@
+package slackui
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/promotebot/promotebot/promote"
+)
+
+// maxSlackBody bounds what is read of a request from Slack.
+const maxSlackBody = 1 << 20
+
+// answerWithin is how long a synchronous answer may take: Slack gives 3 s.
+const answerWithin = 2500 * time.Millisecond
+
+// workTimeout bounds the work done after a click was answered.
+const workTimeout = 30 * time.Second
+
+// Actor is the domain behind the buttons and the slash command
+// (*promote.Service).
+type Actor interface {
+	Act(ctx context.Context, a promote.Action) (promote.Build, error)
+	Allowed(ctx context.Context, a promote.Action) error
+	View(ctx context.Context, id string) (promote.BuildView, error)
+	Status(ctx context.Context, project string) (promote.StatusView, error)
+}
+
+// Responder answers a person directly (*Client).
+type Responder interface {
+	Ephemeral(ctx context.Context, channel, user, text string) error
+	OpenView(ctx context.Context, triggerID string, v slack.ModalViewRequest) error
+}
+
+// Handlers serve Slack's requests: button clicks and dialog submissions
+// (POST /slack/interactions) and the /promote command (POST /slack/commands).
+// Each request's signature is checked over the raw body, with a 5-minute
+// window on its timestamp, before anything in it is read.
+type Handlers struct {
+	// SigningSecret is the Slack app's signing secret; empty refuses all.
+	SigningSecret string
+	Actor         Actor
+	Slack         Responder
+	Logger        *slog.Logger
+	// Background is the server's lifetime: work done after an answer runs
+	// under it.
+	Background context.Context
+
+	wg   sync.WaitGroup
+	seen dedupe
+}
+
+// Interactions serves POST /slack/interactions.
+func (h *Handlers) Interactions() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := h.verified(w, r)
+		if !ok {
+			return
+		}
+		cb, err := DecodeInteraction(body)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		answer := h.Interaction(r.Context(), cb)
+		if answer == nil {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		writeJSON(w, http.StatusOK, answer)
+	})
+}
+
+// Commands serves POST /slack/commands.
+func (h *Handlers) Commands() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, ok := h.verified(w, r)
+		if !ok {
+			return
+		}
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed form"})
+			return
+		}
+		cmd := slack.SlashCommand{Command: form.Get("command"), Text: form.Get("text"),
+			UserID: form.Get("user_id"), ChannelID: form.Get("channel_id")}
+		writeJSON(w, http.StatusOK, h.Command(r.Context(), cmd))
+	})
+}
+
+// verified reads the body and checks Slack's signature and timestamp.
+func (h *Handlers) verified(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxSlackBody+1))
+	if err != nil || len(body) > maxSlackBody {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large or unreadable"})
+		return nil, false
+	}
+	if err := Verify(r.Header, body, h.SigningSecret); err != nil {
+		h.logger().Warn("slack request refused", "err", err, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
+		return nil, false
+	}
+	return body, true
+}
+
+// Verify checks a request's Slack signature (v0 HMAC-SHA256 of
+// "v0:timestamp:body" with secret) and that its timestamp is within 5
+// minutes.
+func Verify(header http.Header, body []byte, secret string) error {
+	if secret == "" {
+		return errors.New("no Slack signing secret is configured")
+	}
+	sv, err := slack.NewSecretsVerifier(header, secret)
+	if err != nil {
+		return fmt.Errorf("slack signature: %w", err)
+	}
+	if _, err := sv.Write(body); err != nil {
+		return fmt.Errorf("slack signature: %w", err)
+	}
+	if err := sv.Ensure(); err != nil {
+		return fmt.Errorf("slack signature: %w", err)
+	}
+	return nil
+}
+
+// DecodeInteraction reads an interaction payload (the form field "payload"
+// holding JSON).
+func DecodeInteraction(body []byte) (slack.InteractionCallback, error) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return slack.InteractionCallback{}, errors.New("malformed form")
+	}
+	raw := form.Get("payload")
+	if raw == "" {
+		return slack.InteractionCallback{}, errors.New("no payload")
+	}
+	var cb slack.InteractionCallback
+	if err := json.Unmarshal([]byte(raw), &cb); err != nil {
+		return slack.InteractionCallback{}, errors.New("malformed payload")
+	}
+	if cb.User.ID == "" {
+		return slack.InteractionCallback{}, errors.New("payload names no user")
+	}
+	return cb, nil
+}
+
+// Interaction handles a verified interaction and returns the answer to
+// send back at once (nil for an empty 200). Button clicks are answered at
+// once and carried out afterwards; a dialog submission is carried out
+// before the answer, so that a refusal shows in the dialog.
+func (h *Handlers) Interaction(ctx context.Context, cb slack.InteractionCallback) any {
+	switch cb.Type {
+	case slack.InteractionTypeBlockActions:
+		if len(cb.ActionCallback.BlockActions) == 0 {
+			return nil
+		}
+		act := cb.ActionCallback.BlockActions[0]
+		if !h.seen.first(cb.User.ID + "\x00" + act.ActionID + "\x00" + act.ActionTs + "\x00" + cb.TriggerID) {
+			return nil // Slack delivering the same click again
+		}
+		a := promote.Action{Kind: promote.ActionKind(act.ActionID), BuildID: act.Value, User: cb.User.ID}
+		switch a.Kind {
+		case promote.ActionApprove, promote.ActionDeploy, promote.ActionClose:
+			h.later(func(ctx context.Context) { h.act(ctx, a, cb.Channel.ID) })
+		case promote.ActionReject:
+			h.later(func(ctx context.Context) { h.askReason(ctx, a, cb.Channel.ID, cb.TriggerID) })
+		}
+		return nil
+	case slack.InteractionTypeViewSubmission:
+		if cb.View.CallbackID != RejectCallbackID {
+			return nil
+		}
+		return h.reject(ctx, cb)
+	}
+	return nil
+}
+
+// act carries out a click and tells the person if it was refused.
+func (h *Handlers) act(ctx context.Context, a promote.Action, channel string) {
+	_, err := h.Actor.Act(ctx, a)
+	h.tell(ctx, a, channel, err)
+}
+
+// askReason opens the dialog asking why QA rejects, if they may.
+func (h *Handlers) askReason(ctx context.Context, a promote.Action, channel, trigger string) {
+	if err := h.Actor.Allowed(ctx, a); err != nil {
+		h.tell(ctx, a, channel, err)
+		return
+	}
+	v, err := h.Actor.View(ctx, a.BuildID)
+	if err == nil {
+		err = h.Slack.OpenView(ctx, trigger, RejectModal(a.BuildID, v))
+	}
+	if err != nil {
+		h.logger().Error("open reject dialog", "build", a.BuildID, "user", a.User, "err", err)
+		h.tell(ctx, a, channel, fmt.Errorf("could not open the dialog: %w", err))
+	}
+}
+
+// reject records a rejection from the dialog; a refusal shows in it.
+func (h *Handlers) reject(ctx context.Context, cb slack.InteractionCallback) any {
+	reason := ""
+	if cb.View.State != nil {
+		if block, ok := cb.View.State.Values[RejectReasonBlockID]; ok {
+			reason = strings.TrimSpace(block[RejectReasonActionID].Value)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), answerWithin)
+	defer cancel()
+	a := promote.Action{Kind: promote.ActionReject, BuildID: cb.View.PrivateMetadata, User: cb.User.ID, Reason: reason}
+	_, err := h.Actor.Act(ctx, a)
+	if err == nil {
+		return nil
+	}
+	var r *promote.Refusal
+	msg := "Something went wrong; try again."
+	if errors.As(err, &r) {
+		msg = r.Reason
+	} else {
+		h.logger().Error("reject", "build", a.BuildID, "user", a.User, "err", err)
+	}
+	return map[string]any{"response_action": "errors", "errors": map[string]string{"reason": msg}}
+}
+
+// tell shows a refusal or failure to the person who clicked.
+func (h *Handlers) tell(ctx context.Context, a promote.Action, channel string, err error) {
+	if err == nil {
+		return
+	}
+	var r *promote.Refusal
+	text := "Something went wrong; try again in a moment."
+	if errors.As(err, &r) {
+		text = r.Reason
+		h.logger().Info("action refused", "build", a.BuildID, "user", a.User, "action", a.Kind, "reason", r.Reason)
+	} else {
+		h.logger().Error("action failed", "build", a.BuildID, "user", a.User, "action", a.Kind, "err", err)
+	}
+	if channel == "" {
+		return
+	}
+	if err := h.Slack.Ephemeral(ctx, channel, a.User, text); err != nil {
+		h.logger().Warn("ephemeral answer", "user", a.User, "err", err)
+	}
+}
+
+// Command answers /promote: `status <project>`, or help.
+func (h *Handlers) Command(ctx context.Context, cmd slack.SlashCommand) map[string]any {
+	fields := strings.Fields(cmd.Text)
+	m := HelpMessage()
+	if len(fields) >= 1 && fields[0] == "status" {
+		ctx, cancel := context.WithTimeout(ctx, answerWithin)
+		defer cancel()
+		if len(fields) < 2 {
+			m = Ephemeral("Which project? `/promote status <project>`")
+		} else if v, err := h.Actor.Status(ctx, fields[1]); err != nil {
+			var r *promote.Refusal
+			if errors.As(err, &r) {
+				m = Ephemeral(r.Reason)
+			} else {
+				h.logger().Error("status", "project", fields[1], "err", err)
+				m = Ephemeral("Could not read the status; try again.")
+			}
+		} else {
+			m = StatusMessage(v)
+		}
+	}
+	return map[string]any{"response_type": "ephemeral", "text": m.Text, "blocks": m.Blocks}
+}
+
+// later runs f after the answer, under the server's lifetime.
+func (h *Handlers) later(f func(ctx context.Context)) {
+	bg := h.Background
+	if bg == nil {
+		bg = context.Background()
+	}
+	h.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(bg, workTimeout)
+		defer cancel()
+		f(ctx)
+	})
+}
+
+// Wait waits for the work started after answers.
+func (h *Handlers) Wait() { h.wg.Wait() }
+
+func (h *Handlers) logger() *slog.Logger {
+	if h.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return h.Logger
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		http.Error(w, `{"error":"could not encode the answer"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return // the client went away; nothing more to do
+	}
+}
+
+// dedupe remembers what it saw for ten minutes.
+type dedupe struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+// first reports whether key is new, and remembers it.
+func (d *dedupe) first(key string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	if d.seen == nil {
+		d.seen = map[string]time.Time{}
+	}
+	if len(d.seen) > 10000 {
+		for k, at := range d.seen {
+			if now.Sub(at) > 10*time.Minute {
+				delete(d.seen, k)
+			}
+		}
+	}
+	if at, ok := d.seen[key]; ok && now.Sub(at) < 10*time.Minute {
+		return false
+	}
+	d.seen[key] = now
+	return true
+}
