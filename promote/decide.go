@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 )
 
@@ -29,12 +30,20 @@ type Action struct {
 }
 
 // Refusal is an action refused for a reason the person should read (not
-// allowed, too early, too late); nothing changed.
+// allowed, too early, too late); nothing changed. Reason is Slack mrkdwn:
+// mentions (<@U…>) are live, and text from elsewhere (targets, errors,
+// what someone typed) is escaped with Plain.
 type Refusal struct {
 	Reason string
 }
 
 func (r *Refusal) Error() string { return r.Reason }
+
+// Plain escapes text for Slack's mrkdwn (&, <, >), so that text from CI or
+// from a person can neither mention, link nor break a message.
+func Plain(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
 
 func refusef(format string, args ...any) *Refusal {
 	return &Refusal{Reason: fmt.Sprintf(format, args...)}
@@ -188,7 +197,7 @@ func mentions(ids []string) string {
 func gone(b Build) *Refusal {
 	switch b.State {
 	case StateSuperseded:
-		return refusef("This build was superseded by a newer build of %s %s.", b.Kind, b.Target)
+		return refusef("This build was superseded by a newer build of %s %s.", b.Kind, Plain(b.Target))
 	case StateClosed:
 		return refusef("This build was closed by <@%s>.", b.ClosedBy)
 	case StatePromoted:
@@ -198,7 +207,7 @@ func gone(b Build) *Refusal {
 	case StateReceived, StateDeploying:
 		return refusef("This build is not deployed to QA yet.")
 	case StateQAFailed:
-		return refusef("This build's QA deploy failed: %s", b.Error)
+		return refusef("This build's QA deploy failed: %s", Plain(b.Error))
 	}
 	return nil
 }
@@ -213,7 +222,7 @@ func (s *Service) canGiveVerdict(ctx context.Context, a Action, b Build, p Proje
 			return fmt.Errorf("who is %s: %w", a.User, err)
 		}
 		if IsAuthor(b.Author, person) {
-			return refusef("You wrote this build (%s), so you cannot approve it; someone else in QA must.", b.Author)
+			return refusef("You wrote this build (%s), so you cannot approve it; someone else in QA must.", Plain(b.Author))
 		}
 	}
 	approvals, err := s.Store.Approvals(ctx, b.ID)
@@ -243,7 +252,7 @@ func (s *Service) verdict(ctx context.Context, a Action, b Build, p Project) (Bu
 		if person, err := s.Directory.Person(ctx, a.User); err == nil {
 			name = person.Name
 		} else {
-			s.Logger.Warn("slack name unknown", "user", a.User, "err", err)
+			s.log().Warn("slack name unknown", "user", a.User, "err", err)
 		}
 	}
 	added, err := s.Store.AddApproval(ctx, Approval{BuildID: b.ID, User: a.User, Name: name, Verdict: v, Reason: a.Reason},
@@ -252,9 +261,9 @@ func (s *Service) verdict(ctx context.Context, a Action, b Build, p Project) (Bu
 		return Build{}, err
 	}
 	if !added {
-		return Build{}, refusef("You already gave your verdict on this build.")
+		return Build{}, refusef("You already gave your verdict on this build (a double click?).")
 	}
-	s.Logger.Info("qa verdict", "build", b.ID, "user", a.User, "verdict", v)
+	s.log().Info("qa verdict", "build", b.ID, "user", a.User, "verdict", v)
 	return s.applyPolicy(ctx, b.ID, p)
 }
 
@@ -327,7 +336,7 @@ func (s *Service) deploy(ctx context.Context, a Action, b Build, p Project) (Bui
 	if err != nil {
 		return Build{}, err
 	}
-	s.Logger.Info("deploy to production asked", "build", b.ID, "user", a.User)
+	s.log().Info("deploy to production asked", "build", b.ID, "user", a.User)
 	s.wake()
 	return nb, nil
 }
@@ -354,7 +363,7 @@ func (s *Service) close(ctx context.Context, a Action, b Build) (Build, error) {
 	if err != nil {
 		return Build{}, err
 	}
-	s.Logger.Info("build closed", "build", b.ID, "user", a.User)
+	s.log().Info("build closed", "build", b.ID, "user", a.User)
 	return nb, nil
 }
 
@@ -381,4 +390,12 @@ func IsAuthor(author string, person Person) bool {
 		}
 	}
 	return false
+}
+
+// log is the Service's logger, also before Run set the defaults.
+func (s *Service) log() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
 }

@@ -354,3 +354,12 @@ func TestNotifyRetries(t *testing.T) {
 		t.Fatalf("pending %d %v", n, err)
 	}
 }
+
+func TestRefusalsEscapeWhatOthersWrote(t *testing.T) {
+	if got := promote.Plain("<!channel> & <https://evil|x>"); got != "&lt;!channel&gt; &amp; &lt;https://evil|x&gt;" {
+		t.Fatalf("Plain = %q", got)
+	}
+	s, _, _ := newService(t, &fakeRepo{})
+	_, err := s.Status(context.Background(), "<!here>")
+	wantRefusal(t, err, `No project "&lt;!here&gt;". Projects: hello.`)
+}

@@ -16,6 +16,9 @@ type Secrets struct {
 	SlackBotToken string
 	// SlackSigningSecret verifies requests from Slack.
 	SlackSigningSecret string
+	// SlackAppToken (xapp-…) turns on Socket Mode: Slack's clicks and
+	// commands arrive over a websocket instead of the public Request URL.
+	SlackAppToken string
 	// GitHubToken opens and merges pull requests.
 	GitHubToken string
 	// GitUsername and GitPassword authenticate to an https config repository.
@@ -39,6 +42,7 @@ func (s *Secrets) fields() []secretField {
 		{"WebhookSecret", "PROMOTEBOT_WEBHOOK_SECRET", &s.WebhookSecret},
 		{"SlackBotToken", "PROMOTEBOT_SLACK_BOT_TOKEN", &s.SlackBotToken},
 		{"SlackSigningSecret", "PROMOTEBOT_SLACK_SIGNING_SECRET", &s.SlackSigningSecret},
+		{"SlackAppToken", "PROMOTEBOT_SLACK_APP_TOKEN", &s.SlackAppToken},
 		{"GitHubToken", "PROMOTEBOT_GITHUB_TOKEN", &s.GitHubToken},
 		{"GitUsername", "PROMOTEBOT_GIT_USERNAME", &s.GitUsername},
 		{"GitPassword", "PROMOTEBOT_GIT_PASSWORD", &s.GitPassword},

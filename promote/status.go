@@ -3,6 +3,7 @@ package promote
 import (
 	"context"
 	"fmt"
+	"strings"
 )
 
 // deployedStates are the states of a build whose QA overlay is in place.
@@ -20,7 +21,7 @@ func (s *Service) Status(ctx context.Context, projectID string) (StatusView, err
 		for i, q := range s.Config.Projects {
 			ids[i] = q.ID
 		}
-		return StatusView{}, refusef("No project %q. Projects: %v.", projectID, ids)
+		return StatusView{}, refusef("No project %q. Projects: %s.", Plain(projectID), strings.Join(ids, ", "))
 	}
 	v := StatusView{Project: p}
 	prod, err := s.Store.Find(ctx, p.ID, []State{StatePromoted}, 1)

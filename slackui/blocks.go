@@ -69,6 +69,22 @@ func Ephemeral(text string) Message {
 	}
 }
 
+// Notice is Ephemeral for text the bot wrote in Slack's mrkdwn (mentions
+// such as <@U…> stay live): a promote.Refusal's reason, whose untrusted
+// parts the domain escaped. It is only clipped to Slack's limits.
+func Notice(mrkdwn string) Message {
+	if strings.TrimSpace(mrkdwn) == "" {
+		mrkdwn = "Done."
+	}
+	body := clip(mrkdwn, maxSectionText)
+	return Message{
+		Text: body,
+		Blocks: []slack.Block{
+			slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, body, false, false), nil, nil),
+		},
+	}
+}
+
 // HelpMessage explains the slash command and the buttons.
 func HelpMessage() Message {
 	usage := "*promotebot* takes builds from QA to production through the config repository.\n" +

@@ -96,9 +96,10 @@ func (c *Client) Update(ctx context.Context, channel, ts string, p promote.Post)
 	return nil
 }
 
-// Ephemeral shows text to user only, in channel.
-func (c *Client) Ephemeral(ctx context.Context, channel, user, text string) error {
-	m := Ephemeral(text)
+// Ephemeral shows mrkdwn (the bot's own text, see Notice) to user only, in
+// channel.
+func (c *Client) Ephemeral(ctx context.Context, channel, user, mrkdwn string) error {
+	m := Notice(mrkdwn)
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	_, err := c.api.PostEphemeralContext(ctx, channel, user,

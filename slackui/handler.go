@@ -267,7 +267,7 @@ func (h *Handlers) Command(ctx context.Context, cmd slack.SlashCommand) map[stri
 		} else if v, err := h.Actor.Status(ctx, fields[1]); err != nil {
 			var r *promote.Refusal
 			if errors.As(err, &r) {
-				m = Ephemeral(r.Reason)
+				m = Notice(r.Reason)
 			} else {
 				h.logger().Error("status", "project", fields[1], "err", err)
 				m = Ephemeral("Could not read the status; try again.")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/promotebot/promotebot/gitops"
 	"github.com/promotebot/promotebot/promote"
 	"github.com/promotebot/promotebot/promote/store"
+	"github.com/promotebot/promotebot/slackui"
 )
 
 func serveCommand(d deps) *cli.Command {
@@ -57,10 +59,26 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	}
 	wake := make(chan struct{}, 1)
 	clone := &cloneState{}
+	// actor takes people's decisions from Slack; the worker (below, once the
+	// clone is ready) does the work they queue.
+	actor := &promote.Service{Config: cfg, Store: st, Logger: log, Signal: wake, CommitURL: commitURL(cfg)}
+	var slackHandlers *slackui.Handlers
+	if sec.SlackBotToken != "" {
+		client := slackui.NewClient(sec.SlackBotToken, cfg.Slack.APIURL, log.With("component", "slack"))
+		actor.Notifier, actor.Directory = client, client
+		slackHandlers = &slackui.Handlers{SigningSecret: sec.SlackSigningSecret, Actor: actor, Slack: client,
+			Logger: log.With("component", "slack"), Background: context.WithoutCancel(ctx)}
+	} else {
+		log.Warn("PROMOTEBOT_SLACK_BOT_TOKEN is not set: nothing is posted to Slack and Slack's routes answer 404")
+	}
+	deps := promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: gitops.Checker{},
+		Logger: log, Metrics: metrics, Wake: wake, Ready: clone.ready}
+	if slackHandlers != nil && sec.SlackSigningSecret != "" {
+		deps.SlackInteractions, deps.SlackCommands = slackHandlers.Interactions(), slackHandlers.Commands()
+	}
 	// The webhook vets builds without the clone, so CI is served while the
 	// clone is made (or while the git server is down at start-up).
-	handler := promote.NewServer(promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: gitops.Checker{},
-		Logger: log, Metrics: metrics, Wake: wake, Ready: clone.ready})
+	handler := promote.NewServer(deps)
 	work := func(ctx context.Context) error {
 		repo, err := openConfigRepoRetrying(ctx, cfg, sec, log, metrics.ObservePush, clone)
 		if err != nil {
@@ -68,10 +86,28 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 		}
 		defer closeLogged(log, "config repo", repo.Close)
 		svc := &promote.Service{Config: cfg, Store: st, Repo: gitops.NewConfigRepo(repo), Logger: log, Wake: wake,
+			Notifier: actor.Notifier, Directory: actor.Directory, CommitURL: actor.CommitURL,
 			Lease: c.Duration("job-lease"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid())}
 		return svc.Run(ctx)
 	}
-	return runServer(ctx, cfg.Listen, handler, work, log, d)
+	err = runServer(ctx, cfg.Listen, handler, work, log, d)
+	if slackHandlers != nil {
+		slackHandlers.Wait()
+	}
+	return err
+}
+
+// commitURL links config-repo commits to GitHub's web view when the
+// repository is on GitHub (or GitHub Enterprise); nil otherwise.
+func commitURL(cfg *promote.Config) func(string) string {
+	if cfg.GitHub.Repository == "" {
+		return nil
+	}
+	web := "https://github.com/"
+	if api := strings.TrimSuffix(cfg.GitHub.APIURL, "/"); api != "" && api != "https://api.github.com" {
+		web = strings.TrimSuffix(api, "/api/v3") + "/"
+	}
+	return func(sha string) string { return web + cfg.GitHub.Repository + "/commit/" + sha }
 }
 
 // cloneState tells /readyz whether the config repository is open.
