@@ -255,13 +255,18 @@ func TestServeWaitsForTheConfigRepo(t *testing.T) {
 	if code, out := get(t, base+"/readyz"); code != http.StatusOK {
 		t.Fatalf("readyz after the clone: %d %s", code, out)
 	}
-	_, metrics := get(t, base+"/metrics")
-	for _, want := range []string{"promotebot_push_seconds_count 1", `promotebot_builds{state="qa-ready"} 1`,
-		"promotebot_queue_depth 0", `promotebot_webhook_requests_total{outcome="accepted"} 1`} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %q", want)
+	wants := []string{"promotebot_push_seconds_count 1", `promotebot_builds{state="qa-ready"} 1`,
+		"promotebot_queue_depth 0", `promotebot_webhook_requests_total{outcome="accepted"} 1`}
+	var metrics string
+	waitFor(t, "the metrics", func() bool { // the notification job may still be queued
+		_, metrics = get(t, base+"/metrics")
+		for _, want := range wants {
+			if !strings.Contains(metrics, want) {
+				return false
+			}
 		}
-	}
+		return true
+	})
 	if !strings.Contains(logs.String(), "config repo unreachable") {
 		t.Errorf("the logs do not say the config repo was unreachable:\n%s", logs)
 	}
