@@ -90,7 +90,14 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 			Lease: c.Duration("job-lease"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid())}
 		return svc.Run(ctx)
 	}
-	err = runServer(ctx, cfg.Listen, handler, work, log, d)
+	works := []func(context.Context) error{work}
+	if sec.SlackAppToken != "" && slackHandlers != nil {
+		works = append(works, func(ctx context.Context) error {
+			return slackui.RunSocketMode(ctx, sec.SlackAppToken, sec.SlackBotToken, cfg.Slack.APIURL, slackHandlers,
+				log.With("component", "slack-socket"))
+		})
+	}
+	err = runServer(ctx, cfg.Listen, handler, works, log, d)
 	if slackHandlers != nil {
 		slackHandlers.Wait()
 	}
@@ -165,11 +172,12 @@ func openConfigRepoRetrying(ctx context.Context, cfg *promote.Config, sec promot
 	}
 }
 
-// runServer serves HTTP and runs work until ctx ends, then stops accepting
-// requests, lets those in flight finish, and stops work; a job it was running
-// goes back to the queue when its lease ends. If work fails for good (the
-// config repo cannot be opened), the server stops with its error.
-func runServer(ctx context.Context, listen string, h http.Handler, work func(context.Context) error,
+// runServer serves HTTP and runs the works until ctx ends, then stops
+// accepting requests, lets those in flight finish, and stops the works; a
+// job in progress goes back to the queue when its lease ends. If a work fails
+// for good (the config repo cannot be opened, Slack refuses the app token),
+// the server stops with its error.
+func runServer(ctx context.Context, listen string, h http.Handler, works []func(context.Context) error,
 	log *slog.Logger, d deps) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -182,17 +190,18 @@ func runServer(ctx context.Context, listen string, h http.Handler, work func(con
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
-	worked := make(chan error, 1)
-	go func() { worked <- work(workCtx) }()
+	worked := make(chan error, len(works))
+	for _, w := range works {
+		go func() { worked <- w(workCtx) }()
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	var workErr error
-	workDone := false
+	var workErrs []error
 	select {
 	case err = <-served:
-	case workErr = <-worked:
-		workDone = true
-		log.Error("worker stopped", "err", workErr)
+	case werr := <-worked:
+		log.Error("stopped", "err", werr)
+		workErrs = append(workErrs, werr)
 	case <-ctx.Done():
 		log.Info("shutting down")
 	}
@@ -202,16 +211,18 @@ func runServer(ctx context.Context, listen string, h http.Handler, work func(con
 	}
 	cancel()
 	stopWork()
-	if !workDone {
-		workErr = <-worked
+	for len(workErrs) < len(works) {
+		workErrs = append(workErrs, <-worked)
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	if ctx.Err() != nil && errors.Is(workErr, context.Canceled) {
-		workErr = nil
+	for i, werr := range workErrs {
+		if errors.Is(werr, context.Canceled) && ctx.Err() != nil {
+			workErrs[i] = nil
+		}
 	}
-	return errors.Join(err, workErr)
+	return errors.Join(append(workErrs, err)...)
 }
 
 func closeLogged(log *slog.Logger, what string, close func() error) {
