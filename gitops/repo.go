@@ -101,6 +101,9 @@ type request struct {
 	ctx   context.Context
 	edit  Edit
 	reply chan reply
+	// branch, when set, is where the commit goes instead of the config
+	// branch: a branch of its own, created or moved (ApplyToBranch).
+	branch string
 }
 
 type reply struct {
@@ -235,7 +238,22 @@ func (r *Repo) Dir() string { return filepath.Clean(r.opts.Dir) }
 // have landed: applying the same edit again is then a no-op, which is how
 // callers that must know make sure.
 func (r *Repo) Apply(ctx context.Context, edit Edit) (Result, error) {
-	req := &request{ctx: ctx, edit: edit, reply: make(chan reply, 1)}
+	return r.send(ctx, &request{ctx: ctx, edit: edit, reply: make(chan reply, 1)})
+}
+
+// ApplyToBranch runs edit on the tip of the config branch and pushes the
+// commit to branch instead (a pull request's head), creating it or moving it
+// there whatever it held before: each call rebuilds the branch on the current
+// tip. An edit that changes nothing pushes nothing (Result.Changed false).
+func (r *Repo) ApplyToBranch(ctx context.Context, branch string, edit Edit) (Result, error) {
+	ref := plumbing.NewBranchReferenceName(branch)
+	if err := ref.Validate(); err != nil || branch == "" || ref == r.ref {
+		return Result{}, fmt.Errorf("%w: branch %q", ErrInvalidPath, branch)
+	}
+	return r.send(ctx, &request{ctx: ctx, edit: edit, reply: make(chan reply, 1), branch: branch})
+}
+
+func (r *Repo) send(ctx context.Context, req *request) (Result, error) {
 	select {
 	case <-r.closed:
 		return Result{}, ErrClosed

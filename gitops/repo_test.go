@@ -556,3 +556,39 @@ func TestOverlaysThroughARealRemote(t *testing.T) {
 		t.Fatal("a change that does not render was pushed")
 	}
 }
+
+// TestApplyToBranch: the commit goes to a branch of its own, built on the
+// config branch's tip, which stays as it was; a second call rebuilds the
+// branch on the tip of the moment.
+func TestApplyToBranch(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	r := open(t, bare)
+	main := gittest.Head(t, bare, "main")
+	res, err := r.ApplyToBranch(context.Background(), "promotebot/hello/B1", writeFile("prod.txt", "1"))
+	if err != nil || !res.Changed || res.Base != main {
+		t.Fatalf("ApplyToBranch = %+v, %v", res, err)
+	}
+	if gittest.Head(t, bare, "main") != main || gittest.Head(t, bare, "promotebot/hello/B1") != res.Commit {
+		t.Fatal("the commit is not on its branch only")
+	}
+	if got, _ := gittest.ReadFile(t, bare, "promotebot/hello/B1", "prod.txt"); got != "1" {
+		t.Fatalf("branch file = %q", got)
+	}
+	// main moves on; the branch is rebuilt on the new tip (a force push).
+	moved := apply(t, r, writeFile("other.txt", "x"))
+	again, err := r.ApplyToBranch(context.Background(), "promotebot/hello/B1", writeFile("prod.txt", "1"))
+	if err != nil || again.Base != moved.Commit || gittest.Head(t, bare, "promotebot/hello/B1") != again.Commit {
+		t.Fatalf("rebuild = %+v, %v; main at %s", again, err, moved.Commit)
+	}
+	// Nothing to change on the tip: nothing pushed.
+	apply(t, r, writeFile("prod.txt", "2"))
+	same, err := r.ApplyToBranch(context.Background(), "promotebot/hello/B2", writeFile("prod.txt", "2"))
+	if err != nil || same.Changed {
+		t.Fatalf("unchanged = %+v, %v", same, err)
+	}
+	for _, bad := range []string{"", "main", "a..b", "x~1"} {
+		if _, err := r.ApplyToBranch(context.Background(), bad, writeFile("prod.txt", "3")); err == nil {
+			t.Errorf("branch %q accepted", bad)
+		}
+	}
+}

@@ -57,6 +57,22 @@ type pending struct {
 // (fetching only when it moved), apply each edit on top of the previous one,
 // push all commits at once; on a lost race, start again from the new tip.
 func (r *Repo) run(batch []*request) {
+	// Branch pushes go one by one; the rest go together.
+	main := batch[:0:0]
+	for _, req := range batch {
+		if req.branch != "" {
+			r.retry([]*request{req})
+		} else {
+			main = append(main, req)
+		}
+	}
+	if len(main) > 0 {
+		r.retry(main)
+	}
+}
+
+// retry runs rounds for a batch until every request has its answer.
+func (r *Repo) retry(batch []*request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -94,6 +110,9 @@ func (r *Repo) run(batch []*request) {
 // batch has its answer; otherwise the error to retry on. The batch shrinks to
 // the requests still waiting.
 func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, error) {
+	if len(*batch) == 1 && (*batch)[0].branch != "" {
+		return r.branchRound(ctx, (*batch)[0])
+	}
 	s, err := openSession(ctx, r.ep, r.auth)
 	if err != nil {
 		return r.failIfTerminal(*batch, err)
@@ -295,4 +314,45 @@ func hashString(h plumbing.Hash) string {
 		return ""
 	}
 	return h.String()
+}
+
+// branchRound applies one edit on the config branch's tip and pushes the
+// commit to the request's own branch, replacing what that branch held.
+func (r *Repo) branchRound(ctx context.Context, req *request) (bool, error) {
+	batch := []*request{req}
+	s, err := openSession(ctx, r.ep, r.auth)
+	if err != nil {
+		return r.failIfTerminal(batch, err)
+	}
+	defer func() {
+		if cerr := s.close(); cerr != nil {
+			r.opts.Logger.Debug("close push session", "err", redact(cerr, r.opts.URL, r.opts.Auth))
+		}
+	}()
+	known, err := r.trackedTip()
+	if err != nil || s.tip(r.ref) != known {
+		if known, err = r.fetch(ctx); err != nil {
+			return r.failIfTerminal(batch, err)
+		}
+	}
+	if err := req.ctx.Err(); err != nil {
+		req.reply <- reply{err: err}
+		return true, nil
+	}
+	st := newStaged(r.stor)
+	commits, newTip, objects := r.applyAll(st, batch, known)
+	if len(commits) == 0 {
+		return true, nil // answered: failed, or nothing to change
+	}
+	ref := plumbing.NewBranchReferenceName(req.branch)
+	old := s.tip(ref)
+	if err := s.push(ctx, st, ref, old, newTip, objects); err != nil {
+		r.opts.Logger.Info("push branch", "branch", req.branch, "err", redact(err, r.opts.URL, r.opts.Auth))
+		return r.failIfTerminal(batch, err)
+	}
+	r.pushed(commits, newTip, len(objects), 0)
+	if err := st.commit(objects); err != nil {
+		r.opts.Logger.Warn("store pushed objects", "err", err)
+	}
+	return true, nil
 }
