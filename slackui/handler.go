@@ -103,8 +103,12 @@ func (h *Handlers) Commands() http.Handler {
 // verified reads the body and checks Slack's signature and timestamp.
 func (h *Handlers) verified(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxSlackBody+1))
-	if err != nil || len(body) > maxSlackBody {
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large or unreadable"})
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unreadable body"})
+		return nil, false
+	}
+	if len(body) > maxSlackBody {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
 		return nil, false
 	}
 	if err := Verify(r.Header, body, h.SigningSecret); err != nil {
@@ -171,11 +175,15 @@ func (h *Handlers) Interaction(ctx context.Context, cb slack.InteractionCallback
 			return nil // Slack delivering the same click again
 		}
 		a := promote.Action{Kind: promote.ActionKind(act.ActionID), BuildID: act.Value, User: cb.User.ID}
+		channel := cb.Channel.ID
+		if channel == "" {
+			channel = cb.Container.ChannelID
+		}
 		switch a.Kind {
 		case promote.ActionApprove, promote.ActionDeploy, promote.ActionClose:
-			h.later(func(ctx context.Context) { h.act(ctx, a, cb.Channel.ID) })
+			h.later(func(ctx context.Context) { h.act(ctx, a, channel) })
 		case promote.ActionReject:
-			h.later(func(ctx context.Context) { h.askReason(ctx, a, cb.Channel.ID, cb.TriggerID) })
+			h.later(func(ctx context.Context) { h.askReason(ctx, a, channel, cb.TriggerID) })
 		}
 		return nil
 	case slack.InteractionTypeViewSubmission:
