@@ -32,6 +32,10 @@ type Builds interface {
 	// enqueues jobs, atomically. An illegal event returns a *TransitionError
 	// and changes nothing; so does an error from change.
 	Apply(ctx context.Context, id string, ev Event, change func(*Build) error, jobs ...Job) (Build, error)
+	// Edit lets change edit a build's fields other than its identity and
+	// state, under a row lock, and enqueues jobs, atomically; no transition
+	// is recorded.
+	Edit(ctx context.Context, id string, change func(*Build) error, jobs ...Job) (Build, error)
 	// History returns a build's transitions, oldest first.
 	History(ctx context.Context, id string) ([]Transition, error)
 	// Find lists a project's builds in any of states, newest first, at most
@@ -74,6 +78,12 @@ type Jobs interface {
 	Complete(ctx context.Context, id int64, worker string) error
 	// Retry releases a held job to run again at at, counting the attempt.
 	Retry(ctx context.Context, id int64, worker string, at time.Time, reason string) error
+	// Postpone releases a held job to run again at at without counting an
+	// attempt: it waits on something outside (GitHub's checks, a review).
+	Postpone(ctx context.Context, id int64, worker string, at time.Time, reason string) error
+	// Hurry makes the waiting (not running) jobs of kind for a build due
+	// now, and reports whether there was one.
+	Hurry(ctx context.Context, buildID string, kind JobKind) (bool, error)
 	// Fail ends a held job for good, keeping the reason.
 	Fail(ctx context.Context, id int64, worker, reason string) error
 	// Pending counts the jobs not yet completed or failed.

@@ -148,6 +148,15 @@ func (s *fakeStore) Retry(context.Context, int64, string, time.Time, string) err
 	return errFakeUnused
 }
 func (s *fakeStore) Fail(context.Context, int64, string, string) error { return errFakeUnused }
+func (s *fakeStore) Postpone(context.Context, int64, string, time.Time, string) error {
+	return errFakeUnused
+}
+func (s *fakeStore) Hurry(context.Context, string, JobKind) (bool, error) {
+	return false, errFakeUnused
+}
+func (s *fakeStore) Edit(context.Context, string, func(*Build) error, ...Job) (Build, error) {
+	return Build{}, errFakeUnused
+}
 
 func (s *fakeStore) Pending(context.Context) (int, error) {
 	s.mu.Lock()
@@ -211,7 +220,6 @@ func (f fakeRepo) Check(p Project, kind Kind, target, image string) (string, str
 	slug := strings.Trim(slugRun.ReplaceAllString(strings.ToLower(target), "-"), "-")
 	return fmt.Sprintf("qa/%s-%s", kind, slug), fmt.Sprintf("https://%s.%s.%s", slug, kind, p.Host()), nil
 }
-
 
 // fixture is a server over fakes, with its log captured.
 type fixture struct {

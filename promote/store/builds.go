@@ -189,6 +189,21 @@ func (s *db) Get(ctx context.Context, id string) (promote.Build, error) {
 // every field but the id, the key fields, State and CreatedAt. Jobs without
 // a BuildID get id.
 func (s *db) Apply(ctx context.Context, id string, ev promote.Event, change func(*promote.Build) error, jobs ...promote.Job) (promote.Build, error) {
+	if ev == "" {
+		return promote.Build{}, fmt.Errorf("apply to build %s: no event", id)
+	}
+	return s.move(ctx, id, ev, change, jobs)
+}
+
+// Edit changes a build's fields other than its state, and enqueues jobs,
+// atomically; see promote.Builds.
+func (s *db) Edit(ctx context.Context, id string, change func(*promote.Build) error, jobs ...promote.Job) (promote.Build, error) {
+	return s.move(ctx, id, "", change, jobs)
+}
+
+// move is Apply, or Edit when ev is empty (the state stays, no transition
+// is recorded).
+func (s *db) move(ctx context.Context, id string, ev promote.Event, change func(*promote.Build) error, jobs []promote.Job) (promote.Build, error) {
 	var out promote.Build
 	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		b, err := scanBuild(tx.QueryRowContext(ctx,
@@ -196,9 +211,11 @@ func (s *db) Apply(ctx context.Context, id string, ev promote.Event, change func
 		if err != nil {
 			return err
 		}
-		to, err := promote.Next(b.State, ev)
-		if err != nil {
-			return err
+		to := b.State
+		if ev != "" {
+			if to, err = promote.Next(b.State, ev); err != nil {
+				return err
+			}
 		}
 		nb := b
 		nb.State = to
@@ -213,9 +230,11 @@ func (s *db) Apply(ctx context.Context, id string, ev promote.Event, change func
 		if err := s.updateBuild(ctx, tx, nb); err != nil {
 			return err
 		}
-		t := promote.Transition{From: b.State, To: to, Event: ev, At: now}
-		if err := s.insertTransition(ctx, tx, id, t); err != nil {
-			return err
+		if ev != "" {
+			t := promote.Transition{From: b.State, To: to, Event: ev, At: now}
+			if err := s.insertTransition(ctx, tx, id, t); err != nil {
+				return err
+			}
 		}
 		if err := s.insertJobs(ctx, tx, id, now, jobs); err != nil {
 			return err
@@ -224,6 +243,9 @@ func (s *db) Apply(ctx context.Context, id string, ev promote.Event, change func
 		return nil
 	})
 	if err != nil {
+		if ev == "" {
+			return promote.Build{}, fmt.Errorf("edit build %s: %w", id, err)
+		}
 		return promote.Build{}, fmt.Errorf("apply %s to build %s: %w", ev, id, err)
 	}
 	return out, nil

@@ -132,6 +132,35 @@ func (s *db) Fail(ctx context.Context, id int64, worker, reason string) error {
 // endJob applies set ($3 on are args) to job id if worker holds it;
 // otherwise promote.ErrNotFound or promote.ErrLeaseLost. A worker whose
 // lease expired still holds the job until another worker claims it.
+// Postpone releases a held job to run again at at without counting an
+// attempt (it waits on something else, such as GitHub's checks).
+func (s *db) Postpone(ctx context.Context, id int64, worker string, at time.Time, reason string) error {
+	return s.endJob(ctx, "postpone", id, worker,
+		`run_at = $3, last_error = $4, leased_by = NULL, leased_until = NULL`,
+		s.d.time(dbTime(at)), reason)
+}
+
+// Hurry makes the waiting jobs of kind for build due now; it reports
+// whether there was one.
+func (s *db) Hurry(ctx context.Context, buildID string, kind promote.JobKind) (bool, error) {
+	var n int64
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		now := s.d.time(s.clock())
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET run_at = $3
+			WHERE build_id = $1 AND kind = $2 AND status = 'pending' AND run_at > $3
+				AND (leased_until IS NULL OR leased_until <= $3)`, buildID, string(kind), now)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("hurry %s jobs of %s: %w", kind, buildID, err)
+	}
+	return n > 0, nil
+}
+
 func (s *db) endJob(ctx context.Context, op string, id int64, worker, set string, args ...any) error {
 	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE jobs SET `+set+`

@@ -385,3 +385,51 @@ func testSupersedeNotifies(t *testing.T, open opener) {
 		t.Errorf("jobs of the new build = %v, want deploy and notify", got[nb.ID])
 	}
 }
+
+// testEditPostponeHurry: Edit changes fields, not the state, and records no
+// transition; Postpone counts no attempt; Hurry makes a waiting job due.
+func testEditPostponeHurry(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	b := create(t, s, build("1.0.0"), promote.Job{Kind: promote.JobPromote, RunAt: base})
+	got, err := s.Edit(ctx, b.ID, func(nb *promote.Build) error {
+		nb.PullRequest, nb.State = "https://github.example.com/acme/deploy/pull/7", promote.StatePromoted
+		return nil
+	}, promote.Job{Kind: promote.JobNotify, RunAt: base})
+	if err != nil || got.PullRequest == "" || got.State != promote.StateReceived {
+		t.Fatalf("Edit = %+v, %v", got, err)
+	}
+	if h := history(t, s, b.ID); len(h) != 0 {
+		t.Fatalf("Edit recorded transitions %+v", h)
+	}
+	if n := pending(t, s); n != 2 {
+		t.Fatalf("Pending = %d, want 2", n)
+	}
+	j, ok, err := s.Claim(ctx, "w", time.Minute, base)
+	if err != nil || !ok || j.Kind != promote.JobPromote {
+		t.Fatalf("claim = %+v %v %v", j, ok, err)
+	}
+	later := base.Add(time.Hour)
+	if err := s.Postpone(ctx, j.ID, "w", later, "checks pending"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Postpone(ctx, j.ID, "w", later, "again"); !errors.Is(err, promote.ErrLeaseLost) {
+		t.Fatalf("Postpone without the lease: %v", err)
+	}
+	if hurried, err := s.Hurry(ctx, b.ID, promote.JobPromote); err != nil || !hurried {
+		t.Fatalf("Hurry = %v, %v", hurried, err)
+	}
+	j2, ok, err := s.Claim(ctx, "w", time.Minute, time.Now().Add(time.Second))
+	for ok && err == nil && j2.Kind != promote.JobPromote {
+		j2, ok, err = s.Claim(ctx, "w", time.Minute, time.Now().Add(time.Second))
+	}
+	if err != nil || !ok || j2.ID != j.ID || j2.Attempts != 0 || j2.LastErr != "checks pending" {
+		t.Fatalf("claim after Hurry = %+v %v %v; want the job again, no attempt counted", j2, ok, err)
+	}
+	if hurried, err := s.Hurry(ctx, b.ID, promote.JobPromote); err != nil || hurried {
+		t.Fatalf("Hurry of a running job = %v, %v; want false", hurried, err)
+	}
+	if _, err := s.Edit(ctx, "nope", nil); !errors.Is(err, promote.ErrNotFound) {
+		t.Fatalf("Edit of an unknown build: %v", err)
+	}
+}

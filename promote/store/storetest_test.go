@@ -54,6 +54,7 @@ func runConformance(t *testing.T, fresh func(t *testing.T) opener) {
 		{"JobsOfABuildTakeTurns", testJobsOfABuildTakeTurns},
 		{"Coalesce", testCoalesce},
 		{"SupersedeNotifies", testSupersedeNotifies},
+		{"EditPostponeHurry", testEditPostponeHurry},
 		{"Reopen", testReopen},
 		{"Migrations", testMigrations},
 	}
