@@ -76,25 +76,62 @@ func (c *ConfigRepo) DeployQA(ctx context.Context, p promote.Project, b promote.
 // branch with the build, source, approvals and promoter in its trailers.
 func (c *ConfigRepo) Promote(ctx context.Context, p promote.Project, b promote.Build, approvals []promote.Approval,
 	promoter promote.Person) (string, error) {
+	edit, err := promotion(p, b, approvals, promoter)
+	if err != nil {
+		return "", err
+	}
+	res, err := c.repo.Apply(ctx, edit)
+	if err != nil {
+		return "", sortErr(err)
+	}
+	if res.Commit == "" {
+		return res.Base, nil // already in production, by an earlier attempt
+	}
+	return res.Commit, nil
+}
+
+// PromoteBranch implements promote.ConfigRepo: the same change as Promote,
+// pushed to branch, rebuilt on the config branch's tip.
+func (c *ConfigRepo) PromoteBranch(ctx context.Context, p promote.Project, b promote.Build, approvals []promote.Approval,
+	promoter promote.Person, branch string) (promote.PromotionCommit, error) {
+	edit, err := promotion(p, b, approvals, promoter)
+	if err != nil {
+		return promote.PromotionCommit{}, err
+	}
+	res, err := c.repo.ApplyToBranch(ctx, branch, edit)
+	if err != nil {
+		return promote.PromotionCommit{}, sortErr(err)
+	}
+	var trailers strings.Builder
+	for _, t := range res.Trailers {
+		fmt.Fprintf(&trailers, "%s: %s\n", t.Key, t.Value)
+	}
+	pc := promote.PromotionCommit{SHA: res.Commit, Subject: res.Subject, Trailers: trailers.String()}
+	if !res.Changed {
+		pc.SHA, pc.Unchanged = res.Base, true
+	}
+	return pc, nil
+}
+
+// promotion is the production edit of a build with its trailers.
+func promotion(p promote.Project, b promote.Build, approvals []promote.Approval, promoter promote.Person) (Edit, error) {
 	meta := Meta{Build: b.ID, Source: Source(b), PromotedBy: Person(promoter.Name, promoter.ID)}
 	for _, a := range approvals {
 		meta.ApprovedBy = append(meta.ApprovedBy, Person(a.Name, a.User)+" "+a.At.UTC().Format(time.RFC3339))
 	}
 	edit, err := ProductionImage(ProjectOf(p), b.Image, meta)
 	if err != nil {
-		return "", invalid(err)
+		return nil, invalid(err)
 	}
-	res, err := c.repo.Apply(ctx, edit)
-	if err != nil {
-		if terminal(err) {
-			return "", invalid(err)
-		}
-		return "", err
+	return edit, nil
+}
+
+// sortErr marks the failures no retry can fix as promote.ErrInvalid.
+func sortErr(err error) error {
+	if terminal(err) {
+		return invalid(err)
 	}
-	if res.Commit == "" {
-		return res.Base, nil // already in production, by an earlier attempt
-	}
-	return res.Commit, nil
+	return err
 }
 
 // Person formats a person for the Approved-by and Promoted-by trailers:

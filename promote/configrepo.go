@@ -38,4 +38,17 @@ type ConfigRepo interface {
 	// config branch (direct mode). It returns the commit; running it again
 	// for the same build changes nothing. Errors as DeployQA's.
 	Promote(ctx context.Context, p Project, b Build, approvals []Approval, promoter Person) (commit string, err error)
+	// PromoteBranch is Promote onto branch (a pull request's head), built on
+	// the config branch's tip, replacing what branch held. It returns the
+	// branch's commit, its message (subject and trailers, for the merge
+	// commit), or unchanged when production already runs the image.
+	PromoteBranch(ctx context.Context, p Project, b Build, approvals []Approval, promoter Person, branch string) (PromotionCommit, error)
+}
+
+// PromotionCommit is the commit a pull request promotes.
+type PromotionCommit struct {
+	SHA       string
+	Subject   string
+	Trailers  string // "Key: value" lines
+	Unchanged bool   // production already runs the image (SHA is the config tip)
 }

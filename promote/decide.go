@@ -343,8 +343,12 @@ func (s *Service) deploy(ctx context.Context, a Action, b Build, p Project) (Bui
 
 // close ends a build at an owner's request.
 func (s *Service) close(ctx context.Context, a Action, b Build) (Build, error) {
+	jobs := []Job{notifyJob()}
 	if b.State == StatePromoting {
-		return Build{}, refusef("This build is being deployed to production right now; it cannot be closed.")
+		if s.Forge == nil {
+			return Build{}, refusef("This build is being deployed to production right now; it cannot be closed.")
+		}
+		jobs = append(jobs, Job{Kind: JobPromote}) // closes the pull request
 	}
 	if b.State.Final() {
 		return Build{}, gone(b)
@@ -352,7 +356,7 @@ func (s *Service) close(ctx context.Context, a Action, b Build) (Build, error) {
 	nb, err := s.Store.Apply(ctx, b.ID, EventClose, func(nb *Build) error {
 		nb.ClosedBy = a.User
 		return nil
-	}, notifyJob())
+	}, jobs...)
 	var te *TransitionError
 	if errors.As(err, &te) {
 		if cur, gerr := s.Store.Get(ctx, b.ID); gerr == nil && gone(cur) != nil {

@@ -43,6 +43,9 @@ type ServerDeps struct {
 	// so Slack is answered 404 rather than a pretended success.
 	SlackInteractions http.Handler
 	SlackCommands     http.Handler
+	// GitHubWebhook serves POST /github/webhook (package gitops/github; it
+	// verifies X-Hub-Signature-256 itself). Nil leaves it unregistered.
+	GitHubWebhook http.Handler
 }
 
 // NewServer returns promotebot's HTTP handler. Every route is listed here.
@@ -75,6 +78,11 @@ func NewServer(d ServerDeps) http.Handler {
 	}
 	if d.SlackCommands != nil {
 		handle(mux, http.MethodPost, "/slack/commands", d.SlackCommands.ServeHTTP)
+	}
+
+	// GitHub (pull-request promotion).
+	if d.GitHubWebhook != nil {
+		handle(mux, http.MethodPost, "/github/webhook", d.GitHubWebhook.ServeHTTP)
 	}
 
 	// Operations.

@@ -21,6 +21,8 @@ type Secrets struct {
 	SlackAppToken string
 	// GitHubToken opens and merges pull requests.
 	GitHubToken string
+	// GitHubWebhookSecret verifies GitHub's webhook deliveries.
+	GitHubWebhookSecret string
 	// GitUsername and GitPassword authenticate to an https config repository.
 	GitUsername string
 	GitPassword string
@@ -44,6 +46,7 @@ func (s *Secrets) fields() []secretField {
 		{"SlackSigningSecret", "PROMOTEBOT_SLACK_SIGNING_SECRET", &s.SlackSigningSecret},
 		{"SlackAppToken", "PROMOTEBOT_SLACK_APP_TOKEN", &s.SlackAppToken},
 		{"GitHubToken", "PROMOTEBOT_GITHUB_TOKEN", &s.GitHubToken},
+		{"GitHubWebhookSecret", "PROMOTEBOT_GITHUB_WEBHOOK_SECRET", &s.GitHubWebhookSecret},
 		{"GitUsername", "PROMOTEBOT_GIT_USERNAME", &s.GitUsername},
 		{"GitPassword", "PROMOTEBOT_GIT_PASSWORD", &s.GitPassword},
 		{"GitSSHPassphrase", "PROMOTEBOT_GIT_SSH_PASSPHRASE", &s.GitSSHPassphrase},

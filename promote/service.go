@@ -46,6 +46,14 @@ type Service struct {
 	Directory Directory
 	// CommitURL, when set, makes a web link to a config-repo commit.
 	CommitURL func(sha string) string
+	// Forge, when set, promotes through pull requests; nil commits to the
+	// config branch directly.
+	Forge Forge
+	// Branch is the config branch pull requests go into (default main).
+	Branch string
+	// PollPR is how often a pull request GitHub will not merge yet is looked
+	// at again when no webhook says it changed (default 30 s).
+	PollPR time.Duration
 	// Now returns the time (default time.Now).
 	Now func() time.Time
 
@@ -67,6 +75,12 @@ func (s *Service) defaults() {
 	}
 	if s.Grace <= 0 {
 		s.Grace = 10 * time.Second
+	}
+	if s.Branch == "" {
+		s.Branch = "main"
+	}
+	if s.PollPR <= 0 {
+		s.PollPR = 30 * time.Second
 	}
 	if s.Now == nil {
 		s.Now = time.Now
@@ -148,11 +162,16 @@ func (s *Service) runJob(ctx context.Context, j Job, lease string) error {
 	log := s.Logger.With("job", j.ID, "kind", j.Kind, "build", j.BuildID, "attempt", j.Attempts+1)
 	runErr := s.run(ctx, j)
 	var err error
+	var wait *WaitError
 	switch {
 	case runErr == nil:
 		err = s.Store.Complete(ctx, j.ID, lease)
 	case ctx.Err() != nil:
 		return nil // shutting down: the lease hands the job back
+	case errors.As(runErr, &wait):
+		// Waiting on GitHub is no failure: no attempt is counted.
+		log.Info("job waits", "reason", wait.Reason, "until", s.Now().Add(wait.After))
+		err = s.Store.Postpone(ctx, j.ID, lease, s.Now().Add(wait.After), wait.Reason)
 	case j.Attempts+1 >= s.MaxAttempts:
 		log.Error("job failed for good", "err", runErr)
 		if ferr := s.giveUp(ctx, j, runErr); ferr != nil {
@@ -165,6 +184,7 @@ func (s *Service) runJob(ctx context.Context, j Job, lease string) error {
 		if errors.As(runErr, &ra) {
 			at = s.Now().Add(ra.After)
 		}
+
 		log.Warn("job will be retried", "err", runErr, "at", at)
 		err = s.Store.Retry(ctx, j.ID, lease, at, runErr.Error())
 	}
@@ -249,51 +269,6 @@ func (s *Service) deployQA(ctx context.Context, id string) error {
 	return err
 }
 
-// promote changes production for a build an owner deployed.
-func (s *Service) promote(ctx context.Context, id string) error {
-	b, err := s.Store.Get(ctx, id)
-	if err != nil {
-		return fmt.Errorf("promote %s: %w", id, err)
-	}
-	if b.State != StatePromoting {
-		return nil // done already, or closed meanwhile
-	}
-	p, ok := s.Config.Project(b.Project)
-	if !ok {
-		return s.fail(ctx, id, EventPromoteFailed, fmt.Errorf("project %s is no longer configured", b.Project))
-	}
-	approvals, err := s.Store.Approvals(ctx, id)
-	if err != nil {
-		return err
-	}
-	var approved []Approval
-	for _, a := range approvals {
-		if a.Verdict == Approve {
-			approved = append(approved, a)
-		}
-	}
-	promoter := Person{ID: b.PromotedBy}
-	if s.Directory != nil {
-		if who, err := s.Directory.Person(ctx, b.PromotedBy); err == nil {
-			promoter = who
-		} else {
-			s.Logger.Warn("slack name unknown", "user", b.PromotedBy, "err", err)
-		}
-	}
-	commit, err := s.Repo.Promote(ctx, p, b, approved, promoter)
-	if errors.Is(err, ErrInvalid) {
-		return s.fail(ctx, id, EventPromoteFailed, err)
-	}
-	if err != nil {
-		return fmt.Errorf("promote %s: %w", id, err)
-	}
-	_, err = s.Store.Apply(ctx, id, EventPromoted, func(b *Build) error {
-		b.ProductionCommit, b.Error = commit, ""
-		return nil
-	}, notifyJob())
-	s.Logger.Info("promoted", "build", id, "commit", commit, "by", b.PromotedBy)
-	return s.settled(err)
-}
 
 // fail records a terminal failure on the build.
 func (s *Service) fail(ctx context.Context, id string, ev Event, cause error) error {

@@ -57,6 +57,10 @@ func (f *fakeRepo) Promote(_ context.Context, _ promote.Project, b promote.Build
 	return "beef" + b.ID, nil
 }
 
+func (f *fakeRepo) PromoteBranch(_ context.Context, _ promote.Project, b promote.Build, _ []promote.Approval, _ promote.Person, branch string) (promote.PromotionCommit, error) {
+	return promote.PromotionCommit{SHA: "head-" + branch, Subject: "Promote " + b.ID, Trailers: "Promotebot-Build: " + b.ID + "\n"}, nil
+}
+
 type promotion struct {
 	build     string
 	approvals []promote.Approval

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/promotebot/promotebot/gitops"
+	ghforge "github.com/promotebot/promotebot/gitops/github"
 	"github.com/promotebot/promotebot/promote"
 	"github.com/promotebot/promotebot/promote/store"
 	"github.com/promotebot/promotebot/slackui"
@@ -71,8 +72,32 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	} else {
 		log.Warn("PROMOTEBOT_SLACK_BOT_TOKEN is not set: nothing is posted to Slack and Slack's routes answer 404")
 	}
+	if cfg.GitHub.Enabled() {
+		forge, err := ghforge.New(ghforge.Options{Repository: cfg.GitHub.Repository, APIURL: cfg.GitHub.APIURL,
+			MergeMethod: string(cfg.GitHub.MergeMethod), Token: sec.GitHubToken})
+		if err != nil {
+			return err
+		}
+		if sec.GitHubToken == "" {
+			return errors.New("github is configured but PROMOTEBOT_GITHUB_TOKEN is not set")
+		}
+		actor.Forge, actor.Branch = forge, cfg.GitOps.Branch
+	}
 	deps := promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: gitops.Checker{},
 		Logger: log, Metrics: metrics, Wake: wake, Ready: clone.ready}
+	if actor.Forge != nil {
+		deps.GitHubWebhook = &ghforge.Webhook{Secret: sec.GitHubWebhookSecret, Logger: log.With("component", "github"),
+			Hurry: func(ctx context.Context, id string) error {
+				_, err := st.Hurry(ctx, id, promote.JobPromote)
+				if err == nil {
+					select {
+					case wake <- struct{}{}:
+					default:
+					}
+				}
+				return err
+			}}
+	}
 	if slackHandlers != nil && sec.SlackSigningSecret != "" {
 		deps.SlackInteractions, deps.SlackCommands = slackHandlers.Interactions(), slackHandlers.Commands()
 	}
@@ -87,6 +112,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 		defer closeLogged(log, "config repo", repo.Close)
 		svc := &promote.Service{Config: cfg, Store: st, Repo: gitops.NewConfigRepo(repo), Logger: log, Wake: wake,
 			Notifier: actor.Notifier, Directory: actor.Directory, CommitURL: actor.CommitURL,
+			Forge: actor.Forge, Branch: cfg.GitOps.Branch,
 			Lease: c.Duration("job-lease"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid())}
 		return svc.Run(ctx)
 	}

@@ -1,0 +1,246 @@
+package promote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// WaitError says a job waits on something outside (GitHub's checks or
+// reviews): it runs again after After, or sooner when a webhook hurries it,
+// and no attempt is counted.
+type WaitError struct {
+	After  time.Duration
+	Reason string
+}
+
+func (e *WaitError) Error() string { return "waiting: " + e.Reason }
+
+// maxRebuilds bounds how often one run rebuilds a pull request's branch on
+// a base that keeps moving.
+const maxRebuilds = 3
+
+// promotion is what a promote job works with.
+type promotion struct {
+	b        Build
+	p        Project
+	approved []Approval
+	promoter Person
+}
+
+// PRBranch is the branch of a build's pull request.
+func PRBranch(b Build) string { return "promotebot/" + b.Project + "/" + b.ID }
+
+// promote changes production for a build an owner deployed: straight on the
+// config branch, or through a pull request when there is a Forge. A closed
+// build's pull request is closed.
+func (s *Service) promote(ctx context.Context, id string) error {
+	b, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return fmt.Errorf("promote %s: %w", id, err)
+	}
+	if b.State == StateClosed && s.Forge != nil && b.PullRequest != "" {
+		return s.closePR(ctx, b)
+	}
+	if b.State != StatePromoting {
+		return nil // done already, or closed meanwhile
+	}
+	pr, err := s.gather(ctx, b)
+	if err != nil || pr == nil {
+		return err
+	}
+	if s.Forge != nil {
+		return s.promotePR(ctx, *pr)
+	}
+	commit, err := s.Repo.Promote(ctx, pr.p, b, pr.approved, pr.promoter)
+	if errors.Is(err, ErrInvalid) {
+		return s.fail(ctx, id, EventPromoteFailed, err)
+	}
+	if err != nil {
+		return fmt.Errorf("promote %s: %w", id, err)
+	}
+	return s.promoted(ctx, b, commit, "")
+}
+
+// gather loads what a promotion needs; nil when the build failed for good.
+func (s *Service) gather(ctx context.Context, b Build) (*promotion, error) {
+	p, ok := s.Config.Project(b.Project)
+	if !ok {
+		return nil, s.fail(ctx, b.ID, EventPromoteFailed, fmt.Errorf("project %s is no longer configured", b.Project))
+	}
+	approvals, err := s.Store.Approvals(ctx, b.ID)
+	if err != nil {
+		return nil, err
+	}
+	pr := &promotion{b: b, p: p, promoter: Person{ID: b.PromotedBy}}
+	for _, a := range approvals {
+		if a.Verdict == Approve {
+			pr.approved = append(pr.approved, a)
+		}
+	}
+	if s.Directory != nil {
+		if who, err := s.Directory.Person(ctx, b.PromotedBy); err == nil {
+			pr.promoter = who
+		} else {
+			s.Logger.Warn("slack name unknown", "user", b.PromotedBy, "err", err)
+		}
+	}
+	return pr, nil
+}
+
+// promoted records that production changed.
+func (s *Service) promoted(ctx context.Context, b Build, commit, mergedBy string) error {
+	_, err := s.Store.Apply(ctx, b.ID, EventPromoted, func(nb *Build) error {
+		nb.ProductionCommit, nb.Error = commit, ""
+		return nil
+	}, notifyJob())
+	s.Logger.Info("promoted", "build", b.ID, "commit", commit, "by", b.PromotedBy, "merged_by", mergedBy)
+	return s.settled(err)
+}
+
+// promotePR opens (once) and merges the build's pull request. Every step
+// looks at what is already there first, so a retry, a restart or a second
+// job never opens a second pull request nor merges twice.
+func (s *Service) promotePR(ctx context.Context, pr promotion) error {
+	b := pr.b
+	var cur PR
+	var commit PromotionCommit
+	if n := PRNumber(b.PullRequest); n > 0 {
+		got, err := s.Forge.PR(ctx, n)
+		if err != nil {
+			return s.forgeErr(ctx, b, err)
+		}
+		cur = got
+	} else {
+		c, err := s.Repo.PromoteBranch(ctx, pr.p, b, pr.approved, pr.promoter, PRBranch(b))
+		if err != nil {
+			return s.forgeErr(ctx, b, err)
+		}
+		if c.Unchanged {
+			return s.promoted(ctx, b, c.SHA, "") // production already runs the image
+		}
+		commit = c
+		opened, err := s.Forge.OpenPR(ctx, PRRequest{Head: PRBranch(b), Base: s.Branch,
+			Title: prTitle(pr), Body: PRBody(pr.b, pr.p, pr.approved, pr.promoter)})
+		if err != nil {
+			return s.forgeErr(ctx, b, err)
+		}
+		cur = opened
+		if _, err := s.Store.Edit(ctx, b.ID, func(nb *Build) error {
+			nb.PullRequest = opened.URL
+			return nil
+		}, notifyJob()); err != nil {
+			return err
+		}
+		s.Logger.Info("pull request opened", "build", b.ID, "pr", opened.URL)
+	}
+	return s.mergePR(ctx, pr, cur, commit)
+}
+
+// mergePR merges an open pull request, respecting what people did on GitHub.
+func (s *Service) mergePR(ctx context.Context, pr promotion, cur PR, commit PromotionCommit) error {
+	b := pr.b
+	for rebuilt := 0; ; rebuilt++ {
+		switch {
+		case cur.Merged:
+			return s.promoted(ctx, b, cur.MergeSHA, cur.MergedBy)
+		case !cur.Open:
+			return s.fail(ctx, b.ID, EventPromoteFailed, fmt.Errorf("pull request %s was closed on GitHub without merging", cur.URL))
+		}
+		if commit.Subject == "" { // after a restart: rebuild the message
+			c, err := s.Repo.PromoteBranch(ctx, pr.p, b, pr.approved, pr.promoter, PRBranch(b))
+			if err != nil {
+				return s.forgeErr(ctx, b, err)
+			}
+			commit = c
+			cur.HeadSHA = c.SHA
+		}
+		sha, err := s.Forge.Merge(ctx, cur.Number, cur.HeadSHA, commit.Subject, mergeMessage(cur, commit))
+		switch {
+		case err == nil:
+			if cerr := s.Forge.Close(ctx, 0, PRBranch(b)); cerr != nil {
+				s.Logger.Warn("delete merged branch", "build", b.ID, "err", cerr)
+			}
+			return s.promoted(ctx, b, sha, "")
+		case errors.Is(err, ErrNotMergeable):
+			return s.waitForGitHub(ctx, b, cur, err)
+		case errors.Is(err, ErrHeadMoved) && rebuilt < maxRebuilds:
+			// The base moved or conflicts: the same edit on the new tip.
+			c, rerr := s.Repo.PromoteBranch(ctx, pr.p, b, pr.approved, pr.promoter, PRBranch(b))
+			if rerr != nil {
+				return s.forgeErr(ctx, b, rerr)
+			}
+			if c.Unchanged {
+				return s.promoted(ctx, b, c.SHA, "")
+			}
+			commit, cur.HeadSHA = c, c.SHA
+			s.Logger.Info("pull request branch rebuilt", "build", b.ID, "head", c.SHA)
+		default:
+			return s.forgeErr(ctx, b, err)
+		}
+		if cur, err = s.Forge.PR(ctx, cur.Number); err != nil {
+			return s.forgeErr(ctx, b, err)
+		}
+		cur.HeadSHA = commit.SHA
+	}
+}
+
+// waitForGitHub tells the owner why GitHub will not merge yet (once per
+// reason) and waits for a webhook or the next poll.
+func (s *Service) waitForGitHub(ctx context.Context, b Build, cur PR, cause error) error {
+	reason := fmt.Sprintf("GitHub will not merge %s yet: %v", cur.URL, cause)
+	if b.Error != reason {
+		if _, err := s.Store.Edit(ctx, b.ID, func(nb *Build) error {
+			nb.Error = reason
+			return nil
+		}, notifyJob()); err != nil {
+			return err
+		}
+	}
+	return &WaitError{After: s.PollPR, Reason: reason}
+}
+
+// forgeErr ends the promotion on a terminal failure, else returns err for
+// a retry.
+func (s *Service) forgeErr(ctx context.Context, b Build, err error) error {
+	if errors.Is(err, ErrInvalid) {
+		return s.fail(ctx, b.ID, EventPromoteFailed, err)
+	}
+	return fmt.Errorf("promote %s: %w", b.ID, err)
+}
+
+// closePR closes a closed build's pull request and deletes its branch.
+func (s *Service) closePR(ctx context.Context, b Build) error {
+	if err := s.Forge.Close(ctx, PRNumber(b.PullRequest), PRBranch(b)); err != nil && !errors.Is(err, ErrInvalid) {
+		return err
+	}
+	s.Logger.Info("pull request closed", "build", b.ID, "pr", b.PullRequest)
+	return nil
+}
+
+// PRNumber reads the number at the end of a pull request's URL (…/pull/N);
+// 0 when there is none.
+func PRNumber(url string) int {
+	i := strings.LastIndex(url, "/pull/")
+	if i < 0 {
+		return 0
+	}
+	n, err := strconv.Atoi(url[i+len("/pull/"):])
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+func prTitle(pr promotion) string {
+	return fmt.Sprintf("Promote %s to production: %s", pr.p.ID, pr.b.Image)
+}
+
+// mergeMessage is the merge commit's message: the promotion's trailers, so
+// that the merge itself says who approved and who promoted.
+func mergeMessage(cur PR, c PromotionCommit) string {
+	return fmt.Sprintf("Merges %s.\n\n%s", cur.URL, c.Trailers)
+}
