@@ -106,7 +106,7 @@ func (c *ConfigRepo) PromoteBranch(ctx context.Context, p promote.Project, b pro
 	for _, t := range res.Trailers {
 		fmt.Fprintf(&trailers, "%s: %s\n", t.Key, t.Value)
 	}
-	pc := promote.PromotionCommit{SHA: res.Commit, Subject: res.Subject, Trailers: trailers.String()}
+	pc := promote.PromotionCommit{SHA: res.Commit, Subject: res.Subject, Trailers: trailers.String(), Diff: res.Diff}
 	if !res.Changed {
 		pc.SHA, pc.Unchanged = res.Base, true
 	}

@@ -42,6 +42,9 @@ type Outcome struct {
 	Env string
 	// URL is the environment's public URL, when it has one.
 	URL string
+	// Diff, for a production change, is what it does to the rendered
+	// manifests (LineDiff); it is not part of the commit message.
+	Diff string
 }
 
 // Message renders the full commit message: subject, optional body, trailers.

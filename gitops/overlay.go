@@ -114,6 +114,9 @@ func ProductionImage(p Project, image string, meta Meta) (Edit, error) {
 		return nil, err
 	}
 	return func(f Files) (Outcome, error) {
+		// What production renders to now, for the diff people review; a
+		// failure only leaves the diff out.
+		before, berr := Render(f, p.Path, "overlays/production")
 		file := path.Join(p.Path, "overlays", "production", "kustomization.yaml")
 		err := updateImage(f, file, img, func() ([]byte, error) {
 			return Render(f, p.Path, "overlays/production")
@@ -124,7 +127,12 @@ func ProductionImage(p Project, image string, meta Meta) (Edit, error) {
 		if err := renderCheck(f, p, "overlays/production", img); err != nil {
 			return Outcome{}, err
 		}
+		diff := ""
+		if after, aerr := Render(f, p.Path, "overlays/production"); berr == nil && aerr == nil {
+			diff = LineDiff(string(before), string(after))
+		}
 		return Outcome{
+			Diff:     diff,
 			Subject:  fmt.Sprintf("Promote %s %s to production", p.ID, img.Short()),
 			Env:      "production",
 			URL:      "https://" + p.Host,

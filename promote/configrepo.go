@@ -51,4 +51,6 @@ type PromotionCommit struct {
 	Subject   string
 	Trailers  string // "Key: value" lines
 	Unchanged bool   // production already runs the image (SHA is the config tip)
+	// Diff is what the change does to the rendered production manifests.
+	Diff string
 }

@@ -10,9 +10,11 @@ import (
 // GitHub's Markdown: the build, the QA verdicts with names and times, and
 // the owner who asked. Text that came from CI is put in code spans, so it
 // cannot format or mention anyone.
-func PRBody(b Build, p Project, approved []Approval, promoter Person) string {
+// diff, what the change does to the rendered manifests, goes in a collapsed
+// section.
+func PRBody(b Build, p Project, approved []Approval, promoter Person, diff string) string {
 	var w strings.Builder
-	fmt.Fprintf(&w, "Promotes **%s** to production, as asked by %s in Slack.\n\n", mdText(p.DisplayName()), who(promoter.Name, promoter.ID))
+	fmt.Fprintf(&w, "Promotes **%s** to production, as asked in Slack by %s.\n\n", mdText(p.DisplayName()), who(promoter.Name, promoter.ID))
 	w.WriteString("| | |\n|---|---|\n")
 	fmt.Fprintf(&w, "| Image | %s |\n", code(b.Image))
 	fmt.Fprintf(&w, "| Source | %s %s", b.Kind, code(b.Target))
@@ -35,11 +37,21 @@ func PRBody(b Build, p Project, approved []Approval, promoter Person) string {
 	}
 	fmt.Fprintf(&w, "| Build | %s |\n\n", code(b.ID))
 	fmt.Fprintf(&w, "### QA (%d of %d required)\n\n", len(approved), p.RequiredApprovals)
-	if len(approved) == 0 {
+	switch {
+	case p.RequiredApprovals == 0 && len(approved) == 0:
 		w.WriteString("No approval was required.\n")
+	case len(approved) == 0:
+		w.WriteString("No approval is recorded.\n")
 	}
 	for _, a := range approved {
 		fmt.Fprintf(&w, "- approved by %s at %s\n", who(a.Name, a.User), a.At.UTC().Format(time.RFC3339))
+	}
+	if diff != "" {
+		fence := "```"
+		for strings.Contains(diff, fence) {
+			fence += "`"
+		}
+		fmt.Fprintf(&w, "\n<details>\n<summary>Rendered production manifests, before → after</summary>\n\n%sdiff\n%s%s\n</details>\n", fence, diff, fence)
 	}
 	w.WriteString("\n<sub>Opened by promotebot. Merging it changes production; the merge commit records who approved and who promoted.</sub>\n")
 	return w.String()
@@ -59,7 +71,8 @@ func code(s string) string {
 	for strings.Contains(s, fence) {
 		fence += "`"
 	}
-	return fence + " " + strings.ReplaceAll(s, "\n", " ") + " " + fence
+	s = strings.NewReplacer("\n", " ", "|", "\\|").Replace(s) // a pipe would end a table cell
+	return fence + " " + s + " " + fence
 }
 
 // mdText escapes the characters that format or mention in GitHub Markdown.

@@ -124,7 +124,7 @@ func (s *Service) promotePR(ctx context.Context, pr promotion) error {
 		}
 		commit = c
 		opened, err := s.Forge.OpenPR(ctx, PRRequest{Head: PRBranch(b), Base: s.Branch,
-			Title: prTitle(pr), Body: PRBody(pr.b, pr.p, pr.approved, pr.promoter)})
+			Title: prTitle(pr), Body: PRBody(pr.b, pr.p, pr.approved, pr.promoter, c.Diff)})
 		if err != nil {
 			return s.forgeErr(ctx, b, err)
 		}

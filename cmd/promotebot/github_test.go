@@ -86,7 +86,8 @@ func TestPullRequestPromotion(t *testing.T) {
 		return b["state"] == "promoting" && strings.Contains(b["error"].(string), `Required status check "ci"`)
 	})
 	prs := gh.PRs()
-	if len(prs) != 1 || prs[0].Head != "promotebot/hello/"+id || prs[0].Base != "main" || !strings.Contains(prs[0].Body, "ada") {
+	if len(prs) != 1 || prs[0].Head != "promotebot/hello/"+id || prs[0].Base != "main" || !strings.Contains(prs[0].Body, "ada") ||
+		!strings.Contains(prs[0].Body, "+        image: registry.example.com/acme/hello:5.0.0") {
 		t.Fatalf("pull requests: %+v", prs)
 	}
 	if b := getBuild(t, base, id); !strings.HasSuffix(b["pullRequest"].(string), "/pull/1") {
