@@ -139,6 +139,34 @@ func TestPullRequestPromotion(t *testing.T) {
 	})
 }
 
+// TestPullRequestAcrossARestart: the bot stops while its pull request waits
+// for a check; the next start merges that pull request, and opens no other.
+func TestPullRequestAcrossARestart(t *testing.T) {
+	fake := slacktest.NewServer(t, slackToken)
+	fake.AddChannel("C0HELLO")
+	fake.AddUser(slacktest.User{ID: "UQA1", Name: "ada"})
+	fake.AddUser(slacktest.User{ID: "UOWN1", Name: "olga"})
+	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
+	gh := githubtest.NewServer(t, remote, "acme", "deploy-config", githubToken)
+	config := helloConfig(t, remote, "slack:\n  apiURL: "+fake.URL+"\ngithub:\n  repository: acme/deploy-config\n  apiURL: "+gh.URL+"\n")
+	env := map[string]string{"PROMOTEBOT_SLACK_BOT_TOKEN": slackToken, "PROMOTEBOT_SLACK_SIGNING_SECRET": slackSigning,
+		"PROMOTEBOT_GITHUB_TOKEN": githubToken, "PROMOTEBOT_GITHUB_WEBHOOK_SECRET": githubWebhookSecret}
+	base, _, stop := serveStoppable(t, config, env)
+	gh.Fail(githubtest.RouteMergePull, githubtest.Failure{Status: 405, Message: "Waiting for status to be reported"})
+	id := toDeploy(t, base, fake, "registry.example.com/acme/hello:7.0.0")
+	waitFor(t, "the pull request to wait", func() bool {
+		return strings.Contains(getBuild(t, base, id)["error"].(string), "Waiting for status")
+	})
+	stop()
+
+	base, _, _ = serveStoppable(t, config, env)
+	githubEvent(t, base, "status", `{"state":"success","branches":[{"name":"promotebot/hello/`+id+`"}]}`, githubWebhookSecret)
+	b := waitState(t, base, id, "promoted")
+	if prs := gh.PRs(); len(prs) != 1 || !prs[0].Merged || prs[0].MergeSHA != b["productionCommit"] {
+		t.Fatalf("pull requests %+v, build %v", prs, b)
+	}
+}
+
 // TestPullRequestMergedByAPerson: GitHub will not let the bot merge, a
 // person merges on GitHub; the build is promoted with that merge.
 func TestPullRequestMergedByAPerson(t *testing.T) {

@@ -67,6 +67,14 @@ func serveRepo(t *testing.T, repo string, env map[string]string) (string, *locke
 
 func serveConfig(t *testing.T, config string, env map[string]string) (string, *lockedLog) {
 	t.Helper()
+	base, logs, _ := serveStoppable(t, config, env)
+	return base, logs
+}
+
+// serveStoppable is serveConfig that also returns a stop function, which
+// shuts the server down gracefully and waits for it (safe to call twice).
+func serveStoppable(t *testing.T, config string, env map[string]string) (string, *lockedLog, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, w := io.Pipe()
 	vars := map[string]string{"PROMOTEBOT_WEBHOOK_SECRET": webhookSecret}
@@ -82,18 +90,22 @@ func serveConfig(t *testing.T, config string, env map[string]string) (string, *l
 		t.Fatalf("serve did not start: %v (%v)", err, <-done)
 	}
 	go io.Copy(io.Discard, out) //nolint:errcheck // drain the rest
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("serve did not stop")
 			}
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not stop")
-		}
-	})
-	return "http://" + strings.TrimSpace(strings.TrimPrefix(line, "promotebot listening on ")), logs
+		})
+	}
+	t.Cleanup(stop)
+	return "http://" + strings.TrimSpace(strings.TrimPrefix(line, "promotebot listening on ")), logs, stop
 }
 
 // lockedLog collects what the server logs.
