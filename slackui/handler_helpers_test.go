@@ -193,4 +193,3 @@ func reasonState(value string) string {
 func form(payload string) []byte {
 	return []byte(url.Values{"payload": {payload}}.Encode())
 }
-
