@@ -1,10 +1,13 @@
 package gitops
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
@@ -22,19 +25,97 @@ type Auth struct {
 	// KnownHostsFile pins the ssh server's host keys. Empty uses the system's
 	// known_hosts files.
 	KnownHostsFile string
+	// Token, when set, gives the password of https remotes instead of
+	// Password, asked again before each connection (a GitHub App installation
+	// token, which lives an hour: see github.AppTokens). The user name is
+	// Username, or "x-access-token" when that is empty. An error wrapping
+	// promote.ErrInvalid is terminal; others are retried like a network
+	// failure.
+	Token func(ctx context.Context) (string, error)
+
+	// handedOut remembers the tokens Token gave, for redaction; copies of an
+	// Auth share it. Open sets it.
+	handedOut *tokenLog
 }
 
 // String describes the credentials without revealing them.
 func (a Auth) String() string {
-	return fmt.Sprintf("gitops.Auth{username set: %t, password set: %t, ssh key: %q}",
-		a.Username != "", a.Password != "", a.SSHKeyFile)
+	return fmt.Sprintf("gitops.Auth{username set: %t, password set: %t, token source set: %t, ssh key: %q}",
+		a.Username != "", a.Password != "", a.Token != nil, a.SSHKeyFile)
 }
 
-// method returns the go-git auth method for an endpoint.
+// withTokenLog returns a with somewhere to remember the tokens it hands out.
+func (a Auth) withTokenLog() Auth {
+	if a.Token != nil && a.handedOut == nil {
+		a.handedOut = &tokenLog{}
+	}
+	return a
+}
+
+// usesToken reports whether connections to ep take their password from Token.
+func (a Auth) usesToken(ep *transport.Endpoint) bool {
+	return a.Token != nil && (ep.Protocol == "http" || ep.Protocol == "https")
+}
+
+// tokenMethod asks Token for the current token and returns it as go-git's
+// Basic auth, remembering it so that errors can be cleaned of it.
+func (a Auth) tokenMethod(ctx context.Context) (transport.AuthMethod, error) {
+	tok, err := a.Token(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("git token: %w", err)
+	}
+	if tok == "" {
+		return nil, errors.New("git token: the token source gave an empty token")
+	}
+	a.handedOut.add(tok)
+	user := a.Username
+	if user == "" {
+		user = "x-access-token"
+	}
+	return &githttp.BasicAuth{Username: user, Password: tok}, nil
+}
+
+// tokenLog holds the last few tokens handed out: an error may come from a
+// connection made with the one before the latest refresh.
+type tokenLog struct {
+	mu     sync.Mutex
+	tokens []string
+}
+
+// maxTokensLogged bounds tokenLog; installation tokens expire after an hour,
+// so older ones are worthless anyway.
+const maxTokensLogged = 4
+
+func (l *tokenLog) add(tok string) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if slices.Contains(l.tokens, tok) {
+		return
+	}
+	l.tokens = append(l.tokens, tok)
+	if len(l.tokens) > maxTokensLogged {
+		l.tokens = slices.Delete(l.tokens, 0, len(l.tokens)-maxTokensLogged)
+	}
+}
+
+func (l *tokenLog) list() []string {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.tokens)
+}
+
+// method returns the go-git auth method for an endpoint. When usesToken, it
+// is nil: the method then comes from tokenMethod, per connection.
 func (a Auth) method(ep *transport.Endpoint) (transport.AuthMethod, error) {
 	switch ep.Protocol {
 	case "http", "https":
-		if a.Username == "" && a.Password == "" {
+		if a.Token != nil || (a.Username == "" && a.Password == "") {
 			return nil, nil
 		}
 		user := a.Username
@@ -76,7 +157,7 @@ func (a Auth) method(ep *transport.Endpoint) (transport.AuthMethod, error) {
 // secrets lists the strings that must never leave the package in an error.
 func (a Auth) secrets() []string {
 	var s []string
-	for _, v := range []string{a.Password, a.SSHPassphrase} {
+	for _, v := range append([]string{a.Password, a.SSHPassphrase}, a.handedOut.list()...) {
 		if len(v) >= 4 {
 			s = append(s, v)
 		}

@@ -18,6 +18,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/promotebot/promotebot/promote"
 )
 
 // Options configures a Repo.
@@ -86,7 +88,7 @@ func (e *RetriesExhaustedError) Unwrap() error { return e.Last }
 type Repo struct {
 	opts     Options
 	ep       *transport.Endpoint
-	auth     transport.AuthMethod
+	auth     transport.AuthMethod // nil when the token comes per connection: see authFor
 	repo     *git.Repository
 	stor     *filesystem.Storage
 	ref      plumbing.ReferenceName // refs/heads/<branch> on the remote
@@ -171,6 +173,7 @@ func withDefaults(o Options) Options {
 	if o.Author.Email == "" {
 		o.Author.Email = "promotebot@localhost"
 	}
+	o.Auth = o.Auth.withTokenLog()
 	return o
 }
 
@@ -282,14 +285,28 @@ func (r *Repo) send(ctx context.Context, req *request) (Result, error) {
 	}
 }
 
+// authFor returns the auth method for the next connection: the one made at
+// Open, or, with Auth.Token on an https remote, one holding the token Token
+// gives now (it may have been refreshed since the last connection).
+func (r *Repo) authFor(ctx context.Context) (transport.AuthMethod, error) {
+	if !r.opts.Auth.usesToken(r.ep) {
+		return r.auth, nil
+	}
+	return r.opts.Auth.tokenMethod(ctx)
+}
+
 // fetch brings the branch up to date and returns its tip (zero for a remote
 // without the branch yet).
 func (r *Repo) fetch(ctx context.Context) (plumbing.Hash, error) {
-	err := r.repo.FetchContext(ctx, &git.FetchOptions{
+	auth, err := r.authFor(ctx)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("fetch %s: %w", r.opts.Branch, err)
+	}
+	err = r.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: "origin",
 		RemoteURL:  r.opts.URL,
 		RefSpecs:   []config.RefSpec{config.RefSpec(fmt.Sprintf("+%s:%s", r.ref, r.trackRef))},
-		Auth:       r.auth,
+		Auth:       auth,
 		Tags:       git.NoTags,
 	})
 	switch {
@@ -316,7 +333,8 @@ func isTerminal(err error) bool {
 	return errors.Is(err, transport.ErrAuthenticationRequired) ||
 		errors.Is(err, transport.ErrAuthorizationFailed) ||
 		errors.Is(err, transport.ErrRepositoryNotFound) ||
-		errors.Is(err, transport.ErrInvalidAuthMethod)
+		errors.Is(err, transport.ErrInvalidAuthMethod) ||
+		errors.Is(err, promote.ErrInvalid) // from Auth.Token: refused app credentials
 }
 
 func jitter(d time.Duration) time.Duration {

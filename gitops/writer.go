@@ -113,7 +113,7 @@ func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, 
 	if len(*batch) == 1 && (*batch)[0].branch != "" {
 		return r.branchRound(ctx, (*batch)[0])
 	}
-	s, err := openSession(ctx, r.ep, r.auth)
+	s, err := r.openSession(ctx)
 	if err != nil {
 		return r.failIfTerminal(*batch, err)
 	}
@@ -172,6 +172,15 @@ func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, 
 		r.opts.Logger.Warn("merge packs", "err", err)
 	}
 	return true, nil
+}
+
+// openSession opens a push session with the credentials of the moment.
+func (r *Repo) openSession(ctx context.Context) (*session, error) {
+	auth, err := r.authFor(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	return openSession(ctx, r.ep, auth)
 }
 
 // failIfTerminal answers the batch with err when retrying cannot help.
@@ -320,7 +329,7 @@ func hashString(h plumbing.Hash) string {
 // commit to the request's own branch, replacing what that branch held.
 func (r *Repo) branchRound(ctx context.Context, req *request) (bool, error) {
 	batch := []*request{req}
-	s, err := openSession(ctx, r.ep, r.auth)
+	s, err := r.openSession(ctx)
 	if err != nil {
 		return r.failIfTerminal(batch, err)
 	}

@@ -84,7 +84,15 @@ type GitHubConfig struct {
 	APIURL string `yaml:"apiURL"`
 	// MergeMethod is how promotion pull requests are merged.
 	MergeMethod MergeMethod `yaml:"mergeMethod"`
+	// AppID, InstallationID and PrivateKeyFile authenticate as a GitHub App
+	// (all three, or none for a token).
+	AppID          int64  `yaml:"appID"`
+	InstallationID int64  `yaml:"installationID"`
+	PrivateKeyFile string `yaml:"privateKeyFile"`
 }
+
+// App reports whether the bot authenticates to GitHub as an App.
+func (g GitHubConfig) App() bool { return g.AppID != 0 }
 
 // Enabled reports whether promotion goes through GitHub pull requests; when it
 // is false the bot commits to the config branch directly.
@@ -254,6 +262,7 @@ func checkFiles(c *Config, idx *nodeIndex) []Problem {
 		{"gitops.signingKeyFile", c.GitOps.SigningKeyFile},
 		{"gitops.sshKeyFile", c.GitOps.SSHKeyFile},
 		{"gitops.knownHostsFile", c.GitOps.KnownHostsFile},
+		{"github.privateKeyFile", c.GitHub.PrivateKeyFile},
 	}
 	var problems []Problem
 	for _, f := range files {

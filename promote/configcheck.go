@@ -107,6 +107,16 @@ func (c *checker) checkGitHub(g GitHubConfig) {
 	if !slices.Contains([]MergeMethod{MergeMethodMerge, MergeMethodSquash, MergeMethodRebase}, g.MergeMethod) {
 		c.add("github.mergeMethod", "%q must be merge, squash or rebase", g.MergeMethod)
 	}
+	app := g.AppID != 0 || g.InstallationID != 0 || g.PrivateKeyFile != ""
+	switch {
+	case !app:
+	case g.AppID <= 0:
+		c.add("github.appID", "must be the GitHub App's id (a positive number) when installationID or privateKeyFile is set")
+	case g.InstallationID <= 0:
+		c.add("github.installationID", "must be the App installation's id (a positive number) when appID is set")
+	case g.PrivateKeyFile == "":
+		c.add("github.privateKeyFile", "required when appID is set: the App's private key (PEM)")
+	}
 }
 
 // httpURL checks that s is an absolute http(s) URL with a host and without

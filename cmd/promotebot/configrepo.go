@@ -13,9 +13,11 @@ import (
 
 // openConfigRepo opens the bot's persistent clone of the config repository
 // (in dataDir/config-repo.git) with the credentials from the environment.
-// observePush, when set, is told how long each push took.
+// observePush, when set, is told how long each push took; token, when set,
+// gives the https password at each push and fetch (a GitHub App's
+// installation token) unless PROMOTEBOT_GIT_PASSWORD is set.
 func openConfigRepo(ctx context.Context, cfg *promote.Config, sec promote.Secrets, log *slog.Logger,
-	observePush func(time.Duration)) (*gitops.Repo, error) {
+	observePush func(time.Duration), token func(context.Context) (string, error)) (*gitops.Repo, error) {
 	opts := gitops.Options{
 		URL:    cfg.GitOps.Repo,
 		Branch: cfg.GitOps.Branch,
@@ -30,6 +32,9 @@ func openConfigRepo(ctx context.Context, cfg *promote.Config, sec promote.Secret
 		Author: gitops.Signature{Name: cfg.GitOps.AuthorName, Email: cfg.GitOps.AuthorEmail},
 		Logger:      log,
 		ObservePush: observePush,
+	}
+	if token != nil && sec.GitPassword == "" {
+		opts.Auth.Token = token
 	}
 	if cfg.GitOps.SigningKeyFile != "" {
 		key, err := gitops.LoadSigningKey(cfg.GitOps.SigningKeyFile, sec.GitSigningPassphrase)

@@ -2,9 +2,14 @@ package main
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -164,6 +169,40 @@ func TestPullRequestAcrossARestart(t *testing.T) {
 	b := waitState(t, base, id, "promoted")
 	if prs := gh.PRs(); len(prs) != 1 || !prs[0].Merged || prs[0].MergeSHA != b["productionCommit"] {
 		t.Fatalf("pull requests %+v, build %v", prs, b)
+	}
+}
+
+// TestPullRequestAsGitHubApp: with github.appID the bot buys installation
+// tokens with its private key instead of using PROMOTEBOT_GITHUB_TOKEN.
+func TestPullRequestAsGitHubApp(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "app.pem")
+	priv := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	if err := os.WriteFile(keyFile, priv, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := slacktest.NewServer(t, slackToken)
+	fake.AddChannel("C0HELLO")
+	fake.AddUser(slacktest.User{ID: "UQA1", Name: "ada"})
+	fake.AddUser(slacktest.User{ID: "UOWN1", Name: "olga"})
+	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
+	gh := githubtest.NewServer(t, remote, "acme", "deploy-config", "unused-static-token")
+	gh.EnableApp(4242, 77, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+	config := helloConfig(t, remote, "slack:\n  apiURL: "+fake.URL+"\ngithub:\n  repository: acme/deploy-config\n  apiURL: "+gh.URL+
+		"\n  appID: 4242\n  installationID: 77\n  privateKeyFile: "+keyFile+"\n")
+	base, _ := serveConfig(t, config, map[string]string{"PROMOTEBOT_SLACK_BOT_TOKEN": slackToken,
+		"PROMOTEBOT_SLACK_SIGNING_SECRET": slackSigning})
+	id := toDeploy(t, base, fake, "registry.example.com/acme/hello:8.0.0")
+	waitState(t, base, id, "promoted")
+	if n := gh.InstallationTokens(); n != 1 {
+		t.Fatalf("%d installation tokens bought, want 1 (cached)", n)
 	}
 }
 

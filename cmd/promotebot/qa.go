@@ -68,7 +68,7 @@ func runQA(c *cli.Context, d deps) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(d.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	repo, err := openConfigRepo(c.Context, cfg, promote.SecretsFromEnv(d.getenv), log, nil)
+	repo, err := openConfigRepo(c.Context, cfg, promote.SecretsFromEnv(d.getenv), log, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -72,14 +72,27 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	} else {
 		log.Warn("PROMOTEBOT_SLACK_BOT_TOKEN is not set: nothing is posted to Slack and Slack's routes answer 404")
 	}
+	var appToken func(context.Context) (string, error)
 	if cfg.GitHub.Enabled() {
-		forge, err := ghforge.New(ghforge.Options{Repository: cfg.GitHub.Repository, APIURL: cfg.GitHub.APIURL,
-			MergeMethod: string(cfg.GitHub.MergeMethod), Token: sec.GitHubToken})
+		opts := ghforge.Options{Repository: cfg.GitHub.Repository, APIURL: cfg.GitHub.APIURL,
+			MergeMethod: string(cfg.GitHub.MergeMethod), Token: sec.GitHubToken}
+		switch {
+		case cfg.GitHub.App():
+			key, err := os.ReadFile(cfg.GitHub.PrivateKeyFile)
+			if err != nil {
+				return fmt.Errorf("github.privateKeyFile: %w", err)
+			}
+			tokens, err := ghforge.NewAppTokens(cfg.GitHub.APIURL, cfg.GitHub.AppID, cfg.GitHub.InstallationID, key)
+			if err != nil {
+				return err
+			}
+			opts.Tokens, appToken = tokens.Token, tokens.Token
+		case sec.GitHubToken == "":
+			return errors.New("github is configured but neither PROMOTEBOT_GITHUB_TOKEN nor github.appID is set")
+		}
+		forge, err := ghforge.New(opts)
 		if err != nil {
 			return err
-		}
-		if sec.GitHubToken == "" {
-			return errors.New("github is configured but PROMOTEBOT_GITHUB_TOKEN is not set")
 		}
 		actor.Forge, actor.Branch = forge, cfg.GitOps.Branch
 	}
@@ -105,7 +118,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	// clone is made (or while the git server is down at start-up).
 	handler := promote.NewServer(deps)
 	work := func(ctx context.Context) error {
-		repo, err := openConfigRepoRetrying(ctx, cfg, sec, log, metrics.ObservePush, clone)
+		repo, err := openConfigRepoRetrying(ctx, cfg, sec, log, metrics.ObservePush, appToken, clone)
 		if err != nil {
 			return err
 		}
@@ -173,10 +186,10 @@ func (s *cloneState) ready(context.Context) error {
 // backoff while the remote cannot be reached; failures no retry can fix
 // (credentials, a missing repository) end it.
 func openConfigRepoRetrying(ctx context.Context, cfg *promote.Config, sec promote.Secrets, log *slog.Logger,
-	observePush func(time.Duration), state *cloneState) (*gitops.Repo, error) {
+	observePush func(time.Duration), token func(context.Context) (string, error), state *cloneState) (*gitops.Repo, error) {
 	delay := time.Second
 	for {
-		repo, err := openConfigRepo(ctx, cfg, sec, log, observePush)
+		repo, err := openConfigRepo(ctx, cfg, sec, log, observePush, token)
 		if err == nil {
 			state.set(true, nil)
 			log.Info("config repo ready", "repo", gitops.RedactURL(cfg.GitOps.Repo))
