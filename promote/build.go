@@ -37,6 +37,7 @@ type Build struct {
 	SupersededBy     string // the newer build's id
 	PromotedBy       string // Slack user id of the owner who asked to deploy
 	ClosedBy         string // Slack user id of the owner who closed the build
+	MergedBy         string // GitHub login of a person who merged the pull request
 
 	CreatedAt time.Time
 	UpdatedAt time.Time

@@ -94,7 +94,7 @@ func (s *Service) gather(ctx context.Context, b Build) (*promotion, error) {
 // promoted records that production changed.
 func (s *Service) promoted(ctx context.Context, b Build, commit, mergedBy string) error {
 	_, err := s.Store.Apply(ctx, b.ID, EventPromoted, func(nb *Build) error {
-		nb.ProductionCommit, nb.Error = commit, ""
+		nb.ProductionCommit, nb.Error, nb.MergedBy = commit, "", mergedBy
 		return nil
 	}, notifyJob())
 	s.Logger.Info("promoted", "build", b.ID, "commit", commit, "by", b.PromotedBy, "merged_by", mergedBy)
@@ -193,14 +193,20 @@ func (s *Service) mergePR(ctx context.Context, pr promotion, cur PR, commit Prom
 func (s *Service) waitForGitHub(ctx context.Context, b Build, cur PR, cause error) error {
 	reason := fmt.Sprintf("GitHub will not merge %s yet: %v", cur.URL, cause)
 	if b.Error != reason {
-		if _, err := s.Store.Edit(ctx, b.ID, func(nb *Build) error {
+		nb, err := s.Store.Edit(ctx, b.ID, func(nb *Build) error {
 			nb.Error = reason
 			return nil
-		}, notifyJob()); err != nil {
+		}, notifyJob())
+		if err != nil {
 			return err
 		}
+		b = nb
 	}
-	return &WaitError{After: s.PollPR, Reason: reason}
+	// Poll less often the longer GitHub keeps it waiting (a webhook still
+	// makes it look at once): PollPR, then up to half the wait so far, at
+	// most 5 minutes.
+	after := min(max(s.PollPR, s.Now().Sub(b.UpdatedAt)/2), 5*time.Minute)
+	return &WaitError{After: after, Reason: reason}
 }
 
 // forgeErr ends the promotion on a terminal failure, else returns err for

@@ -269,7 +269,6 @@ func (s *Service) deployQA(ctx context.Context, id string) error {
 	return err
 }
 
-
 // fail records a terminal failure on the build.
 func (s *Service) fail(ctx context.Context, id string, ev Event, cause error) error {
 	_, err := s.Store.Apply(ctx, id, ev, func(b *Build) error {

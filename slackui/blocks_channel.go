@@ -59,6 +59,9 @@ func channelDeployed(v promote.BuildView) Message {
 		text += ": deploying to production failed"
 	case promote.StatePromoted:
 		head += "\n:rocket: In production since" + spaceWhen(b.UpdatedAt) + " by " + mention(b.PromotedBy)
+		if b.MergedBy != "" {
+			head += " (merged on GitHub by " + code(b.MergedBy) + ")"
+		}
 		text += ", in production by " + mention(b.PromotedBy)
 	}
 	var accessory *slack.Accessory

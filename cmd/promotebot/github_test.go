@@ -224,4 +224,12 @@ func TestPullRequestMergedByAPerson(t *testing.T) {
 	if prs := gh.PRs(); len(prs) != 1 || prs[0].MergeSHA != b["productionCommit"] || prs[0].MergedBy != "octocat" {
 		t.Fatalf("pull requests %+v, build %v", prs, b)
 	}
+	waitFor(t, "the channel to name who merged", func() bool {
+		for _, m := range fake.Messages("C0HELLO") {
+			if strings.Contains(string(m.Blocks), "merged on GitHub by") && strings.Contains(string(m.Blocks), "octocat") {
+				return true
+			}
+		}
+		return false
+	})
 }

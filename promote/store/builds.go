@@ -12,7 +12,7 @@ import (
 
 const buildColumns = `id, project, image, kind, target, commit_sha, author, build_url,
 	state, environment, url, qa_commit, pull_request, production_commit, error_message,
-	superseded_by, created_at, updated_at, promoted_by, closed_by`
+	superseded_by, created_at, updated_at, promoted_by, closed_by, merged_by`
 
 // activeStates is the SQL list of the states a newer build supersedes,
 // as parameters from $5 on (see supersede).
@@ -32,7 +32,7 @@ func scanBuild(row scanner) (promote.Build, error) {
 	var b promote.Build
 	err := row.Scan(&b.ID, &b.Project, &b.Image, &b.Kind, &b.Target, &b.Commit, &b.Author, &b.BuildURL,
 		&b.State, &b.Environment, &b.URL, &b.QACommit, &b.PullRequest, &b.ProductionCommit, &b.Error,
-		&b.SupersededBy, timeCol{&b.CreatedAt}, timeCol{&b.UpdatedAt}, &b.PromotedBy, &b.ClosedBy)
+		&b.SupersededBy, timeCol{&b.CreatedAt}, timeCol{&b.UpdatedAt}, &b.PromotedBy, &b.ClosedBy, &b.MergedBy)
 	if errors.Is(err, sql.ErrNoRows) {
 		return promote.Build{}, promote.ErrNotFound
 	}
@@ -119,11 +119,11 @@ func (s *db) buildByKey(ctx context.Context, tx *sql.Tx, b promote.Build) (promo
 // insertBuild inserts b; false when a build with its key already exists.
 func (s *db) insertBuild(ctx context.Context, tx *sql.Tx, b promote.Build) (bool, error) {
 	res, err := tx.ExecContext(ctx, `INSERT INTO builds (`+buildColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 		ON CONFLICT (project, image, kind, target) DO NOTHING`,
 		b.ID, b.Project, b.Image, string(b.Kind), b.Target, b.Commit, b.Author, b.BuildURL,
 		string(b.State), b.Environment, b.URL, b.QACommit, b.PullRequest, b.ProductionCommit, b.Error,
-		b.SupersededBy, s.d.time(b.CreatedAt), s.d.time(b.UpdatedAt), b.PromotedBy, b.ClosedBy)
+		b.SupersededBy, s.d.time(b.CreatedAt), s.d.time(b.UpdatedAt), b.PromotedBy, b.ClosedBy, b.MergedBy)
 	if err != nil {
 		return false, fmt.Errorf("insert build: %w", err)
 	}
@@ -256,11 +256,11 @@ func (s *db) updateBuild(ctx context.Context, tx *sql.Tx, b promote.Build) error
 	_, err := tx.ExecContext(ctx, `UPDATE builds SET commit_sha = $2, author = $3, build_url = $4,
 		state = $5, environment = $6, url = $7, qa_commit = $8, pull_request = $9,
 		production_commit = $10, error_message = $11, superseded_by = $12, updated_at = $13,
-		promoted_by = $14, closed_by = $15
+		promoted_by = $14, closed_by = $15, merged_by = $16
 		WHERE id = $1`,
 		b.ID, b.Commit, b.Author, b.BuildURL, string(b.State), b.Environment, b.URL, b.QACommit,
 		b.PullRequest, b.ProductionCommit, b.Error, b.SupersededBy, s.d.time(b.UpdatedAt),
-		b.PromotedBy, b.ClosedBy)
+		b.PromotedBy, b.ClosedBy, b.MergedBy)
 	if err != nil {
 		return fmt.Errorf("update build %s: %w", b.ID, err)
 	}

@@ -380,7 +380,7 @@ func testApply(t *testing.T, open opener) {
 			t.Errorf("change sees state %s, want deploying", nb.State)
 		}
 		nb.Environment, nb.URL = "qa/branch-main", "https://main.branch.hello.example.com"
-		nb.PromotedBy, nb.ClosedBy = "UOWN1", "UOWN2"
+		nb.PromotedBy, nb.ClosedBy, nb.MergedBy = "UOWN1", "UOWN2", "octocat"
 		nb.Project, nb.State, nb.CreatedAt = "evil", promote.StatePromoted, time.Time{} // not the change's to make
 		return nil
 	}, promote.Job{Kind: promote.JobNotify, Payload: `{"say":"deploying"}`})
@@ -389,7 +389,7 @@ func testApply(t *testing.T, open opener) {
 	}
 	want := b
 	want.State, want.Environment, want.URL = promote.StateDeploying, "qa/branch-main", "https://main.branch.hello.example.com"
-	want.PromotedBy, want.ClosedBy = "UOWN1", "UOWN2"
+	want.PromotedBy, want.ClosedBy, want.MergedBy = "UOWN1", "UOWN2", "octocat"
 	want.UpdatedAt = got.UpdatedAt
 	sameBuild(t, got, want)
 	if !got.UpdatedAt.After(b.UpdatedAt) {
