@@ -160,7 +160,9 @@ func (s *Service) claim(ctx context.Context) (j Job, lease string, ok bool, err 
 // runJob runs a claimed job and records what became of it.
 func (s *Service) runJob(ctx context.Context, j Job, lease string) error {
 	log := s.Logger.With("job", j.ID, "kind", j.Kind, "build", j.BuildID, "attempt", j.Attempts+1)
+	stop := s.heartbeat(ctx, j.ID, lease, log)
 	runErr := s.run(ctx, j)
+	stop()
 	var err error
 	var wait *WaitError
 	switch {
@@ -193,6 +195,39 @@ func (s *Service) runJob(ctx context.Context, j Job, lease string) error {
 		return nil
 	}
 	return err
+}
+
+// heartbeat extends the job's lease every third of it while the job runs,
+// so that a long job (a slow git server, GitHub's checks) is not taken up by
+// another worker; stop ends it. Once the lease is lost it stops trying.
+func (s *Service) heartbeat(ctx context.Context, id int64, lease string, log *slog.Logger) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(s.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				err := s.Store.Extend(ctx, id, lease, s.Now().Add(s.Lease))
+				if errors.Is(err, ErrLeaseLost) {
+					log.Warn("lease lost while working")
+					return
+				}
+				if err != nil && ctx.Err() == nil {
+					log.Warn("extend lease", "err", err)
+				}
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // wake signals the worker that work was queued.

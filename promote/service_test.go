@@ -30,7 +30,10 @@ func (f *fakeRepo) Check(promote.Project, promote.Kind, string, string) (string,
 
 func (f *fakeRepo) DeployQA(ctx context.Context, _ promote.Project, b promote.Build) (promote.QADeployment, error) {
 	if f.started != nil {
-		f.started <- struct{}{}
+		select {
+		case f.started <- struct{}{}:
+		default: // nobody listens: a second call, which the test will count
+		}
 		select {
 		case <-f.release:
 		case <-ctx.Done():
@@ -253,7 +256,7 @@ func TestServiceTakesOverAfterACrash(t *testing.T) {
 // TestServiceShutdownFinishesJobs: when Run's ctx ends, the job in progress
 // is given Grace to finish, and finishes.
 func TestServiceShutdownFinishesJobs(t *testing.T) {
-	repo := &fakeRepo{started: make(chan struct{}), release: make(chan struct{})}
+	repo := &fakeRepo{started: make(chan struct{}, 1), release: make(chan struct{})}
 	s, st, _ := newService(t, repo)
 	s.Grace = 5 * time.Second
 	b := accept(t, st, "registry.example.com/acme/hello:1")
@@ -279,7 +282,7 @@ func TestServiceShutdownFinishesJobs(t *testing.T) {
 // TestServiceShutdownGraceEnds: a job that outlasts Grace is stopped and
 // left to its lease, to run again.
 func TestServiceShutdownGraceEnds(t *testing.T) {
-	repo := &fakeRepo{started: make(chan struct{}), release: make(chan struct{})}
+	repo := &fakeRepo{started: make(chan struct{}, 1), release: make(chan struct{})}
 	s, st, _ := newService(t, repo)
 	s.Grace = 100 * time.Millisecond
 	b := accept(t, st, "registry.example.com/acme/hello:1")
@@ -305,5 +308,33 @@ func TestServiceShutdownGraceEnds(t *testing.T) {
 	}
 	if n, err := st.Pending(context.Background()); err != nil || n != 1 {
 		t.Fatalf("pending jobs: %d %v, want the job still queued", n, err)
+	}
+}
+
+// TestServiceHeartbeat: a job that runs longer than its lease keeps it: a
+// second worker polling meanwhile does not run it again.
+func TestServiceHeartbeat(t *testing.T) {
+	repo := &fakeRepo{started: make(chan struct{}, 1), release: make(chan struct{})}
+	s, st, _ := newService(t, repo)
+	s.Now, s.Lease, s.Poll = nil, 300*time.Millisecond, 20*time.Millisecond
+	accept(t, st, "registry.example.com/acme/hello:1")
+	other := &promote.Service{Config: s.Config, Store: st, Repo: repo, Worker: "w2", Lease: s.Lease, Poll: s.Poll}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 2)
+	go func() { done <- s.Run(ctx) }()
+	<-repo.started
+	go func() { done <- other.Run(ctx) }()
+	time.Sleep(4 * s.Lease) // the lease would have run out three times over
+	close(repo.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for repo.calls() < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	<-done
+	if n := repo.calls(); n != 1 {
+		t.Fatalf("%d deploys, want 1: the heartbeat kept the lease", n)
 	}
 }

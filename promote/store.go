@@ -74,6 +74,9 @@ type Jobs interface {
 	// Claim leases the oldest due job to worker until now+lease; ok is false
 	// when none is due. Two workers never hold the same job at once.
 	Claim(ctx context.Context, worker string, lease time.Duration, now time.Time) (j Job, ok bool, err error)
+	// Extend moves the end of a held lease to until (a heartbeat while the
+	// job runs); ErrLeaseLost when the worker no longer holds it.
+	Extend(ctx context.Context, id int64, worker string, until time.Time) error
 	// Complete removes a job the worker holds.
 	Complete(ctx context.Context, id int64, worker string) error
 	// Retry releases a held job to run again at at, counting the attempt.

@@ -151,6 +151,7 @@ func (s *fakeStore) Fail(context.Context, int64, string, string) error { return 
 func (s *fakeStore) Postpone(context.Context, int64, string, time.Time, string) error {
 	return errFakeUnused
 }
+func (s *fakeStore) Extend(context.Context, int64, string, time.Time) error { return errFakeUnused }
 func (s *fakeStore) Hurry(context.Context, string, JobKind) (bool, error) {
 	return false, errFakeUnused
 }

@@ -132,6 +132,11 @@ func (s *db) Fail(ctx context.Context, id int64, worker, reason string) error {
 // endJob applies set ($3 on are args) to job id if worker holds it;
 // otherwise promote.ErrNotFound or promote.ErrLeaseLost. A worker whose
 // lease expired still holds the job until another worker claims it.
+// Extend moves the end of a held lease to until.
+func (s *db) Extend(ctx context.Context, id int64, worker string, until time.Time) error {
+	return s.endJob(ctx, "extend", id, worker, `leased_until = $3`, s.d.time(dbTime(until)))
+}
+
 // Postpone releases a held job to run again at at without counting an
 // attempt (it waits on something else, such as GitHub's checks).
 func (s *db) Postpone(ctx context.Context, id int64, worker string, at time.Time, reason string) error {

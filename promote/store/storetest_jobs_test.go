@@ -433,3 +433,29 @@ func testEditPostponeHurry(t *testing.T, open opener) {
 		t.Fatalf("Edit of an unknown build: %v", err)
 	}
 }
+
+// testExtend: a heartbeat keeps a lease; only its holder can extend it.
+func testExtend(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	create(t, s, build("1.0.0"), promote.Job{Kind: promote.JobDeployQA, RunAt: base})
+	j, ok, err := s.Claim(ctx, "w1", time.Minute, base)
+	if err != nil || !ok {
+		t.Fatalf("claim: %v %v", ok, err)
+	}
+	if err := s.Extend(ctx, j.ID, "w1", base.Add(10*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if j2, ok, err := s.Claim(ctx, "w2", time.Minute, base.Add(5*time.Minute)); err != nil || ok {
+		t.Fatalf("claim of an extended lease = %+v %v %v", j2, ok, err)
+	}
+	if err := s.Extend(ctx, j.ID, "w2", base.Add(time.Hour)); !errors.Is(err, promote.ErrLeaseLost) {
+		t.Fatalf("extend by another worker: %v, want ErrLeaseLost", err)
+	}
+	if j2, ok, err := s.Claim(ctx, "w2", time.Minute, base.Add(11*time.Minute)); err != nil || !ok || j2.ID != j.ID {
+		t.Fatalf("claim after the extended lease = %+v %v %v", j2, ok, err)
+	}
+	if err := s.Extend(ctx, j.ID, "w1", base.Add(time.Hour)); !errors.Is(err, promote.ErrLeaseLost) {
+		t.Fatalf("extend after losing the lease: %v, want ErrLeaseLost", err)
+	}
+}

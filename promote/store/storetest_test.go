@@ -55,6 +55,7 @@ func runConformance(t *testing.T, fresh func(t *testing.T) opener) {
 		{"Coalesce", testCoalesce},
 		{"SupersedeNotifies", testSupersedeNotifies},
 		{"EditPostponeHurry", testEditPostponeHurry},
+		{"Extend", testExtend},
 		{"Reopen", testReopen},
 		{"Migrations", testMigrations},
 	}
