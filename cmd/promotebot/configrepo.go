@@ -29,7 +29,7 @@ func openConfigRepo(ctx context.Context, cfg *promote.Config, sec promote.Secret
 			SSHPassphrase:  sec.GitSSHPassphrase,
 			KnownHostsFile: cfg.GitOps.KnownHostsFile,
 		},
-		Author: gitops.Signature{Name: cfg.GitOps.AuthorName, Email: cfg.GitOps.AuthorEmail},
+		Author:      gitops.Signature{Name: cfg.GitOps.AuthorName, Email: cfg.GitOps.AuthorEmail},
 		Logger:      log,
 		ObservePush: observePush,
 	}
