@@ -1,0 +1,438 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/promote"
+)
+
+func auditCommand(d deps) *cli.Command {
+	return &cli.Command{
+		Name:      "audit",
+		Usage:     "list who approved and promoted what, from the config repository's history",
+		ArgsUsage: " ",
+		Description: "audit reads the first-parent history of the config branch (no database needed) and lists every " +
+			"change promotebot made, with its trailers, and every production change someone made without them. " +
+			"--check lists the production changes that break the rules instead and exits with status 1 when there " +
+			"is any; --verify checks each commit's OpenPGP signature against --keyring. A remote repository is " +
+			"cloned into a temporary directory; its credentials come from PROMOTEBOT_GIT_USERNAME and " +
+			"PROMOTEBOT_GIT_PASSWORD (or gitops.sshKeyFile and PROMOTEBOT_GIT_SSH_PASSPHRASE).",
+		Flags: []cli.Flag{
+			configFlag(),
+			&cli.StringFlag{Name: "repo", Usage: "config repository `PATH_OR_URL` (default: gitops.repo of --config)"},
+			&cli.StringFlag{Name: "branch", Usage: "`BRANCH` to read (default: gitops.branch of --config, else main)"},
+			&cli.StringFlag{Name: "project", Usage: "only the project `ID`"},
+			&cli.StringFlag{Name: "env", Usage: "only the environment `ENV`: production, qa/<env>, or qa for every QA environment"},
+			&cli.StringFlag{Name: "since", Usage: "only changes committed at or after `TIME` (RFC 3339, or YYYY-MM-DD in UTC)"},
+			&cli.StringFlag{Name: "until", Usage: "only changes committed at or before `TIME` (RFC 3339, or YYYY-MM-DD: that whole day, UTC)"},
+			&cli.StringFlag{Name: "format", Value: "table", Usage: "output `FORMAT`: table, json (one object per line) or csv"},
+			&cli.BoolFlag{Name: "verify", Usage: "check each commit's OpenPGP signature against --keyring"},
+			&cli.StringFlag{Name: "keyring", Usage: "armored OpenPGP public keys `FILE` for --verify", TakesFile: true},
+			&cli.BoolFlag{Name: "check", Usage: "list the production changes that break the rules; exit status 1 when any does"},
+		},
+		Action: func(c *cli.Context) error { return runAudit(c, d) },
+	}
+}
+
+// usageError is a mistake on the command line: exit status 2 once main
+// honours cli.ExitCoder.
+func usageError(format string, args ...any) error {
+	return cli.Exit(fmt.Sprintf(format, args...), 2)
+}
+
+// auditRun is what the command line asked for, checked.
+type auditRun struct {
+	src, format, configName string
+	cfg                     *promote.Config
+	opts                    gitops.HistoryOptions
+	check                   bool
+}
+
+func runAudit(c *cli.Context, d deps) error {
+	a, err := parseAudit(c, d)
+	if err != nil {
+		return err
+	}
+	if a.check {
+		return runAuditCheck(c, d, a)
+	}
+	changes, err := gitops.ReadHistory(c.Context, a.src, a.opts)
+	if err != nil {
+		return err
+	}
+	if a.opts.KeyRing != "" {
+		if _, err := fmt.Fprintln(d.stderr, signatureSummary(changes)); err != nil {
+			return err
+		}
+	}
+	return writeChanges(d.stdout, a.format, changes, a.opts.KeyRing != "")
+}
+
+func runAuditCheck(c *cli.Context, d deps, a *auditRun) error {
+	// Every change before the ones checked is history they are checked
+	// against (an image's earlier QA deployments), whatever the filters.
+	all := a.opts
+	all.Env, all.Since = "", time.Time{}
+	changes, err := gitops.ReadHistory(c.Context, a.src, all)
+	if err != nil {
+		return err
+	}
+	opts, notes := a.checkOptions(changes)
+	for _, note := range notes {
+		if _, err := fmt.Fprintln(d.stderr, "note:", note); err != nil {
+			return err
+		}
+	}
+	findings := gitops.CheckHistory(changes, opts)
+	if err := writeFindings(d.stdout, a.format, findings); err != nil {
+		return err
+	}
+	checked := 0
+	for _, ch := range changes {
+		if ch.Environment == gitops.EnvProduction && !ch.Root && a.opts.Matches(ch) {
+			checked++
+		}
+	}
+	if len(findings) > 0 {
+		return cli.Exit(fmt.Sprintf("audit: %d finding(s) in %d production change(s) checked", len(findings), checked), 1)
+	}
+	_, err = fmt.Fprintf(d.stderr, "audit: no findings in %d production change(s) checked\n", checked)
+	return err
+}
+
+func parseAudit(c *cli.Context, d deps) (*auditRun, error) {
+	a := &auditRun{src: c.String("repo"), format: c.String("format"), check: c.Bool("check")}
+	switch a.format {
+	case "table", "json", "csv":
+	default:
+		return nil, usageError("--format %q: want table, json or csv", a.format)
+	}
+	var err error
+	if a.opts.Since, err = parseAuditTime(c.String("since"), false); err != nil {
+		return nil, usageError("--since: %v", err)
+	}
+	if a.opts.Until, err = parseAuditTime(c.String("until"), true); err != nil {
+		return nil, usageError("--until: %v", err)
+	}
+	if !a.opts.Since.IsZero() && !a.opts.Until.IsZero() && a.opts.Until.Before(a.opts.Since) {
+		return nil, usageError("--until %s is before --since %s", c.String("until"), c.String("since"))
+	}
+	a.opts.Project, a.opts.Env = c.String("project"), c.String("env")
+	if env := a.opts.Env; env != "" && env != gitops.EnvProduction && env != "qa" && !strings.HasPrefix(env, "qa/") {
+		return nil, usageError("--env %q: want production, qa or qa/<env>", env)
+	}
+	if c.Bool("verify") != (c.String("keyring") != "") {
+		return nil, usageError("--verify and --keyring FILE go together")
+	}
+	if file := c.String("keyring"); file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--keyring: %w", err)
+		}
+		a.opts.KeyRing = string(data)
+	}
+	if path := c.String("config"); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		// Not LoadConfig: an auditor may hold the configuration without
+		// the bot's key files.
+		if a.cfg, err = promote.ParseConfig(path, data); err != nil {
+			return nil, err
+		}
+		a.configName = path
+	}
+	sec := promote.SecretsFromEnv(d.getenv)
+	a.opts.Auth = gitops.Auth{Username: sec.GitUsername, Password: sec.GitPassword, SSHPassphrase: sec.GitSSHPassphrase}
+	a.opts.Branch = c.String("branch")
+	if a.cfg != nil {
+		if a.src == "" {
+			a.src = a.cfg.GitOps.Repo
+		}
+		if a.opts.Branch == "" {
+			a.opts.Branch = a.cfg.GitOps.Branch
+		}
+		a.opts.Auth.SSHKeyFile, a.opts.Auth.KnownHostsFile = a.cfg.GitOps.SSHKeyFile, a.cfg.GitOps.KnownHostsFile
+		a.opts.ProjectPaths = map[string]string{}
+		for _, p := range a.cfg.Projects {
+			a.opts.ProjectPaths[p.Path] = p.ID
+		}
+	}
+	if a.src == "" {
+		return nil, usageError("no config repository: give --repo PATH_OR_URL or --config FILE (or set %s or %s)",
+			envName("repo"), envName("config"))
+	}
+	return a, nil
+}
+
+// parseAuditTime reads RFC 3339 or a date (UTC). A date as an upper bound
+// means the end of that day.
+func parseAuditTime(s string, endOfDay bool) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither RFC 3339 (2026-01-02T15:04:05Z) nor a date (2026-01-02)", s)
+	}
+	if endOfDay {
+		t = t.Add(24*time.Hour - time.Nanosecond)
+	}
+	return t, nil
+}
+
+// checkOptions returns the rules' settings, and notes saying where the
+// required approvals came from and which rule cannot be checked.
+func (a *auditRun) checkOptions(changes []gitops.Change) (gitops.CheckOptions, []string) {
+	o := gitops.CheckOptions{DefaultApprovals: promote.DefaultRequiredApprovals, Only: a.opts.Matches}
+	var notes []string
+	if a.cfg == nil {
+		notes = append(notes, fmt.Sprintf("no --config: %d required approval(s) assumed for every project",
+			promote.DefaultRequiredApprovals))
+	} else {
+		o.RequiredApprovals = map[string]int{}
+		for _, p := range a.cfg.Projects {
+			o.RequiredApprovals[p.ID] = p.RequiredApprovals
+		}
+		notes = append(notes, fmt.Sprintf("required approvals are each project's requiredApprovals in %s as it is now "+
+			"(what it was at the time is not recorded)", a.configName))
+		unknown := map[string]bool{}
+		for _, c := range changes {
+			if _, ok := o.RequiredApprovals[c.Project]; !ok && c.Trailers && !c.Root &&
+				c.Environment == gitops.EnvProduction && a.opts.Matches(c) {
+				unknown[c.Project] = true
+			}
+		}
+		for _, id := range sortedKeys(unknown) {
+			notes = append(notes, fmt.Sprintf("project %q is not in %s: %d required approval(s) assumed",
+				id, a.configName, promote.DefaultRequiredApprovals))
+		}
+	}
+	return o, append(notes, "an approver who is the build's author is not checked: the trailers do not record the author")
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func signatureSummary(changes []gitops.Change) string {
+	good, none, bad := 0, 0, 0
+	for _, c := range changes {
+		switch {
+		case c.Signature == "none":
+			none++
+		case c.Signature == "bad":
+			bad++
+		default:
+			good++
+		}
+	}
+	return fmt.Sprintf("signatures: %d good, %d unsigned, %d bad", good, none, bad)
+}
+
+// writeChanges prints the history in format, newest first.
+func writeChanges(w io.Writer, format string, changes []gitops.Change, verified bool) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		for _, c := range changes {
+			if err := enc.Encode(stableJSON(c)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "csv":
+		cw := csv.NewWriter(w)
+		if err := cw.Write(csvHeader); err != nil {
+			return err
+		}
+		for _, c := range changes {
+			if err := cw.Write(csvRecord(c)); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := "TIME\tPROJECT\tENV\tIMAGE\tSOURCE\tAPPROVED BY\tPROMOTED BY\tPR\tCOMMIT"
+	if verified {
+		head += "\tSIGNATURE"
+	}
+	fmt.Fprintln(tw, head)
+	for _, c := range changes {
+		row := []string{c.Time.Format(time.RFC3339), c.Project, c.Environment, shortImage(c.Image), c.Source,
+			approvedBy(c), promotedBy(c), c.PR, c.Commit[:min(12, len(c.Commit))]}
+		if verified {
+			row = append(row, c.Signature)
+		}
+		writeRow(tw, row)
+	}
+	return tw.Flush()
+}
+
+// stableJSON gives every list field a value, so that each object has the
+// same fields: [] rather than null.
+func stableJSON(c gitops.Change) gitops.Change {
+	if c.Approvals == nil {
+		c.Approvals = []gitops.Approval{}
+	}
+	if c.Paths == nil {
+		c.Paths = []string{}
+	}
+	if c.Malformed == nil {
+		c.Malformed = []string{}
+	}
+	return c
+}
+
+var csvHeader = []string{"commit", "time", "project", "environment", "image", "build", "source", "approvals",
+	"promotedBy", "pr", "author", "committer", "subject", "signed", "signature", "trailers", "botMade", "paths", "malformed"}
+
+func csvRecord(c gitops.Change) []string {
+	approvals := make([]string, len(c.Approvals))
+	for i, a := range c.Approvals {
+		approvals[i] = gitops.Person(a.Name, a.SlackID) + " " + a.At.Format(time.RFC3339)
+	}
+	rec := []string{c.Commit, c.Time.Format(time.RFC3339), c.Project, c.Environment, c.Image, c.Build, c.Source,
+		strings.Join(approvals, "; "), c.PromotedBy.String(), c.PR, c.Author, c.Committer, c.Subject,
+		strconv.FormatBool(c.Signed), c.Signature, strconv.FormatBool(c.Trailers), strconv.FormatBool(c.BotMade),
+		strings.Join(c.Paths, " "), strings.Join(c.Malformed, "; ")}
+	for i, v := range rec {
+		rec[i] = csvCell(v)
+	}
+	return rec
+}
+
+// writeFindings prints the findings in format, newest first.
+func writeFindings(w io.Writer, format string, findings []gitops.Finding) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		for _, f := range findings {
+			if err := enc.Encode(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "csv":
+		cw := csv.NewWriter(w)
+		if err := cw.Write([]string{"commit", "time", "project", "environment", "rule", "detail"}); err != nil {
+			return err
+		}
+		for _, f := range findings {
+			rec := []string{f.Commit, f.Time.Format(time.RFC3339), f.Project, f.Environment, f.Rule, f.Detail}
+			for i, v := range rec {
+				rec[i] = csvCell(v)
+			}
+			if err := cw.Write(rec); err != nil {
+				return err
+			}
+		}
+		cw.Flush()
+		return cw.Error()
+	}
+	if len(findings) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tPROJECT\tENV\tCOMMIT\tRULE\tDETAIL")
+	for _, f := range findings {
+		writeRow(tw, []string{f.Time.Format(time.RFC3339), f.Project, f.Environment, f.Commit[:min(12, len(f.Commit))],
+			f.Rule, f.Detail})
+	}
+	return tw.Flush()
+}
+
+// writeRow writes one table row, "-" for an empty cell. A cell cannot break
+// the table or reach the terminal with control characters: they come from
+// commit messages, which anyone who can push writes.
+func writeRow(w io.Writer, cells []string) {
+	for i, v := range cells {
+		v = cleanText(v)
+		if v == "" {
+			v = "-"
+		}
+		cells[i] = v
+	}
+	fmt.Fprintln(w, strings.Join(cells, "\t"))
+}
+
+// cleanText replaces control and format characters (escape sequences, tabs,
+// bidirectional overrides) with "?".
+func cleanText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// csvCell cleans a value and keeps a spreadsheet from taking it for a
+// formula.
+func csvCell(s string) string {
+	s = cleanText(s)
+	if s != "" && strings.ContainsRune("=+-@", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// shortImage is the image's last path element with its tag, and the digest
+// cut to 12 hex digits: "hello:1.4.0@sha256:0123456789ab".
+func shortImage(ref string) string {
+	name, digest, hasDigest := strings.Cut(ref, "@")
+	name = name[strings.LastIndex(name, "/")+1:]
+	if hasDigest {
+		algo, hex, _ := strings.Cut(digest, ":")
+		name += "@" + algo + ":" + hex[:min(12, len(hex))]
+	}
+	return name
+}
+
+func approvedBy(c gitops.Change) string {
+	names := make([]string, len(c.Approvals))
+	for i, a := range c.Approvals {
+		who := a.Name
+		if who == "" {
+			who = a.SlackID
+		}
+		names[i] = who + " (" + a.At.Format("2006-01-02 15:04Z") + ")"
+	}
+	return strings.Join(names, ", ")
+}
+
+func promotedBy(c gitops.Change) string {
+	switch {
+	case !c.Trailers:
+		return "no trailers: " + c.Author
+	case c.PromotedBy.Name != "":
+		return c.PromotedBy.Name
+	}
+	return c.PromotedBy.SlackID
+}

@@ -1,0 +1,390 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/urfave/cli/v2"
+
+	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/gitops/gittest"
+	"github.com/promotebot/promotebot/promote"
+)
+
+// auditFixture is a config repository written by the real bot code: a QA
+// deployment and two promotions on 2026-01-10, signed, after the sample
+// repo's root commit (made now).
+type auditFixture struct {
+	bare, config, keyring, keyID string
+	qa, prod1, prod2             string // commit hashes
+}
+
+func newAuditFixture(t *testing.T) *auditFixture {
+	t.Helper()
+	f := &auditFixture{bare: gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))}
+	dir := t.TempDir()
+	entity, err := openpgp.NewEntity("promotebot", "", "bot@example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.keyID = entity.PrimaryKey.KeyIdString()
+	f.keyring = filepath.Join(dir, "pub.asc")
+	var pub bytes.Buffer
+	w, err := armor.Encode(&pub, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := entity.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f.keyring, pub.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
+	repo, err := gitops.Open(context.Background(), gitops.Options{
+		URL: f.bare, Dir: filepath.Join(dir, "clone"),
+		Author:  gitops.Signature{Name: "promotebot", Email: "bot@example.com"},
+		SignKey: entity,
+		Now: func() time.Time {
+			at = at.Add(time.Hour)
+			return at
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	cr := gitops.NewConfigRepo(repo)
+	hello := promote.Project{ID: "hello", URL: "https://hello.example.com", Image: "registry.example.com/acme/hello", Path: "apps/hello"}
+	b1 := promote.Build{ID: "b1", Project: "hello", Image: "registry.example.com/acme/hello:1.4.0", Kind: promote.KindBranch,
+		Target: "feature/login", Commit: "0123abc", BuildURL: "https://ci.example.com/7"}
+	ctx := context.Background()
+	qa, err := cr.DeployQA(ctx, hello, b1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.qa = qa.Commit
+	olga := promote.Person{ID: "UOWN1", Name: "Olga"}
+	f.prod1, err = cr.Promote(ctx, hello, b1, []promote.Approval{{User: "UQA1", Name: "Ada", Verdict: promote.Approve,
+		At: time.Date(2026, 1, 10, 10, 30, 0, 0, time.UTC)}}, olga)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2 := promote.Build{ID: "b2", Project: "hello", Image: "registry.example.com/acme/hello:1.5.0", Kind: promote.KindTag, Target: "v1.5.0"}
+	f.prod2, err = cr.Promote(ctx, hello, b2, []promote.Approval{{User: "UOWN1", Name: "Olga", Verdict: promote.Approve,
+		At: time.Date(2026, 1, 10, 11, 45, 0, 0, time.UTC)}}, olga)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	f.config = filepath.Join(dir, "config.yaml")
+	yaml := "gitops:\n  repo: " + f.bare + "\n  signingKeyFile: /nonexistent/on/the/auditor's/machine.asc\n" +
+		"projects:\n- id: hello\n  url: https://hello.example.com\n  channel: C0HELLO\n  qa: [UQA1, UQA2]\n" +
+		"  owners: [UOWN1]\n  image: registry.example.com/acme/hello\n  path: apps/hello\n  requiredApprovals: 2\n"
+	if err := os.WriteFile(f.config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func exitCode(err error) int {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return ec.ExitCode()
+	}
+	return -1
+}
+
+func TestAuditTable(t *testing.T) {
+	f := newAuditFixture(t)
+	stdout, _, err := runWith(t, nil, "audit", "--repo", f.bare, "--until", "2026-01-31")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(""+
+		"TIME                  PROJECT  ENV                      IMAGE        SOURCE                                                   APPROVED BY               PROMOTED BY  PR  COMMIT\n"+
+		"2026-01-10T12:00:00Z  hello    production               hello:1.5.0  tag v1.5.0                                               Olga (2026-01-10 11:45Z)  Olga         -   %s\n"+
+		"2026-01-10T11:00:00Z  hello    production               hello:1.4.0  branch feature/login @ 0123abc https://ci.example.com/7  Ada (2026-01-10 10:30Z)   Olga         -   %s\n"+
+		"2026-01-10T10:00:00Z  hello    qa/branch-feature-login  hello:1.4.0  branch feature/login @ 0123abc https://ci.example.com/7  -                         -            -   %s\n",
+		f.prod2[:12], f.prod1[:12], f.qa[:12])
+	if stdout != want {
+		t.Fatalf("stdout\n%s\nwant\n%s", stdout, want)
+	}
+
+	// Filters, and the repository from the environment.
+	stdout, _, err = runWith(t, map[string]string{"PROMOTEBOT_REPO": f.bare, "PROMOTEBOT_ENV": "qa"}, "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(stdout), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[1], f.qa[:12]) {
+		t.Fatalf("--env qa:\n%s", stdout)
+	}
+	stdout, _, err = runWith(t, nil, "audit", "--repo", f.bare, "--since", "2026-01-10T10:30:00Z", "--until", "2026-01-10T11:00:00Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(stdout), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[1], f.prod1[:12]) {
+		t.Fatalf("--since --until:\n%s", stdout)
+	}
+}
+
+func TestAuditJSON(t *testing.T) {
+	f := newAuditFixture(t)
+	stdout, _, err := runWith(t, nil, "audit", "--repo", f.bare, "--format", "json", "--project", "hello", "--env", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want 3 objects (two promotions, the root commit):\n%s", stdout)
+	}
+	want := `{"commit":"` + f.prod1 + `","time":"2026-01-10T11:00:00Z","author":"promotebot <bot@example.com>",` +
+		`"committer":"promotebot <bot@example.com>","subject":"Promote hello 1.4.0 to production","project":"hello",` +
+		`"environment":"production","image":"registry.example.com/acme/hello:1.4.0","build":"b1",` +
+		`"source":"branch feature/login @ 0123abc https://ci.example.com/7",` +
+		`"approvals":[{"name":"Ada","slackId":"UQA1","at":"2026-01-10T10:30:00Z"}],` +
+		`"promotedBy":{"name":"Olga","slackId":"UOWN1"},"pr":"","signed":true,"signature":"","trailers":true,` +
+		`"botMade":true,"root":false,"paths":[],"malformed":[]}`
+	if lines[1] != want {
+		t.Fatalf("line 2\n%s\nwant\n%s", lines[1], want)
+	}
+	var root map[string]any
+	if err := json.Unmarshal([]byte(lines[2]), &root); err != nil {
+		t.Fatal(err)
+	}
+	if root["root"] != true || root["trailers"] != false || root["botMade"] != false ||
+		fmt.Sprint(root["paths"]) != "[apps/hello/overlays/production/kustomization.yaml]" || fmt.Sprint(root["approvals"]) != "[]" {
+		t.Fatalf("root commit %v", root)
+	}
+}
+
+func TestAuditCSV(t *testing.T) {
+	f := newAuditFixture(t)
+	stdout, _, err := runWith(t, nil, "audit", "--repo", f.bare, "--format", "csv", "--until", "2026-01-10")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 4 || strings.Join(recs[0], ",") != "commit,time,project,environment,image,build,source,approvals,"+
+		"promotedBy,pr,author,committer,subject,signed,signature,trailers,botMade,paths,malformed" {
+		t.Fatalf("csv:\n%s", stdout)
+	}
+	want := []string{f.prod2, "2026-01-10T12:00:00Z", "hello", "production", "registry.example.com/acme/hello:1.5.0", "b2",
+		"tag v1.5.0", "Olga <slack:UOWN1> 2026-01-10T11:45:00Z", "Olga <slack:UOWN1>", "", "promotebot <bot@example.com>",
+		"promotebot <bot@example.com>", "Promote hello 1.5.0 to production", "true", "", "true", "true", "", ""}
+	if strings.Join(recs[1], "|") != strings.Join(want, "|") {
+		t.Fatalf("row\n%q\nwant\n%q", recs[1], want)
+	}
+}
+
+func TestAuditCheck(t *testing.T) {
+	f := newAuditFixture(t)
+	work := gittest.Clone(t, f.bare)
+	kust, _ := gittest.ReadFile(t, f.bare, "main", "apps/hello/overlays/production/kustomization.yaml")
+	hotfix := gittest.CommitFiles(t, work, map[string]string{
+		"apps/hello/overlays/production/kustomization.yaml": strings.Replace(kust, "count: 3", "count: 5", 1),
+	}, "Scale up\n\nApproved-by: Ada <slack:UQA1> 2026-01-10T10:30:00Z\n")
+	gittest.Push(t, work)
+
+	// --config alone: the repository comes from gitops.repo; required
+	// approvals from the project (2), said on stderr.
+	stdout, stderr, err := runWith(t, nil, "audit", "--config", f.config, "--check", "--format", "csv")
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "5 finding(s) in 3 production change(s) checked") {
+		t.Fatalf("err %v (exit %d)\nstdout:\n%s", err, exitCode(err), stdout)
+	}
+	recs, cerr := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	var got []string
+	for _, r := range recs[1:] {
+		got = append(got, r[0][:7]+" "+r[4]+": "+r[5])
+	}
+	want := []string{
+		hotfix[:7] + " not-by-bot: apps/hello/overlays/production/kustomization.yaml changed by " +
+			gittest.AuthorName + " <" + gittest.AuthorEmail + "> without promotebot's trailers",
+		f.prod2[:7] + " too-few-approvals: 1 approval(s), 2 required",
+		f.prod2[:7] + " promoter-approved: Olga <slack:UOWN1> approved the build and promoted it",
+		f.prod2[:7] + " never-in-qa: registry.example.com/acme/hello:1.5.0 never ran in a QA environment of hello before",
+		f.prod1[:7] + " too-few-approvals: 1 approval(s), 2 required",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Join(recs[0], ",") != "commit,time,project,environment,rule,detail" {
+		t.Fatalf("findings\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, note := range []string{"note: required approvals are each project's requiredApprovals in " + f.config,
+		"note: an approver who is the build's author is not checked"} {
+		if !strings.Contains(stderr, note) {
+			t.Errorf("stderr lacks %q:\n%s", note, stderr)
+		}
+	}
+
+	// Without --config: one approval assumed. The first promotion is fine;
+	// its image ran in QA although --env leaves QA out of the listing.
+	stdout, stderr, err = runWith(t, nil, "audit", "--repo", f.bare, "--check", "--env", "production",
+		"--since", "2026-01-10T11:00:00Z", "--until", "2026-01-10T11:00:00Z")
+	if err != nil || stdout != "" || !strings.Contains(stderr, "no --config: 1 required approval(s) assumed") ||
+		!strings.Contains(stderr, "audit: no findings in 1 production change(s) checked") {
+		t.Fatalf("err %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+
+	// The table.
+	stdout, _, err = runWith(t, nil, "audit", "--repo", f.bare, "--check", "--project", "hello", "--since", "2026-01-10T12:00:00Z",
+		"--until", "2026-01-31")
+	want2 := fmt.Sprintf(""+
+		"TIME                  PROJECT  ENV         COMMIT        RULE               DETAIL\n"+
+		"2026-01-10T12:00:00Z  hello    production  %[1]s  promoter-approved  Olga <slack:UOWN1> approved the build and promoted it\n"+
+		"2026-01-10T12:00:00Z  hello    production  %[1]s  never-in-qa        registry.example.com/acme/hello:1.5.0 never ran in a QA environment of hello before\n",
+		f.prod2[:12])
+	if exitCode(err) != 1 || stdout != want2 {
+		t.Fatalf("err %v\nstdout:\n%s\nwant:\n%s", err, stdout, want2)
+	}
+}
+
+func TestAuditVerify(t *testing.T) {
+	f := newAuditFixture(t)
+	stdout, stderr, err := runWith(t, nil, "audit", "--repo", f.bare, "--verify", "--keyring", f.keyring, "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigs []string
+	for _, r := range recs[1:] {
+		sigs = append(sigs, r[14])
+	}
+	good := "good " + f.keyID
+	if strings.Join(sigs, ",") != strings.Join([]string{good, good, good, "none"}, ",") ||
+		!strings.Contains(stderr, "signatures: 3 good, 1 unsigned, 0 bad") {
+		t.Fatalf("signatures %q\nstderr %s", sigs, stderr)
+	}
+	// The table gets a column; --check reports the unsigned commit (not
+	// the root: history starts there).
+	stdout, _, err = runWith(t, nil, "audit", "--repo", f.bare, "--verify", "--keyring", f.keyring, "--env", "qa")
+	if err != nil || !strings.HasSuffix(strings.Split(stdout, "\n")[0], "COMMIT        SIGNATURE") ||
+		!strings.HasSuffix(strings.TrimSpace(stdout), f.qa[:12]+"  "+good) {
+		t.Fatalf("err %v\n%s", err, stdout)
+	}
+
+	other, err := openpgp.NewEntity("someone", "", "x@example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	otherRing := filepath.Join(t.TempDir(), "other.asc")
+	if err := os.WriteFile(otherRing, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err = runWith(t, nil, "audit", "--repo", f.bare, "--verify", "--keyring", otherRing, "--check", "--format", "json",
+		"--env", "qa")
+	if exitCode(err) != 1 {
+		t.Fatalf("err %v", err)
+	}
+	var finding gitops.Finding
+	if jerr := json.Unmarshal([]byte(stdout), &finding); jerr != nil || finding.Rule != gitops.RuleBadSignature || finding.Commit != f.qa {
+		t.Fatalf("finding %+v (%v) from\n%s", finding, jerr, stdout)
+	}
+}
+
+func TestAuditCredentialsFromEnv(t *testing.T) {
+	f := newAuditFixture(t)
+	srv := gittest.NewServer(t, filepath.Dir(f.bare), "auditor", "s3cret-pass")
+	config := filepath.Join(t.TempDir(), "config.yaml")
+	data, err := os.ReadFile(f.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := strings.Replace(string(data), "repo: "+f.bare, "repo: "+srv.RepoURL(f.bare), 1)
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"PROMOTEBOT_CONFIG": config, "PROMOTEBOT_GIT_USERNAME": "auditor", "PROMOTEBOT_GIT_PASSWORD": "s3cret-pass"}
+	stdout, _, err := runWith(t, env, "audit", "--env", "production", "--until", "2026-01-31")
+	if err != nil || strings.Count(stdout, "\n") != 3 {
+		t.Fatalf("err %v\n%s", err, stdout)
+	}
+	env["PROMOTEBOT_GIT_PASSWORD"] = "wrong-pass"
+	if _, _, err := runWith(t, env, "audit"); err == nil || strings.Contains(err.Error(), "wrong-pass") {
+		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+func TestAuditUsageErrors(t *testing.T) {
+	f := newAuditFixture(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--since", "yesterday"}, `--since: "yesterday" is neither RFC 3339`},
+		{[]string{"--until", "2026-13-01"}, "--until: "},
+		{[]string{"--since", "2026-02-01", "--until", "2026-01-01"}, "is before --since"},
+		{[]string{"--format", "xml"}, `--format "xml": want table, json or csv`},
+		{[]string{"--env", "staging"}, `--env "staging"`},
+		{[]string{"--verify"}, "--verify and --keyring FILE go together"},
+		{[]string{"--keyring", f.keyring}, "--verify and --keyring FILE go together"},
+	} {
+		_, _, err := runWith(t, nil, append([]string{"audit", "--repo", f.bare}, tc.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || exitCode(err) != 2 {
+			t.Errorf("%v: err %v (exit %d), want %q and exit 2", tc.args, err, exitCode(err), tc.want)
+		}
+	}
+	if _, _, err := runWith(t, nil, "audit"); err == nil || !strings.Contains(err.Error(), "give --repo PATH_OR_URL or --config FILE") {
+		t.Errorf("no repo: %v", err)
+	}
+}
+
+func TestAuditCleansWhatCommitsSay(t *testing.T) {
+	bare := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
+	work := gittest.Clone(t, bare)
+	gittest.CommitFiles(t, work, map[string]string{"apps/hello/notes.txt": "x\n"},
+		"Deploy\n\nPromotebot-Build: b1\nPromotebot-Project: hello\nPromotebot-Environment: qa/x\n"+
+			"Promotebot-Source: \x1b[2J\x1b]8;;https://evil.example.com\x07click\tme\u202e\n"+
+			"Promoted-by: =HYPERLINK(\"https://evil.example.com\") <slack:UEVE>\n")
+	gittest.Push(t, work)
+	stdout, _, err := runWith(t, nil, "audit", "--repo", bare, "--env", "qa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row := strings.Split(stdout, "\n")[1]; !strings.Contains(row, "  ?[2J?]8;;https://evil.example.com?click?me?  ") {
+		t.Fatalf("table row %q", row)
+	}
+	stdout, _, err = runWith(t, nil, "audit", "--repo", bare, "--env", "qa", "--format", "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs[1][8] != `'=HYPERLINK("https://evil.example.com") <slack:UEVE>` || strings.ContainsRune(recs[1][6], '\x1b') {
+		t.Fatalf("csv row %q", recs[1])
+	}
+}
