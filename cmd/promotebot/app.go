@@ -21,6 +21,7 @@ var commands = []func(deps) *cli.Command{
 	validateCommand,
 	qaCommand,
 	serveCommand,
+	auditCommand,
 }
 
 // run is main without the process: args include the program name.
