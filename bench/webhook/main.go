@@ -3,13 +3,14 @@
 //   - ingest: how many builds per second the CI webhook accepts (202, each
 //     durably stored in SQLite with synchronous=FULL before the answer), with
 //     -c clients posting signed builds for -d;
+//
 //   - latency: how long from the webhook call to the pushed QA commit (the
 //     build's qa-ready transition, recorded after the push), for -single
 //     builds one after another and for a burst of -burst builds at once,
 //     against the bare repo -remote (built by bench/mkrepo).
 //
-//	go run ./bench/webhook -mode ingest -c 32 -d 10s
-//	go run ./bench/webhook -mode latency -remote bench/out/repo-500x1000.git
+//     go run ./bench/webhook -mode ingest -c 32 -d 10s
+//     go run ./bench/webhook -mode latency -remote bench/out/repo-500x1000.git
 package main
 
 import (
@@ -343,4 +344,3 @@ func pct(d []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-

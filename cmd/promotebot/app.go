@@ -22,6 +22,7 @@ var commands = []func(deps) *cli.Command{
 	qaCommand,
 	serveCommand,
 	auditCommand,
+	quickstartCommand,
 }
 
 // run is main without the process: args include the program name.
