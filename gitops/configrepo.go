@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -115,7 +116,8 @@ func (c *ConfigRepo) PromoteBranch(ctx context.Context, p promote.Project, b pro
 
 // promotion is the production edit of a build with its trailers.
 func promotion(p promote.Project, b promote.Build, approvals []promote.Approval, promoter promote.Person) (Edit, error) {
-	meta := Meta{Build: b.ID, Source: Source(b), PromotedBy: Person(promoter.Name, promoter.ID)}
+	meta := Meta{Build: b.ID, Source: Source(b), PromotedBy: Person(promoter.Name, promoter.ID),
+		RequiredApprovals: strconv.Itoa(p.RequiredApprovals)}
 	for _, a := range approvals {
 		meta.ApprovedBy = append(meta.ApprovedBy, Person(a.Name, a.User)+" "+a.At.UTC().Format(time.RFC3339))
 	}

@@ -53,6 +53,9 @@ type Meta struct {
 	ApprovedBy []string
 	// PromotedBy is the Promoted-by trailer.
 	PromotedBy string
+	// RequiredApprovals is the Promotebot-Required-Approvals trailer of a
+	// production change: the project's policy at the time, for auditors.
+	RequiredApprovals string
 }
 
 // ErrInvalidTarget is returned for a branch or tag name that promotebot

@@ -53,6 +53,9 @@ type Change struct {
 	Approvals []Approval `json:"approvals"`
 	// PromotedBy is the Promoted-by trailer.
 	PromotedBy SlackUser `json:"promotedBy"`
+	// RequiredApprovals is the project's policy when the change was made
+	// (Promotebot-Required-Approvals), or -1 when the commit does not say.
+	RequiredApprovals int `json:"requiredApprovals"`
 	// PR is the pull request the change was merged through: the URL of a
 	// "Merges <url>." line, or "#N" from GitHub's "Merge pull request #N".
 	PR string `json:"pr"`

@@ -384,7 +384,20 @@ func TestCheckHistory(t *testing.T) {
 
 	// Two approvals required; only what Only picks is checked, but all of
 	// the history counts as the QA record.
+	// The policy the commit recorded (Promotebot-Required-Approvals: 0, the
+	// test project's) wins over the configuration of today.
 	only := gitops.HistoryOptions{Since: h.times["prod"], Until: h.times["prod"]}
+	if findings := gitops.CheckHistory(changes, gitops.CheckOptions{DefaultApprovals: 2, Only: only.Matches}); len(findings) != 0 {
+		t.Fatalf("findings with the recorded policy of 1: %+v", findings)
+	}
+	for i := range changes {
+		if changes[i].Commit == h.commits["prod"] {
+			if changes[i].RequiredApprovals != 0 {
+				t.Fatalf("prod commit's recorded policy = %d, want 0", changes[i].RequiredApprovals)
+			}
+			changes[i].RequiredApprovals = -1 // an older commit, without the trailer
+		}
+	}
 	findings = gitops.CheckHistory(changes, gitops.CheckOptions{DefaultApprovals: 2, Only: only.Matches})
 	if len(findings) != 1 || findings[0].Rule != gitops.RuleTooFewApprovals || findings[0].Detail != "1 approval(s), 2 required" ||
 		findings[0].Commit != h.commits["prod"] || !findings[0].Time.Equal(h.times["prod"]) {

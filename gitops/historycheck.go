@@ -105,7 +105,12 @@ func productionFindings(c Change, o CheckOptions, inQA map[string]bool) []Findin
 	if !c.BotMade {
 		add(RuleNotByBot, "promotebot's trailers without Promotebot-Build, committed by %s", c.Committer)
 	}
-	required, ok := o.RequiredApprovals[c.Project]
+	// The policy the commit recorded wins; older commits fall back to the
+	// configuration as it is now.
+	required, ok := c.RequiredApprovals, c.RequiredApprovals >= 0
+	if !ok {
+		required, ok = o.RequiredApprovals[c.Project]
+	}
 	if !ok {
 		required = o.DefaultApprovals
 	}

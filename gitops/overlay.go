@@ -380,5 +380,6 @@ func trailers(m Meta, p Project, env, image string) []Trailer {
 		add("Approved-by", a)
 	}
 	add("Promoted-by", m.PromotedBy)
+	add("Promotebot-Required-Approvals", m.RequiredApprovals)
 	return t
 }

@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -59,6 +60,7 @@ type trailerFacts struct {
 	project, env, image, build, source string
 	approvals                          []Approval
 	promotedBy                         SlackUser
+	required                           int // -1: no Promotebot-Required-Approvals
 	malformed                          []string
 }
 
@@ -71,7 +73,7 @@ var (
 // git's do. A trailer that does not parse, or a second one of a kind that
 // may appear once, is listed in malformed and counts for nothing.
 func readMeta(trailers []Trailer) trailerFacts {
-	var m trailerFacts
+	m := trailerFacts{required: -1}
 	seen := map[string]bool{}
 	once := func(t Trailer, field *string) bool {
 		key := strings.ToLower(t.Key)
@@ -108,6 +110,17 @@ func readMeta(trailers []Trailer) trailerFacts {
 				continue
 			}
 			m.approvals = append(m.approvals, Approval{Name: sm[1], SlackID: sm[2], At: at.UTC()})
+		case "promotebot-required-approvals":
+			var raw string
+			if !once(t, &raw) {
+				continue
+			}
+			n, err := strconv.Atoi(strings.TrimSpace(raw))
+			if err != nil || n < 0 {
+				m.malformed = append(m.malformed, t.Key+": "+t.Value)
+				continue
+			}
+			m.required = n
 		case "promoted-by":
 			sm := promotedBy.FindStringSubmatch(t.Value)
 			if sm == nil {
@@ -138,4 +151,5 @@ func (m trailerFacts) fill(c *Change) {
 	c.Trailers, c.BotMade = true, m.build != ""
 	c.Project, c.Environment, c.Image, c.Build, c.Source = m.project, m.env, m.image, m.build, m.source
 	c.Approvals, c.PromotedBy, c.Malformed = m.approvals, m.promotedBy, m.malformed
+	c.RequiredApprovals = m.required
 }

@@ -204,15 +204,15 @@ func (a *auditRun) checkOptions(changes []gitops.Change) (gitops.CheckOptions, [
 	o := gitops.CheckOptions{DefaultApprovals: promote.DefaultRequiredApprovals, Only: a.opts.Matches}
 	var notes []string
 	if a.cfg == nil {
-		notes = append(notes, fmt.Sprintf("no --config: %d required approval(s) assumed for every project",
-			promote.DefaultRequiredApprovals))
+		notes = append(notes, fmt.Sprintf("no --config: %d required approval(s) assumed where a commit does not "+
+			"record its policy (Promotebot-Required-Approvals)", promote.DefaultRequiredApprovals))
 	} else {
 		o.RequiredApprovals = map[string]int{}
 		for _, p := range a.cfg.Projects {
 			o.RequiredApprovals[p.ID] = p.RequiredApprovals
 		}
-		notes = append(notes, fmt.Sprintf("required approvals are each project's requiredApprovals in %s as it is now "+
-			"(what it was at the time is not recorded)", a.configName))
+		notes = append(notes, fmt.Sprintf("required approvals: what each commit recorded (Promotebot-Required-Approvals), "+
+			"else the project's requiredApprovals in %s as it is now", a.configName))
 		unknown := map[string]bool{}
 		for _, c := range changes {
 			if _, ok := o.RequiredApprovals[c.Project]; !ok && c.Trailers && !c.Root &&

@@ -69,7 +69,8 @@ func newAuditFixture(t *testing.T) *auditFixture {
 	}
 	defer repo.Close()
 	cr := gitops.NewConfigRepo(repo)
-	hello := promote.Project{ID: "hello", URL: "https://hello.example.com", Image: "registry.example.com/acme/hello", Path: "apps/hello"}
+	hello := promote.Project{ID: "hello", URL: "https://hello.example.com", Image: "registry.example.com/acme/hello", Path: "apps/hello",
+		RequiredApprovals: 2} // recorded in each production commit
 	b1 := promote.Build{ID: "b1", Project: "hello", Image: "registry.example.com/acme/hello:1.4.0", Kind: promote.KindBranch,
 		Target: "feature/login", Commit: "0123abc", BuildURL: "https://ci.example.com/7"}
 	ctx := context.Background()
@@ -157,7 +158,7 @@ func TestAuditJSON(t *testing.T) {
 		`"environment":"production","image":"registry.example.com/acme/hello:1.4.0","build":"b1",` +
 		`"source":"branch feature/login @ 0123abc https://ci.example.com/7",` +
 		`"approvals":[{"name":"Ada","slackId":"UQA1","at":"2026-01-10T10:30:00Z"}],` +
-		`"promotedBy":{"name":"Olga","slackId":"UOWN1"},"pr":"","signed":true,"signature":"","trailers":true,` +
+		`"promotedBy":{"name":"Olga","slackId":"UOWN1"},"requiredApprovals":2,"pr":"","signed":true,"signature":"","trailers":true,` +
 		`"botMade":true,"root":false,"paths":[],"malformed":[]}`
 	if lines[1] != want {
 		t.Fatalf("line 2\n%s\nwant\n%s", lines[1], want)
@@ -228,19 +229,20 @@ func TestAuditCheck(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Join(recs[0], ",") != "commit,time,project,environment,rule,detail" {
 		t.Fatalf("findings\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	for _, note := range []string{"note: required approvals are each project's requiredApprovals in " + f.config,
+	for _, note := range []string{"note: required approvals: what each commit recorded (Promotebot-Required-Approvals), else the project's requiredApprovals in " + f.config,
 		"note: an approver who is the build's author is not checked"} {
 		if !strings.Contains(stderr, note) {
 			t.Errorf("stderr lacks %q:\n%s", note, stderr)
 		}
 	}
 
-	// Without --config: one approval assumed. The first promotion is fine;
-	// its image ran in QA although --env leaves QA out of the listing.
+	// Without --config: the policy each commit recorded (2) still counts.
+	// The image of the first promotion ran in QA although --env leaves QA
+	// out of the listing, so that is the only finding.
 	stdout, stderr, err = runWith(t, nil, "audit", "--repo", f.bare, "--check", "--env", "production",
 		"--since", "2026-01-10T11:00:00Z", "--until", "2026-01-10T11:00:00Z")
-	if err != nil || stdout != "" || !strings.Contains(stderr, "no --config: 1 required approval(s) assumed") ||
-		!strings.Contains(stderr, "audit: no findings in 1 production change(s) checked") {
+	if exitCode(err) != 1 || !strings.Contains(stdout, "too-few-approvals") || strings.Contains(stdout, "never-in-qa") ||
+		!strings.Contains(stderr, "no --config: 1 required approval(s) assumed where a commit does not record its policy") {
 		t.Fatalf("err %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
 	}
 
@@ -249,6 +251,7 @@ func TestAuditCheck(t *testing.T) {
 		"--until", "2026-01-31")
 	want2 := fmt.Sprintf(""+
 		"TIME                  PROJECT  ENV         COMMIT        RULE               DETAIL\n"+
+		"2026-01-10T12:00:00Z  hello    production  %[1]s  too-few-approvals  1 approval(s), 2 required\n"+
 		"2026-01-10T12:00:00Z  hello    production  %[1]s  promoter-approved  Olga <slack:UOWN1> approved the build and promoted it\n"+
 		"2026-01-10T12:00:00Z  hello    production  %[1]s  never-in-qa        registry.example.com/acme/hello:1.5.0 never ran in a QA environment of hello before\n",
 		f.prod2[:12])
