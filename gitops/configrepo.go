@@ -54,7 +54,7 @@ func (Checker) Check(p promote.Project, kind promote.Kind, target, image string)
 
 // DeployQA implements promote.ConfigRepo.
 func (c *ConfigRepo) DeployQA(ctx context.Context, p promote.Project, b promote.Build) (promote.QADeployment, error) {
-	edit, err := QAOverlay(ProjectOf(p), Kind(b.Kind), b.Target, b.Image, Meta{Build: b.ID, Source: Source(b)})
+	edit, err := QAOverlay(ProjectOf(p), Kind(b.Kind), b.Target, b.Image, Meta{Build: b.ID, Source: Source(b), Author: b.Author})
 	if err != nil {
 		return promote.QADeployment{}, invalid(err)
 	}
@@ -116,7 +116,7 @@ func (c *ConfigRepo) PromoteBranch(ctx context.Context, p promote.Project, b pro
 
 // promotion is the production edit of a build with its trailers.
 func promotion(p promote.Project, b promote.Build, approvals []promote.Approval, promoter promote.Person) (Edit, error) {
-	meta := Meta{Build: b.ID, Source: Source(b), PromotedBy: Person(promoter.Name, promoter.ID),
+	meta := Meta{Build: b.ID, Source: Source(b), Author: b.Author, PromotedBy: Person(promoter.Name, promoter.ID),
 		RequiredApprovals: strconv.Itoa(p.RequiredApprovals)}
 	for _, a := range approvals {
 		meta.ApprovedBy = append(meta.ApprovedBy, Person(a.Name, a.User)+" "+a.At.UTC().Format(time.RFC3339))

@@ -36,7 +36,8 @@ func TestConfigRepoDeployQAIsIdempotent(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
 	c := gitops.NewConfigRepo(open(t, bare))
 	b := promote.Build{ID: "01JB", Project: "hello", Image: "registry.example.com/acme/hello:1.4.0", Kind: promote.KindBranch,
-		Target: "feature/login", Commit: "0123abc", BuildURL: "https://ci.example.com/7"}
+		Target: "feature/login", Commit: "0123abc", BuildURL: "https://ci.example.com/7",
+		Author: "Ada Lovelace\n<ada@example.com>"} // a line break cannot forge a trailer
 	first, err := c.DeployQA(context.Background(), helloConfig, b)
 	if err != nil || first.Commit == "" || first.Environment != "qa/branch-feature-login" {
 		t.Fatalf("DeployQA = %+v, %v", first, err)
@@ -44,6 +45,9 @@ func TestConfigRepoDeployQAIsIdempotent(t *testing.T) {
 	log := gittest.Log(t, bare, "main")
 	if v := log[0].TrailerValues("Promotebot-Source"); len(v) != 1 || v[0] != "branch feature/login @ 0123abc https://ci.example.com/7" {
 		t.Fatalf("source trailer %v", v)
+	}
+	if v := log[0].TrailerValues("Promotebot-Author"); len(v) != 1 || v[0] != "Ada Lovelace <ada@example.com>" {
+		t.Fatalf("author trailer %v", v)
 	}
 	// A retry after a crash finds the overlay in place: no second commit, same commit reported.
 	again, err := c.DeployQA(context.Background(), helloConfig, b)

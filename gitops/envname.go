@@ -49,6 +49,9 @@ type Meta struct {
 	Build string
 	// Source is the Promotebot-Source trailer, already formatted.
 	Source string
+	// Author is the Promotebot-Author trailer: who wrote the build, as CI
+	// reported it (an e-mail, a name, a Slack id …); empty when CI did not.
+	Author string
 	// ApprovedBy holds one Approved-by trailer each, already formatted.
 	ApprovedBy []string
 	// PromotedBy is the Promoted-by trailer.

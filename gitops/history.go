@@ -53,6 +53,9 @@ type Change struct {
 	Approvals []Approval `json:"approvals"`
 	// PromotedBy is the Promoted-by trailer.
 	PromotedBy SlackUser `json:"promotedBy"`
+	// BuildAuthor is who wrote the build, as CI reported it
+	// (Promotebot-Author); empty when the commit does not say.
+	BuildAuthor string `json:"buildAuthor"`
 	// RequiredApprovals is the project's policy when the change was made
 	// (Promotebot-Required-Approvals), or -1 when the commit does not say.
 	RequiredApprovals int `json:"requiredApprovals"`

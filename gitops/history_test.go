@@ -420,3 +420,23 @@ func TestCheckHistoryImageByDigest(t *testing.T) {
 		t.Fatalf("findings %+v", f)
 	}
 }
+
+// TestCheckHistoryAuthorApproved: an approver who wrote the build, by the
+// Promotebot-Author trailer (a Slack id, a name or "Name <email>").
+func TestCheckHistoryAuthorApproved(t *testing.T) {
+	for author, want := range map[string]bool{
+		"UQA1": true, "ada": true, "Ada <ada@example.com>": true, "bob@example.com": false, "": false,
+	} {
+		changes := []gitops.Change{ // newest first
+			{Commit: "p", Project: "hello", Environment: "production", Image: "r.example.com/a/hello:1", Trailers: true, BotMade: true,
+				BuildAuthor: author, RequiredApprovals: 1, Approvals: []gitops.Approval{{Name: "Ada", SlackID: "UQA1"}},
+				PromotedBy: gitops.SlackUser{SlackID: "UOWN1"}},
+			{Commit: "q", Project: "hello", Environment: "qa/x", Image: "r.example.com/a/hello:1", Trailers: true, BotMade: true},
+		}
+		findings := gitops.CheckHistory(changes, gitops.CheckOptions{DefaultApprovals: 1})
+		got := len(findings) == 1 && findings[0].Rule == gitops.RuleAuthorApproved
+		if got != want || (!want && len(findings) != 0) {
+			t.Errorf("author %q: findings %+v, want author-approved %v", author, findings, want)
+		}
+	}
+}

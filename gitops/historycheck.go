@@ -14,6 +14,7 @@ const (
 	RuleNotByBot         = "not-by-bot"        // no trailers, or no Promotebot-Build: not the bot's commit
 	RuleTooFewApprovals  = "too-few-approvals" // fewer distinct Approved-by than required
 	RulePromoterApproved = "promoter-approved" // the promoter is among the approvers
+	RuleAuthorApproved   = "author-approved"   // an approver is the build's author (Promotebot-Author)
 	RuleNeverInQA        = "never-in-qa"       // no earlier qa/* change of the project had the image
 	RuleNoPromoter       = "no-promoter"       // no readable Promoted-by
 	RuleMalformedTrailer = "malformed-trailer" // a trailer that could not be read
@@ -126,6 +127,11 @@ func productionFindings(c Change, o CheckOptions, inQA map[string]bool) []Findin
 	} else if approvers[c.PromotedBy.SlackID] {
 		add(RulePromoterApproved, "%s approved the build and promoted it", c.PromotedBy)
 	}
+	for _, a := range c.Approvals {
+		if authorIs(c.BuildAuthor, a) {
+			add(RuleAuthorApproved, "%s approved a build they wrote (%s)", SlackUser{Name: a.Name, SlackID: a.SlackID}, c.BuildAuthor)
+		}
+	}
 	if c.Image != "" && !slices.ContainsFunc(imageKeys(c.Project, c.Image), func(k string) bool { return inQA[k] }) {
 		add(RuleNeverInQA, "%s never ran in a QA environment of %s before", c.Image, c.Project)
 	}
@@ -145,4 +151,27 @@ func imageKeys(project, image string) []string {
 		keys = append(keys, project+"\x00"+repo+"@"+digest)
 	}
 	return keys
+}
+
+// authorIs tells whether a build's author, as CI reported it (a Slack id, a
+// name, or git's "Name <email>"), is the approver, by Slack id or name. An
+// author given only as an e-mail cannot be matched from trailers: the bot
+// refused such self-approvals when they were made, with Slack's profile.
+func authorIs(author string, a Approval) bool {
+	author = strings.TrimSpace(author)
+	if author == "" {
+		return false
+	}
+	parts := []string{author}
+	if name, _, ok := strings.Cut(author, "<"); ok {
+		parts = append(parts, strings.TrimSpace(name))
+	}
+	for _, p := range parts {
+		for _, c := range []string{a.SlackID, a.Name} {
+			if p != "" && c != "" && strings.EqualFold(p, c) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -376,6 +376,7 @@ func trailers(m Meta, p Project, env, image string) []Trailer {
 	add("Promotebot-Environment", env)
 	add("Promotebot-Image", image)
 	add("Promotebot-Source", m.Source)
+	add("Promotebot-Author", m.Author)
 	for _, a := range m.ApprovedBy {
 		add("Approved-by", a)
 	}

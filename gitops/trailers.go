@@ -58,6 +58,7 @@ func isTrailerKey(k string) bool {
 type trailerFacts struct {
 	trailers                           bool // any Promotebot-* trailer
 	project, env, image, build, source string
+	author                             string
 	approvals                          []Approval
 	promotedBy                         SlackUser
 	required                           int // -1: no Promotebot-Required-Approvals
@@ -98,6 +99,8 @@ func readMeta(trailers []Trailer) trailerFacts {
 			once(t, &m.build)
 		case "promotebot-source":
 			once(t, &m.source)
+		case "promotebot-author":
+			once(t, &m.author)
 		case "approved-by":
 			sm := approvedBy.FindStringSubmatch(t.Value)
 			var at time.Time
@@ -151,5 +154,5 @@ func (m trailerFacts) fill(c *Change) {
 	c.Trailers, c.BotMade = true, m.build != ""
 	c.Project, c.Environment, c.Image, c.Build, c.Source = m.project, m.env, m.image, m.build, m.source
 	c.Approvals, c.PromotedBy, c.Malformed = m.approvals, m.promotedBy, m.malformed
-	c.RequiredApprovals = m.required
+	c.RequiredApprovals, c.BuildAuthor = m.required, m.author
 }

@@ -225,7 +225,8 @@ func (a *auditRun) checkOptions(changes []gitops.Change) (gitops.CheckOptions, [
 				id, a.configName, promote.DefaultRequiredApprovals))
 		}
 	}
-	return o, append(notes, "an approver who is the build's author is not checked: the trailers do not record the author")
+	return o, append(notes, "an approver who wrote the build is found by Promotebot-Author (Slack id or name); "+
+		"an author CI gave only as an e-mail cannot be matched")
 }
 
 func sortedKeys(m map[string]bool) []string {

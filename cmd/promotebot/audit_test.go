@@ -158,7 +158,7 @@ func TestAuditJSON(t *testing.T) {
 		`"environment":"production","image":"registry.example.com/acme/hello:1.4.0","build":"b1",` +
 		`"source":"branch feature/login @ 0123abc https://ci.example.com/7",` +
 		`"approvals":[{"name":"Ada","slackId":"UQA1","at":"2026-01-10T10:30:00Z"}],` +
-		`"promotedBy":{"name":"Olga","slackId":"UOWN1"},"requiredApprovals":2,"pr":"","signed":true,"signature":"","trailers":true,` +
+		`"promotedBy":{"name":"Olga","slackId":"UOWN1"},"buildAuthor":"","requiredApprovals":2,"pr":"","signed":true,"signature":"","trailers":true,` +
 		`"botMade":true,"root":false,"paths":[],"malformed":[]}`
 	if lines[1] != want {
 		t.Fatalf("line 2\n%s\nwant\n%s", lines[1], want)
@@ -230,7 +230,7 @@ func TestAuditCheck(t *testing.T) {
 		t.Fatalf("findings\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	for _, note := range []string{"note: required approvals: what each commit recorded (Promotebot-Required-Approvals), else the project's requiredApprovals in " + f.config,
-		"note: an approver who is the build's author is not checked"} {
+		"note: an approver who wrote the build is found by Promotebot-Author"} {
 		if !strings.Contains(stderr, note) {
 			t.Errorf("stderr lacks %q:\n%s", note, stderr)
 		}
