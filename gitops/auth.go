@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -160,6 +161,18 @@ func (a Auth) secrets() []string {
 	for _, v := range append([]string{a.Password, a.SSHPassphrase}, a.handedOut.list()...) {
 		if len(v) >= 4 {
 			s = append(s, v)
+		}
+	}
+	// A server that echoes the request back (an error page, a hook) shows
+	// the Basic credentials base64-encoded: redact that form too.
+	for _, p := range append([]string{a.Password}, a.handedOut.list()...) {
+		if len(p) < 4 {
+			continue
+		}
+		for _, user := range []string{a.Username, "x-access-token"} {
+			if user != "" {
+				s = append(s, base64.StdEncoding.EncodeToString([]byte(user+":"+p)))
+			}
 		}
 	}
 	return s

@@ -188,6 +188,33 @@ func (s *Service) runJob(ctx context.Context, j Job, lease string) error {
 		}
 
 		log.Warn("job will be retried", "err", runErr, "at", at)
+		if j.Kind == JobDeployQA || j.Kind == JobPromote {
+			// People see the build is being retried, and why; the success
+			// that follows clears it. Only a new note is written (and shown).
+			note := fmt.Sprintf("retrying: %v (next attempt at %s)", runErr, at.UTC().Format("15:04:05 MST"))
+			working := func(b Build) bool {
+				deploying := b.State == StateReceived || b.State == StateDeploying
+				return b.Error != note && (j.Kind == JobDeployQA && deploying || j.Kind == JobPromote && b.State == StatePromoting)
+			}
+			var jobs []Job // without Slack, no notification to queue per retry
+			if s.Notifier != nil {
+				jobs = append(jobs, notifyJob())
+			}
+			unchanged := errors.New("no new retry note")
+			b, nerr := s.Store.Get(ctx, j.BuildID)
+			if nerr == nil && working(b) {
+				_, nerr = s.Store.Edit(ctx, j.BuildID, func(b *Build) error {
+					if !working(*b) { // it moved on meanwhile
+						return unchanged
+					}
+					b.Error = note
+					return nil
+				}, jobs...)
+			}
+			if nerr != nil && !errors.Is(nerr, unchanged) {
+				log.Warn("record retry on the build", "err", nerr)
+			}
+		}
 		err = s.Store.Retry(ctx, j.ID, lease, at, runErr.Error())
 	}
 	if errors.Is(err, ErrLeaseLost) {

@@ -25,6 +25,10 @@ func channelDeploying(v promote.BuildView) Message {
 	b := v.Build
 	d := draft{text: "Build complete, deploying " + plain(b.Image, maxInline) + " to " + envPlain(b) + "…"}
 	d.section(":hourglass_flowing_sand: Build complete, deploying " + code(b.Image) + " to " + envRef(b) + "…")
+	if b.Error != "" { // a transient failure: the bot is retrying
+		d.text += " " + plain(b.Error, maxPlainError)
+		d.context(":warning: " + escape(clip(b.Error, maxPlainError)))
+	}
 	d.add(facts(v, false))
 	return d.message()
 }
