@@ -129,6 +129,9 @@ func (s *Service) promotePR(ctx context.Context, pr promotion) error {
 			return s.forgeErr(ctx, b, err)
 		}
 		cur = opened
+		// Merge only the commit the bot pushed: if someone pushed onto the
+		// branch meanwhile, GitHub answers 409 and the branch is rebuilt.
+		cur.HeadSHA = c.SHA
 		if _, err := s.Store.Edit(ctx, b.ID, func(nb *Build) error {
 			nb.PullRequest = opened.URL
 			return nil
