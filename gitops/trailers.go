@@ -30,7 +30,9 @@ func ParseTrailers(msg string) []Trailer {
 			if len(out) == 0 {
 				return nil
 			}
-			out[len(out)-1].Value += " " + strings.TrimSpace(l)
+			// Trimmed again: a continuation of an empty value is the value.
+			tr := &out[len(out)-1]
+			tr.Value = strings.TrimSpace(tr.Value + " " + strings.TrimSpace(l))
 			continue
 		}
 		key, value, ok := strings.Cut(l, ":")

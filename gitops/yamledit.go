@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/kustomize/api/types"
@@ -53,7 +55,7 @@ type imagePlan struct {
 // entry's first key to remove) fall back to a node-level rewrite of the file,
 // which keeps comments and the sequence indentation but may reformat it.
 // The result is re-parsed as kustomize does and checked before it is
-// returned.
+// returned: the entry gives img and nothing else reads differently.
 func SetImage(data []byte, img Image, name string) ([]byte, bool, error) {
 	if name == "" {
 		name = img.Repository
@@ -66,15 +68,19 @@ func SetImage(data []byte, img Image, name string) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	if plan.done() && verifyImage(data, img) == nil {
+		// Nothing to do: a shape the splice refuses is not rewritten either.
+		return data, false, nil
+	}
 	out, err := splice(data, plan)
 	if err == nil {
-		err = verifyImage(out, img)
+		err = verifyEdit(data, out, img)
 	}
 	if err != nil {
 		if out, err = rewriteImage(data, img, name); err != nil {
 			return nil, false, err
 		}
-		if err := verifyImage(out, img); err != nil {
+		if err := verifyEdit(data, out, img); err != nil {
 			return nil, false, fmt.Errorf("rewrite images entry: %w", err)
 		}
 	}
@@ -217,6 +223,26 @@ func wantFields(entry *yaml.Node, img Image, name string) (set []field, remove [
 	return set, remove
 }
 
+// done reports whether the entry already holds every field as it would be
+// written, and nothing is to be dropped.
+func (p imagePlan) done() bool {
+	if p.entry == nil || len(p.remove) > 0 {
+		return false
+	}
+	for _, f := range p.set {
+		if _, v := mapLookup(p.entry, f.key); v == nil || !holds(v, f.value) {
+			return false
+		}
+	}
+	return true
+}
+
+// holds reports whether a node is the string value, written so that both
+// YAML versions read it back as that string.
+func holds(v *yaml.Node, value string) bool {
+	return v.Kind == yaml.ScalarNode && v.Value == value && v.Tag == "!!str" && (v.Style != 0 || safePlain(value))
+}
+
 func hasField(fs []field, key string) bool {
 	for _, f := range fs {
 		if f.key == key {
@@ -233,19 +259,36 @@ func verifyImage(data []byte, img Image) error {
 	if err := k.Unmarshal(data); err != nil {
 		return fmt.Errorf("%w: %v", ErrKustomization, err)
 	}
-	var found []types.Image
-	for _, e := range k.Images {
-		if sameRepository(e.Name, img.Repository) {
-			found = append(found, e)
-		}
+	return checkEntry(k.Images, img)
+}
+
+// verifyEdit is verifyImage for an edit of before, which also checks that
+// nothing else reads differently than before. kustomize matches keys
+// case-insensitively: an edit of images: next to an "Images:" would silently
+// replace the other entries.
+func verifyEdit(before, after []byte, img Image) error {
+	var old, k types.Kustomization
+	if err := k.Unmarshal(after); err != nil {
+		return fmt.Errorf("%w: %v", ErrKustomization, err)
 	}
-	if len(found) == 0 {
-		for _, e := range k.Images {
-			if sameRepository(e.NewName, img.Repository) {
-				found = append(found, e)
-			}
-		}
+	if err := checkEntry(k.Images, img); err != nil {
+		return err
 	}
+	if old.Unmarshal(before) != nil {
+		return nil // kustomize could not read it before: nothing to keep
+	}
+	_, old.Images = imageEntries(old.Images, img.Repository)
+	_, k.Images = imageEntries(k.Images, img.Repository)
+	if !reflect.DeepEqual(old, k) {
+		return fmt.Errorf("%w: the edit would change more than the images entry of %s", ErrKustomization, img.Repository)
+	}
+	return nil
+}
+
+// checkEntry checks that images hold one entry for img.Repository, giving
+// exactly img.
+func checkEntry(images []types.Image, img Image) error {
+	found, _ := imageEntries(images, img.Repository)
 	if len(found) != 1 {
 		return fmt.Errorf("%w: %d images entries for %s after the edit", ErrKustomization, len(found), img.Repository)
 	}
@@ -258,6 +301,23 @@ func verifyImage(data []byte, img Image) error {
 		return fmt.Errorf("%w: images entry %+v does not give %s", ErrKustomization, e, img)
 	}
 	return nil
+}
+
+// imageEntries splits images into the entries for repo (by name, else by
+// newName) and the others, nil when none.
+func imageEntries(images []types.Image, repo string) (found, others []types.Image) {
+	match := func(e types.Image) bool { return sameRepository(e.Name, repo) }
+	if !slices.ContainsFunc(images, match) {
+		match = func(e types.Image) bool { return sameRepository(e.NewName, repo) }
+	}
+	for _, e := range images {
+		if match(e) {
+			found = append(found, e)
+		} else {
+			others = append(others, e)
+		}
+	}
+	return found, others
 }
 
 // rewriteImage is the fallback: it edits the parsed nodes and re-serializes

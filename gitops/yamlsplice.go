@@ -20,24 +20,45 @@ type textEdit struct {
 }
 
 // source indexes a file's lines so nodes' positions can be turned into byte
-// offsets.
+// offsets. Lines break where the YAML parser counts a break: at "\r\n", "\n",
+// and also at a lone "\r", NEL, LS and PS, or every position after one would
+// point at the wrong line.
 type source struct {
 	data  []byte
 	lines []int // byte offset where each line starts
+	ends  []int // byte offset where each line's text ends, before its break
 	eol   string
 }
 
 func newSource(data []byte) *source {
 	s := &source{data: data, lines: []int{0}, eol: "\n"}
-	for i, c := range data {
-		if c == '\n' {
-			s.lines = append(s.lines, i+1)
+	for i := 0; i < len(data); i++ {
+		n := breakLen(data[i:])
+		if n == 0 {
+			continue
 		}
+		if len(s.ends) == 0 && n == 2 && data[i] == '\r' {
+			s.eol = "\r\n"
+		}
+		s.ends = append(s.ends, i)
+		s.lines = append(s.lines, i+n)
+		i += n - 1
 	}
-	if i := bytes.IndexByte(data, '\n'); i > 0 && data[i-1] == '\r' {
-		s.eol = "\r\n"
-	}
+	s.ends = append(s.ends, len(data))
 	return s
+}
+
+// breakLen returns the length of the line break b starts with, 0 for none.
+func breakLen(b []byte) int {
+	switch {
+	case bytes.HasPrefix(b, []byte("\r\n")), bytes.HasPrefix(b, []byte("\u0085")):
+		return 2
+	case b[0] == '\n' || b[0] == '\r':
+		return 1
+	case bytes.HasPrefix(b, []byte("\u2028")), bytes.HasPrefix(b, []byte("\u2029")):
+		return 3
+	}
+	return 0
 }
 
 // next returns the offset just past line l (1-based), line break included.
@@ -51,7 +72,7 @@ func (s *source) next(l int) int {
 // line returns where line l starts and its text without the line break.
 func (s *source) line(l int) (int, string) {
 	start := s.lines[l-1]
-	return start, strings.TrimRight(string(s.data[start:s.next(l)]), "\r\n")
+	return start, string(s.data[start:s.ends[l-1]])
 }
 
 // offset turns a node's line and column (1-based, counted in characters, as
@@ -193,7 +214,7 @@ func (s *source) editEntry(p imagePlan) ([]textEdit, error) {
 		switch {
 		case v == nil:
 			insert.WriteString(strings.Repeat(" ", e.Column-1) + f.key + ": " + formatScalar(f.value, 0) + s.eol)
-		case v.Kind == yaml.ScalarNode && v.Value == f.value && v.Tag == "!!str" && (v.Style != 0 || safePlain(f.value)):
+		case holds(v, f.value):
 		default:
 			start, end, err := s.scalar(v)
 			if err != nil {
@@ -255,8 +276,8 @@ func (s *source) appendImages(p imagePlan) ([]textEdit, error) {
 // insertAfter inserts whole lines after line l.
 func (s *source) insertAfter(l int, text string) textEdit {
 	at := s.next(l)
-	if at == len(s.data) && at > 0 && s.data[at-1] != '\n' {
-		text = s.eol + text
+	if at == len(s.data) && s.lines[len(s.lines)-1] < at {
+		text = s.eol + text // the last line has no break
 	}
 	return textEdit{at, at, text}
 }
