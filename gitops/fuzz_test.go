@@ -20,6 +20,7 @@ import (
 	"testing"
 	"testing/fstest"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/distribution/reference"
 	"sigs.k8s.io/kustomize/api/types"
@@ -505,24 +506,14 @@ func yamlLines(b []byte) []string {
 			lines = append(lines, s)
 			break
 		}
-		n := 1
-		switch {
-		case strings.HasPrefix(s[i:], "\r\n"):
+		_, n := utf8.DecodeRuneInString(s[i:])
+		if strings.HasPrefix(s[i:], "\r\n") {
 			n = 2
-		case s[i] >= 0x80:
-			n = 2 + boolInt(s[i] == 0xe2)
 		}
 		lines = append(lines, s[:i+n])
 		s = s[i+n:]
 	}
 	return lines
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // lastNodeLine is the last line a block node's descendants start on; the
