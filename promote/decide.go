@@ -247,15 +247,8 @@ func (s *Service) verdict(ctx context.Context, a Action, b Build, p Project) (Bu
 	if a.Kind == ActionReject {
 		v = Reject
 	}
-	name := ""
-	if s.Directory != nil {
-		if person, err := s.Directory.Person(ctx, a.User); err == nil {
-			name = person.Name
-		} else {
-			s.log().Warn("slack name unknown", "user", a.User, "err", err)
-		}
-	}
-	added, err := s.Store.AddApproval(ctx, Approval{BuildID: b.ID, User: a.User, Name: name, Verdict: v, Reason: a.Reason},
+	added, err := s.Store.AddApproval(ctx, Approval{BuildID: b.ID, User: a.User, Name: s.person(ctx, a.User).Name,
+		Verdict: v, Reason: a.Reason},
 		notifyJob())
 	if err != nil {
 		return Build{}, err
@@ -394,6 +387,20 @@ func IsAuthor(author string, person Person) bool {
 		}
 	}
 	return false
+}
+
+// person is who id is, for names in trailers; only the id when the
+// directory is missing or cannot say (the action still goes ahead).
+func (s *Service) person(ctx context.Context, id string) Person {
+	if s.Directory == nil {
+		return Person{ID: id}
+	}
+	p, err := s.Directory.Person(ctx, id)
+	if err != nil {
+		s.log().Warn("slack name unknown", "user", id, "err", err)
+		return Person{ID: id}
+	}
+	return p
 }
 
 // log is the Service's logger, also before Run set the defaults.

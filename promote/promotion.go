@@ -75,17 +75,10 @@ func (s *Service) gather(ctx context.Context, b Build) (*promotion, error) {
 	if err != nil {
 		return nil, err
 	}
-	pr := &promotion{b: b, p: p, promoter: Person{ID: b.PromotedBy}}
+	pr := &promotion{b: b, p: p, promoter: s.person(ctx, b.PromotedBy)}
 	for _, a := range approvals {
 		if a.Verdict == Approve {
 			pr.approved = append(pr.approved, a)
-		}
-	}
-	if s.Directory != nil {
-		if who, err := s.Directory.Person(ctx, b.PromotedBy); err == nil {
-			pr.promoter = who
-		} else {
-			s.Logger.Warn("slack name unknown", "user", b.PromotedBy, "err", err)
 		}
 	}
 	return pr, nil
