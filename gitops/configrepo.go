@@ -81,7 +81,11 @@ func (c *ConfigRepo) Promote(ctx context.Context, p promote.Project, b promote.B
 	if err != nil {
 		return "", err
 	}
-	res, err := c.repo.Apply(ctx, edit)
+	// An earlier attempt may have pushed and crashed before it could say
+	// so, and another build may have gone to production since: the change
+	// must not be made a second time on top of that one.
+	once := productionOnce(b, approvals)
+	res, err := c.repo.ApplyOnce(ctx, once, edit)
 	if err != nil {
 		return "", sortErr(err)
 	}
@@ -89,6 +93,21 @@ func (c *ConfigRepo) Promote(ctx context.Context, p promote.Project, b promote.B
 		return res.Base, nil // already in production, by an earlier attempt
 	}
 	return res.Commit, nil
+}
+
+// productionOnce names build b's production commit; it cannot be older
+// than the build, nor than its last approval.
+func productionOnce(b promote.Build, approvals []promote.Approval) Once {
+	since := b.CreatedAt
+	for _, a := range approvals {
+		if a.At.After(since) {
+			since = a.At
+		}
+	}
+	return Once{Since: since, Trailers: []Trailer{
+		{Key: "Promotebot-Build", Value: b.ID},
+		{Key: "Promotebot-Environment", Value: "production"},
+	}}
 }
 
 // PromoteBranch implements promote.ConfigRepo: the same change as Promote,

@@ -106,6 +106,9 @@ type request struct {
 	// branch, when set, is where the commit goes instead of the config
 	// branch: a branch of its own, created or moved (ApplyToBranch).
 	branch string
+	// once, when set, makes the change a no-op if it landed already
+	// (ApplyOnce).
+	once *Once
 }
 
 type reply struct {
@@ -254,6 +257,32 @@ func (r *Repo) ApplyToBranch(ctx context.Context, branch string, edit Edit) (Res
 		return Result{}, fmt.Errorf("%w: branch %q", ErrInvalidPath, branch)
 	}
 	return r.send(ctx, &request{ctx: ctx, edit: edit, reply: make(chan reply, 1), branch: branch})
+}
+
+// Once names a change that must land at most once, however often it is
+// asked for: a commit on the config branch whose trailers hold every one of
+// Trailers is that change. Since bounds the search: the change cannot have
+// landed before it (the search goes back a few minutes further, for clocks
+// that disagree).
+type Once struct {
+	Trailers []Trailer
+	Since    time.Time
+}
+
+// onceSlack is how much earlier than Once.Since the search goes.
+const onceSlack = 10 * time.Minute
+
+// ApplyOnce is Apply for a change that must land at most once although the
+// config branch moves on between attempts: when a commit after once.Since
+// already carries once.Trailers (an earlier attempt pushed it, and the
+// caller crashed before it could record that), the edit does not run and the
+// Result names that commit as Base, with Changed false. Without this, a
+// retry would apply the edit again on top of later changes, undoing them.
+func (r *Repo) ApplyOnce(ctx context.Context, once Once, edit Edit) (Result, error) {
+	if len(once.Trailers) == 0 {
+		return Result{}, errors.New("ApplyOnce: no trailers name the change")
+	}
+	return r.send(ctx, &request{ctx: ctx, edit: edit, reply: make(chan reply, 1), once: &once})
 }
 
 func (r *Repo) send(ctx context.Context, req *request) (Result, error) {

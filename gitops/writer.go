@@ -230,6 +230,12 @@ func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pend
 			req.reply <- reply{err: err}
 			continue
 		}
+		if req.once != nil {
+			if c, found, lerr := r.landed(tip, *req.once); lerr != nil || found {
+				req.reply <- reply{res: Result{Base: hashString(c)}, err: lerr}
+				continue
+			}
+		}
 		t := newTree(st, baseTree)
 		out, eerr := runEdit(req.edit, t)
 		if eerr != nil {
@@ -263,6 +269,48 @@ func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pend
 		base, baseTree = c, treeHash
 	}
 	return commits, base, objects
+}
+
+// landed looks for the change once names on the first-parent history of
+// tip, newest first, back to once.Since (less onceSlack). Commits of the
+// batch being built need no look: a change asked for once at a time cannot
+// be among them.
+func (r *Repo) landed(tip plumbing.Hash, once Once) (plumbing.Hash, bool, error) {
+	since := once.Since.Add(-onceSlack)
+	for h := tip; !h.IsZero(); {
+		c, err := r.repo.CommitObject(h)
+		if err != nil {
+			return plumbing.ZeroHash, false, fmt.Errorf("read history at %s: %w", h, err)
+		}
+		if c.Committer.When.Before(since) {
+			break
+		}
+		if hasTrailers(ParseTrailers(c.Message), once.Trailers) {
+			return h, true, nil
+		}
+		if len(c.ParentHashes) == 0 {
+			break
+		}
+		h = c.ParentHashes[0]
+	}
+	return plumbing.ZeroHash, false, nil
+}
+
+// hasTrailers tells whether have holds every trailer of want.
+func hasTrailers(have, want []Trailer) bool {
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			if h.Key == w.Key && h.Value == w.Value {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 // runEdit calls an edit, turning a panic into an error so that one bad edit

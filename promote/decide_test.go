@@ -363,3 +363,22 @@ func TestRefusalsEscapeWhatOthersWrote(t *testing.T) {
 	_, err := s.Status(context.Background(), "<!here>")
 	wantRefusal(t, err, `No project "&lt;!here&gt;". Projects: hello.`)
 }
+
+// TestVerdictCrashBeforePolicy: the approval was recorded (with its
+// notification job) but the process died before the policy moved the build;
+// the job moves it.
+func TestVerdictCrashBeforePolicy(t *testing.T) {
+	f := newFlow(t, "")
+	added, err := f.st.AddApproval(context.Background(), promote.Approval{BuildID: f.build.ID, User: "UQA1", Name: "Ada",
+		Verdict: promote.Approve}, promote.Job{Kind: promote.JobNotify, Coalesce: true})
+	if err != nil || !added {
+		t.Fatalf("AddApproval: %v %v", added, err)
+	}
+	if b := get(t, f.st, f.build.ID); b.State != promote.StateQAReady {
+		t.Fatalf("before the job: %s", b.State)
+	}
+	drain(t, f.s)
+	if b := get(t, f.st, f.build.ID); b.State != promote.StateApproved {
+		t.Fatalf("after the job: %s, want approved", b.State)
+	}
+}

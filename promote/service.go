@@ -282,6 +282,9 @@ func (s *Service) run(ctx context.Context, j Job) error {
 	case JobDeployQA:
 		return s.deployQA(ctx, j.BuildID)
 	case JobNotify:
+		if err := s.settle(ctx, j.BuildID); err != nil {
+			return err
+		}
 		return s.notify(ctx, j.BuildID)
 	case JobPromote:
 		return s.promote(ctx, j.BuildID)
@@ -327,6 +330,23 @@ func (s *Service) deployQA(ctx context.Context, id string) error {
 		return err
 	}
 	// A project that needs no approval is approved at once.
+	_, err = s.applyPolicy(ctx, id, p)
+	return err
+}
+
+// settle applies the approval policy to a build waiting for QA. A verdict
+// and the deploy to QA are each recorded with a notification job, then the
+// policy is applied in a second step; a crash between the two would leave
+// the build waiting for a decision already made. The job finishes that step.
+func (s *Service) settle(ctx context.Context, id string) error {
+	b, err := s.Store.Get(ctx, id)
+	if err != nil || b.State != StateQAReady {
+		return err
+	}
+	p, ok := s.Config.Project(b.Project)
+	if !ok {
+		return nil
+	}
 	_, err = s.applyPolicy(ctx, id, p)
 	return err
 }
