@@ -23,7 +23,8 @@ import (
 const maxSlackBody = 1 << 20
 
 // answerWithin is how long a synchronous answer may take: Slack gives 3 s.
-const answerWithin = 2500 * time.Millisecond
+// (A variable only so that tests can shorten it.)
+var answerWithin = 2500 * time.Millisecond
 
 // workTimeout bounds the work done after a click was answered.
 const workTimeout = 30 * time.Second
@@ -162,8 +163,9 @@ func DecodeInteraction(body []byte) (slack.InteractionCallback, error) {
 
 // Interaction handles a verified interaction and returns the answer to
 // send back at once (nil for an empty 200). Button clicks are answered at
-// once and carried out afterwards; a dialog submission is carried out
-// before the answer, so that a refusal shows in the dialog.
+// once they are recorded (or after answerWithin) and their refusals told
+// afterwards; a dialog submission is carried out before the answer, so
+// that a refusal shows in the dialog.
 func (h *Handlers) Interaction(ctx context.Context, cb slack.InteractionCallback) any {
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
@@ -181,7 +183,17 @@ func (h *Handlers) Interaction(ctx context.Context, cb slack.InteractionCallback
 		}
 		switch a.Kind {
 		case promote.ActionApprove, promote.ActionDeploy, promote.ActionClose:
-			h.later(func(ctx context.Context) { h.act(ctx, a, channel) })
+			// The answer waits (within Slack's 3 s) until the click is
+			// recorded, so that a 200 means it is kept across a crash.
+			recorded := make(chan struct{})
+			h.later(func(ctx context.Context) { h.act(ctx, a, channel, recorded) })
+			timer := time.NewTimer(answerWithin)
+			defer timer.Stop()
+			select {
+			case <-recorded:
+			case <-timer.C:
+			case <-ctx.Done():
+			}
 		case promote.ActionReject:
 			h.later(func(ctx context.Context) { h.askReason(ctx, a, channel, cb.TriggerID) })
 		}
@@ -195,9 +207,11 @@ func (h *Handlers) Interaction(ctx context.Context, cb slack.InteractionCallback
 	return nil
 }
 
-// act carries out a click and tells the person if it was refused.
-func (h *Handlers) act(ctx context.Context, a promote.Action, channel string) {
+// act carries out a click, closes recorded, and tells the person if it was
+// refused.
+func (h *Handlers) act(ctx context.Context, a promote.Action, channel string, recorded chan<- struct{}) {
 	_, err := h.Actor.Act(ctx, a)
+	close(recorded)
 	h.tell(ctx, a, channel, err)
 }
 
