@@ -186,6 +186,10 @@ func (r *Repo) open() error {
 	if err := os.MkdirAll(r.opts.Dir, 0o750); err != nil {
 		return fmt.Errorf("config repo dir: %w", err)
 	}
+	removed, err := repairPacks(r.opts.Dir)
+	if err != nil {
+		return err
+	}
 	// A small object cache: the writer touches a handful of trees per change.
 	r.stor = filesystem.NewStorageWithOptions(osfs.New(r.opts.Dir),
 		cache.NewObjectLRU(8*cache.MiByte), filesystem.Options{KeepDescriptors: true})
@@ -208,6 +212,14 @@ func (r *Repo) open() error {
 	}
 	if err := repo.SetConfig(cfg); err != nil {
 		return fmt.Errorf("write clone config: %w", err)
+	}
+	if removed {
+		// The tracking ref may name objects that went with a damaged pack:
+		// without it, the next fetch brings the whole branch again.
+		r.opts.Logger.Warn("removed a damaged pack from the clone; fetching the branch afresh", "dir", r.opts.Dir)
+		if err := r.stor.RemoveReference(r.trackRef); err != nil {
+			return fmt.Errorf("repair clone: %w", err)
+		}
 	}
 	return nil
 }

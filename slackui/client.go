@@ -72,7 +72,8 @@ func (c *Client) Post(ctx context.Context, p promote.Post, parent *promote.Messa
 		channel = dm
 	}
 	m := Render(p)
-	opts = append(opts, slack.MsgOptionText(m.Text, false), slack.MsgOptionBlocks(m.Blocks...))
+	opts = append(opts, slack.MsgOptionText(m.Text, false), slack.MsgOptionBlocks(m.Blocks...),
+		slack.MsgOptionMetadata(MessageMetadata(p)))
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	ch, ts, err := c.api.PostMessageContext(ctx, channel, opts...)
@@ -81,6 +82,21 @@ func (c *Client) Post(ctx context.Context, p promote.Post, parent *promote.Messa
 	}
 	c.log.Info("slack message posted", "build", p.View.Build.ID, "role", p.Role, "recipient", p.Recipient, "ts", ts)
 	return ch, ts, nil
+}
+
+// MetadataEventType is the event_type of the metadata on every message the
+// bot posts.
+const MetadataEventType = "promotebot_message"
+
+// MessageMetadata is what each posted message carries as Slack message
+// metadata: which build it is about, its role and its recipient, so that
+// other apps (and people reading the channel's history through the API) can
+// tell the bot's messages apart without parsing their text.
+func MessageMetadata(p promote.Post) slack.SlackMetadata {
+	return slack.SlackMetadata{EventType: MetadataEventType, EventPayload: map[string]any{
+		"build_id": p.View.Build.ID, "project": p.View.Build.Project,
+		"role": string(p.Role), "recipient": p.Recipient,
+	}}
 }
 
 // Update implements promote.Notifier.

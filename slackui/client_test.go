@@ -3,6 +3,7 @@ package slackui
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,19 @@ func TestClientPostsUpdatesAndReplies(t *testing.T) {
 	}
 	if replies != 1 {
 		t.Fatalf("%d replies under the owner's DM, want 1", replies)
+	}
+	// Every post names its build, role and recipient in its metadata.
+	var metas []string
+	for _, call := range fake.Calls("chat.postMessage") {
+		metas = append(metas, call.Params["metadata"])
+	}
+	want := []string{
+		`{"event_type":"promotebot_message","event_payload":{"build_id":"B1","project":"hello","recipient":"","role":"channel"}}`,
+		`{"event_type":"promotebot_message","event_payload":{"build_id":"B1","project":"hello","recipient":"UOWN1","role":"owner"}}`,
+		`{"event_type":"promotebot_message","event_payload":{"build_id":"B1","project":"hello","recipient":"UOWN1/UQA1","role":"verdict-reply"}}`,
+	}
+	if !slices.Equal(metas, want) {
+		t.Errorf("metadata of the posts:\n%s\nwant\n%s", strings.Join(metas, "\n"), strings.Join(want, "\n"))
 	}
 }
 

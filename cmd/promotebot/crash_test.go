@@ -23,7 +23,16 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("PROMOTEBOT_TEST_CHILD") != "" {
 		args := append([]string{"promotebot"}, strings.Fields(os.Getenv("PROMOTEBOT_TEST_CHILD"))...)
-		if err := run(context.Background(), args, os.Getenv, os.Stdout, io.Discard); err != nil {
+		var logs io.Writer = io.Discard
+		if name := os.Getenv("PROMOTEBOT_TEST_CHILD_LOG"); name != "" {
+			f, err := os.OpenFile(name, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			logs = f
+		}
+		if err := run(context.Background(), args, os.Getenv, os.Stdout, logs); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -32,12 +41,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// child starts a server process and returns its base URL.
-func child(t *testing.T, config string) (*exec.Cmd, string) {
+// child starts a server process and returns its base URL; env adds
+// KEY=value pairs to its environment.
+func child(t *testing.T, config string, env ...string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "PROMOTEBOT_TEST_CHILD=serve --config "+config+" --job-lease 1s",
 		"PROMOTEBOT_WEBHOOK_SECRET="+webhookSecret)
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

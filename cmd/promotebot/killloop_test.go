@@ -1,0 +1,542 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/promotebot/promotebot/gitops/gittest"
+	"github.com/promotebot/promotebot/slackui/slacktest"
+)
+
+// envInt reads a test knob: the long runs of hack/ and bench/ set them.
+func envInt(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("%s=%q: want a number", name, v)
+	}
+	return n
+}
+
+// fleet is a server process that a test kills with SIGKILL and restarts
+// on the same config and data while clients keep talking to it.
+type fleet struct {
+	config string
+	env    []string
+
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	base  string
+	kills []time.Time // when each SIGKILL was sent
+}
+
+// start runs a new server process; the old one must be dead.
+func (f *fleet) start() error {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "PROMOTEBOT_TEST_CHILD=serve --config "+f.config+" --job-lease 1s",
+		"PROMOTEBOT_WEBHOOK_SECRET="+webhookSecret)
+	cmd.Env = append(cmd.Env, f.env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	r := bufio.NewReader(out)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		return fmt.Errorf("the server did not start: %w (%v)", err, cmd.Wait())
+	}
+	go func() { _, _ = io.Copy(io.Discard, r) }()
+	f.mu.Lock()
+	f.cmd, f.base = cmd, "http://"+strings.TrimSpace(strings.TrimPrefix(line, "promotebot listening on "))
+	f.mu.Unlock()
+	return nil
+}
+
+// kill sends SIGKILL and reaps the process.
+func (f *fleet) kill() error {
+	f.mu.Lock()
+	cmd := f.cmd
+	f.kills = append(f.kills, time.Now())
+	f.mu.Unlock()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	var exit *exec.ExitError
+	if err := cmd.Wait(); !errors.As(err, &exit) {
+		return fmt.Errorf("server after SIGKILL: %v", err)
+	}
+	return nil
+}
+
+func (f *fleet) url() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.base
+}
+
+func (f *fleet) killTimes() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.kills...)
+}
+
+// stop kills the last process, if it still runs.
+func (f *fleet) stop() {
+	f.mu.Lock()
+	cmd := f.cmd
+	f.mu.Unlock()
+	if cmd != nil && cmd.ProcessState == nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+}
+
+// client talks to whichever server process runs now, as CI and Slack do:
+// a request that finds no server, or one killed half-way, is sent again.
+type client struct {
+	f    *fleet
+	http *http.Client
+}
+
+var errGaveUp = errors.New("no answer")
+
+// send sends a request built by mk until a server answers with a status
+// accept takes, for up to a minute; it returns the status and body.
+func (c *client) send(ctx context.Context, mk func(base string) (*http.Request, error), accept func(int) bool) (int, []byte, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, err := mk(c.f.url())
+		if err != nil {
+			return 0, nil, err
+		}
+		resp, err := c.http.Do(req.WithContext(ctx))
+		if err == nil {
+			body, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil && accept(resp.StatusCode) {
+				return resp.StatusCode, body, nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return 0, nil, fmt.Errorf("%w: %v", errGaveUp, err)
+		}
+		time.Sleep(time.Duration(10+rand.IntN(20)) * time.Millisecond)
+	}
+}
+
+func (c *client) postBuild(ctx context.Context, body string) (string, error) {
+	_, out, err := c.send(ctx, func(base string) (*http.Request, error) {
+		req, err := http.NewRequest(http.MethodPost, base+"/v1/builds", strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		mac := hmac.New(sha256.New, []byte(webhookSecret))
+		mac.Write([]byte(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Promotebot-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		return req, nil
+	}, func(code int) bool { return code == http.StatusAccepted || code == http.StatusOK })
+	if err != nil {
+		return "", err
+	}
+	var b struct{ ID string }
+	if err := json.Unmarshal(out, &b); err != nil || b.ID == "" {
+		return "", fmt.Errorf("POST /v1/builds answered %q", out)
+	}
+	return b.ID, nil
+}
+
+func (c *client) state(ctx context.Context, id string) (string, error) {
+	_, out, err := c.send(ctx, func(base string) (*http.Request, error) {
+		req, err := http.NewRequest(http.MethodGet, base+"/v1/builds/"+id, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+webhookSecret)
+		return req, nil
+	}, func(code int) bool { return code == http.StatusOK })
+	if err != nil {
+		return "", err
+	}
+	var b struct{ State string }
+	return b.State, json.Unmarshal(out, &b)
+}
+
+// waitState polls build id until it is in one of want, for up to a minute.
+func (c *client) waitState(ctx context.Context, id string, want ...string) (string, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		s, err := c.state(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		for _, w := range want {
+			if s == w {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return s, fmt.Errorf("build %s is %s, want %v", id, s, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// slackForm sends a signed Slack interaction payload until it is answered
+// 200; the body of the answer is returned (empty when all went well).
+func (c *client) slackForm(ctx context.Context, payload any) ([]byte, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, err
+	}
+	body := "payload=" + url.QueryEscape(string(raw))
+	_, out, err := c.send(ctx, func(base string) (*http.Request, error) {
+		req, err := http.NewRequest(http.MethodPost, base+"/slack/interactions", strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		mac := hmac.New(sha256.New, []byte(slackSigning))
+		fmt.Fprintf(mac, "v0:%s:%s", ts, body)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Slack-Request-Timestamp", ts)
+		req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+		return req, nil
+	}, func(code int) bool { return code == http.StatusOK })
+	return out, err
+}
+
+// click presses a button as user, as Slack delivers it.
+func (c *client) click(ctx context.Context, user, action, buildID string) error {
+	now := strconv.FormatInt(time.Now().UnixNano(), 10)
+	_, err := c.slackForm(ctx, map[string]any{
+		"type": "block_actions", "trigger_id": "trigger-" + now,
+		"user":    map[string]string{"id": user},
+		"channel": map[string]string{"id": "C0HELLO"},
+		"actions": []map[string]string{{"action_id": action, "block_id": "b", "value": buildID, "type": "button", "action_ts": now}},
+	})
+	return err
+}
+
+// reject submits the Reject dialog as user.
+func (c *client) reject(ctx context.Context, user, buildID string) error {
+	for {
+		out, err := c.rejectOnce(ctx, user, buildID)
+		// The dialog says so when the bot could not finish in Slack's 3 s;
+		// a person presses Submit again.
+		if err != nil || !bytes.Contains(out, []byte("try again")) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *client) rejectOnce(ctx context.Context, user, buildID string) ([]byte, error) {
+	out, err := c.slackForm(ctx, map[string]any{
+		"type": "view_submission",
+		"user": map[string]string{"id": user},
+		"view": map[string]any{"callback_id": "qa_reject_reason", "private_metadata": buildID,
+			"state": map[string]any{"values": map[string]any{"reason": map[string]any{"reason": map[string]any{
+				"type": "plain_text_input", "value": "the logo is upside down"}}}}},
+	})
+	if err == nil && len(bytes.TrimSpace(out)) > 0 && !bytes.Contains(out, []byte("already")) && !bytes.Contains(out, []byte("try again")) {
+		err = fmt.Errorf("reject %s answered %s", buildID, out)
+	}
+	return out, err
+}
+
+// plan is what happens to build i of a run: the end state it must reach.
+func plan(i int) string {
+	return []string{"qa-ready", "rejected", "approved", "promoted", "closed"}[i%5]
+}
+
+// drive takes build i from CI to its planned end state through whichever
+// server runs, and returns its id.
+func (c *client) drive(ctx context.Context, i int) (string, error) {
+	body := fmt.Sprintf(`{"project":"hello","image":"registry.example.com/acme/hello:3.0.%d","type":"branch","target":"kill-%d"}`, i, i)
+	id, err := c.postBuild(ctx, body)
+	if err != nil {
+		return "", err
+	}
+	if _, err := c.waitState(ctx, id, "qa-ready"); err != nil {
+		return id, err
+	}
+	// Each step is one person's click; it is sent again only when no server
+	// answered it (a 200 means it was recorded).
+	step := func(do func() error, want ...string) error {
+		if err := do(); err != nil {
+			return err
+		}
+		_, err := c.waitState(ctx, id, want...)
+		return err
+	}
+	switch plan(i) {
+	case "rejected":
+		return id, step(func() error { return c.reject(ctx, "UQA1", id) }, "rejected")
+	case "approved", "promoted", "closed":
+		if err := step(func() error { return c.click(ctx, "UQA1", "qa_approve", id) }, "approved"); err != nil {
+			return id, err
+		}
+	}
+	switch plan(i) {
+	case "promoted":
+		return id, step(func() error { return c.click(ctx, "UOWN1", "prod_deploy", id) }, "promoting", "promoted")
+	case "closed":
+		return id, step(func() error { return c.click(ctx, "UOWN1", "build_close", id) }, "closed")
+	}
+	return id, nil
+}
+
+// TestKillLoop is the crash promise under a real flow: a run of builds
+// with approvals, rejections, deploys and closes, driven over HTTP and
+// signed Slack interactions, while the server is killed with SIGKILL at
+// random moments and restarted on the same data. After the last restart
+// every build is in its planned end state, with one QA commit each, one
+// production commit per deploy, and no Slack message posted twice unless a
+// kill came between the two posts (the first one's answer was lost).
+//
+// PROMOTEBOT_KILL_BUILDS and PROMOTEBOT_KILLS size it; CI runs the
+// defaults, hack/killloop.sh a longer run.
+func TestKillLoop(t *testing.T) {
+	builds := envInt(t, "PROMOTEBOT_KILL_BUILDS", 100)
+	kills := envInt(t, "PROMOTEBOT_KILLS", 50)
+	fake := slacktest.NewServer(t, slackToken)
+	fake.AddChannel("C0HELLO")
+	fake.AddUser(slacktest.User{ID: "UQA1", Name: "ada", RealName: "Ada Lovelace", Email: "ada@example.com"})
+	fake.AddUser(slacktest.User{ID: "UOWN1", Name: "olga", RealName: "Olga Owner", Email: "olga@example.com"})
+	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
+	seed := gittest.Head(t, remote, "main")
+	logFile := filepath.Join(t.TempDir(), "server.log")
+	if d := os.Getenv("PROMOTEBOT_TEST_LOG_DIR"); d != "" {
+		logFile = filepath.Join(d, "killloop-server.log")
+	}
+	f := &fleet{config: helloConfig(t, remote, "slack:\n  apiURL: "+fake.URL+"\n"), env: []string{
+		"PROMOTEBOT_SLACK_BOT_TOKEN=" + slackToken, "PROMOTEBOT_SLACK_SIGNING_SECRET=" + slackSigning,
+		"PROMOTEBOT_TEST_CHILD_LOG=" + logFile,
+	}}
+	if err := f.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.stop)
+	defer func() {
+		if t.Failed() {
+			tail, _ := os.ReadFile(logFile)
+			if len(tail) > 8000 {
+				tail = tail[len(tail)-8000:]
+			}
+			t.Logf("the servers' last log lines:\n%s", tail)
+		}
+	}()
+
+	// The builds start over the time the kills take (half of them 40-240 ms
+	// after a restart, half just after a push, each followed by a
+	// restart), so that kills land in every phase of the flow.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &client{f: f, http: &http.Client{Timeout: 10 * time.Second}}
+	window := time.Duration(kills) * 250 * time.Millisecond
+	ids := make([]string, builds)
+	errs := make([]error, builds)
+	var wg sync.WaitGroup
+	for i := range builds {
+		wg.Go(func() {
+			time.Sleep(time.Duration(rand.Int64N(int64(window) + 1)))
+			ids[i], errs[i] = c.drive(ctx, i)
+		})
+	}
+	killed := make(chan error, 1)
+	go func() {
+		for k := range kills {
+			if k%2 == 0 {
+				time.Sleep(time.Duration(40+rand.IntN(200)) * time.Millisecond)
+			} else {
+				// Just after a push, when its result is likely not yet
+				// recorded: the narrowest window there is.
+				afterPush(remote, 500*time.Millisecond)
+				time.Sleep(time.Duration(rand.IntN(5)) * time.Millisecond)
+			}
+			if err := f.kill(); err != nil {
+				killed <- err
+				return
+			}
+			if err := f.start(); err != nil {
+				killed <- err
+				return
+			}
+		}
+		killed <- nil
+	}()
+	if err := <-killed; err != nil {
+		cancel()
+		wg.Wait()
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("build %d (%s, planned %s): %v", i, ids[i], plan(i), err)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Logf("%d builds driven through %d kills", builds, len(f.killTimes()))
+
+	// After the last restart: every build ends where it was planned.
+	for i, id := range ids {
+		if _, err := c.waitState(ctx, id, plan(i)); err != nil {
+			t.Errorf("build %d: %v", i, err)
+		}
+	}
+	checkKillLoopGit(t, remote, seed, ids)
+	checkKillLoopSlack(t, fake, f.killTimes(), ids)
+}
+
+// afterPush returns once the bare remote's main branch moves, or after
+// at most wait.
+func afterPush(remote string, wait time.Duration) {
+	ref := filepath.Join(remote, "refs", "heads", "main")
+	start, _ := os.ReadFile(ref)
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if now, _ := os.ReadFile(ref); !bytes.Equal(now, start) {
+			return
+		}
+	}
+}
+
+// checkKillLoopGit: one QA commit per build, one production commit per
+// deploy, nothing else, and production runs the last deployed image.
+func checkKillLoopGit(t *testing.T, remote, seed string, ids []string) {
+	t.Helper()
+	qa, prod := map[string]int{}, map[string]int{}
+	var lastProd string
+	log := gittest.Log(t, remote, "main")
+	for _, c := range log {
+		if c.Hash == seed {
+			break
+		}
+		env := c.TrailerValues("Promotebot-Environment")
+		build := c.TrailerValues("Promotebot-Build")
+		if len(env) != 1 || len(build) != 1 {
+			t.Errorf("commit %s has trailers %v %v", c.Hash, env, build)
+			continue
+		}
+		if env[0] == "production" {
+			prod[build[0]]++
+			if lastProd == "" {
+				lastProd = c.TrailerValues("Promotebot-Image")[0]
+			}
+		} else {
+			qa[build[0]]++
+		}
+	}
+	deploys := 0
+	for i, id := range ids {
+		want := 0
+		if plan(i) == "promoted" {
+			want = 1
+			deploys++
+		}
+		if qa[id] != 1 || prod[id] != want {
+			t.Errorf("build %d (%s, %s): %d QA and %d production commits, want 1 and %d", i, id, plan(i), qa[id], prod[id], want)
+		}
+	}
+	if want := 1 + len(ids) + deploys; len(log) != want {
+		t.Errorf("main has %d commits, want the seed, %d QA and %d production commits", len(log), len(ids), deploys)
+	}
+	kust, _ := gittest.ReadFile(t, remote, "main", "apps/hello/overlays/production/kustomization.yaml")
+	if _, tag, _ := strings.Cut(lastProd, ":"); lastProd == "" || !strings.Contains(kust, tag+`"`) {
+		t.Errorf("production overlay does not run the last deployed image %s:\n%s", lastProd, kust)
+	}
+}
+
+// checkKillLoopSlack: every message a build should have was posted, and
+// a message posted more than once was posted again only after a kill
+// (the process died before it could record the first post).
+func checkKillLoopSlack(t *testing.T, fake *slacktest.Server, kills []time.Time, ids []string) {
+	t.Helper()
+	want := map[string]bool{}
+	for i, id := range ids {
+		for _, k := range []string{"channel/", "owner/UOWN1", "qa/UQA1"} {
+			want[id+"/"+k] = true
+		}
+		switch plan(i) {
+		case "rejected", "approved", "closed":
+			want[id+"/verdict-reply/UOWN1/UQA1"] = true
+		case "promoted":
+			want[id+"/verdict-reply/UOWN1/UQA1"] = true
+			want[id+"/production/"] = true
+		}
+	}
+	posted := map[string][]time.Time{}
+	waitFor(t, "every Slack message", func() bool {
+		posted = map[string][]time.Time{}
+		for _, call := range fake.Calls("chat.postMessage") {
+			var m struct {
+				Payload struct {
+					BuildID   string `json:"build_id"`
+					Role      string `json:"role"`
+					Recipient string `json:"recipient"`
+				} `json:"event_payload"`
+			}
+			if !call.OK || json.Unmarshal([]byte(call.Params["metadata"]), &m) != nil {
+				continue
+			}
+			p := m.Payload
+			key := p.BuildID + "/" + p.Role + "/" + p.Recipient
+			posted[key] = append(posted[key], call.At)
+		}
+		for k := range want {
+			if len(posted[k]) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	repeats := 0
+	for key, at := range posted {
+		if !want[key] {
+			t.Errorf("unexpected message %s", key)
+		}
+		for j := 1; j < len(at); j++ {
+			repeats++
+			between := false
+			for _, k := range kills {
+				between = between || (k.After(at[j-1]) && k.Before(at[j]))
+			}
+			if !between {
+				t.Errorf("message %s posted again at %s without a kill since %s", key,
+					at[j].Format("15:04:05.000"), at[j-1].Format("15:04:05.000"))
+			}
+		}
+	}
+	t.Logf("%d messages, %d posted again after a kill lost the answer", len(posted), repeats)
+}
