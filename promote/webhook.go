@@ -401,6 +401,17 @@ type buildView struct {
 	PullRequest      string         `json:"pullRequest"`
 	ProductionCommit string         `json:"productionCommit"`
 	Error            string         `json:"error"`
+	CreatedAt        time.Time      `json:"createdAt"`
+	UpdatedAt        time.Time      `json:"updatedAt"`
+	History          []stepView     `json:"history"`
+}
+
+// stepView is one change of a build's state, oldest first.
+type stepView struct {
+	From  State     `json:"from"`
+	To    State     `json:"to"`
+	Event Event     `json:"event"`
+	At    time.Time `json:"at"`
 }
 
 type approvalView struct {
@@ -444,7 +455,17 @@ func (h *webhook) view(r *http.Request) (buildView, error) {
 		return buildView{}, internal("could not read the build; try again",
 			fmt.Errorf("approvals of %s: %w", b.ID, err))
 	}
-	return newBuildView(b, approvals), nil
+	history, err := h.store.History(r.Context(), b.ID)
+	if err != nil {
+		return buildView{}, internal("could not read the build; try again",
+			fmt.Errorf("history of %s: %w", b.ID, err))
+	}
+	v := newBuildView(b, approvals)
+	v.History = make([]stepView, 0, len(history))
+	for _, t := range history {
+		v.History = append(v.History, stepView{From: t.From, To: t.To, Event: t.Event, At: t.At.UTC()})
+	}
+	return v, nil
 }
 
 func newBuildView(b Build, approvals []Approval) buildView {
@@ -456,5 +477,6 @@ func newBuildView(b Build, approvals []Approval) buildView {
 		ID: b.ID, Project: b.Project, Image: b.Image, Type: b.Kind, Target: b.Target,
 		Environment: b.Environment, URL: b.URL, State: b.State, QACommit: b.QACommit,
 		Approvals: views, PullRequest: b.PullRequest, ProductionCommit: b.ProductionCommit, Error: b.Error,
+		CreatedAt: b.CreatedAt.UTC(), UpdatedAt: b.UpdatedAt.UTC(), History: []stepView{},
 	}
 }

@@ -34,6 +34,7 @@ type fakeStore struct {
 	jobs      []Job
 	approvals map[string][]Approval
 	nextID    int
+	history   map[string][]Transition
 	pingErr   error
 	createErr error
 	getErr    error
@@ -118,7 +119,11 @@ func (s *fakeStore) Apply(_ context.Context, id string, ev Event, change func(*B
 	return b, nil
 }
 
-func (s *fakeStore) History(context.Context, string) ([]Transition, error) { return nil, nil }
+func (s *fakeStore) History(_ context.Context, id string) ([]Transition, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.history[id], nil
+}
 
 func (s *fakeStore) AddApproval(_ context.Context, a Approval, _ ...Job) (bool, error) {
 	s.mu.Lock()
@@ -632,6 +637,15 @@ func TestGetBuild(t *testing.T) {
 		}
 	}
 
+	f.store.mu.Lock()
+	b := f.store.builds[id]
+	b.CreatedAt, b.UpdatedAt = at.Add(-time.Hour), at.Add(-time.Hour+time.Second)
+	f.store.builds[id] = b
+	f.store.history = map[string][]Transition{id: {
+		{From: StateReceived, To: StateDeploying, Event: EventDeploy, At: at.Add(-time.Hour + time.Second)},
+	}}
+	f.store.mu.Unlock()
+
 	w := f.do(t, http.MethodGet, "/v1/builds/"+id, "", nil, bearer(testSecret))
 	checkAnswer(t, w, http.StatusOK, "")
 	var got map[string]any
@@ -642,6 +656,8 @@ func TestGetBuild(t *testing.T) {
 		"id": id, "project": "hello", "image": "registry.example.com/acme/hello:1.4.0", "type": "branch",
 		"target": "feature/Login", "environment": "", "url": "", "state": "received", "qaCommit": "",
 		"pullRequest": "", "productionCommit": "", "error": "",
+		"createdAt": "2025-03-04T04:06:07Z", "updatedAt": "2025-03-04T04:06:08Z",
+		"history": []any{map[string]any{"from": "received", "to": "deploying", "event": "deploy", "at": "2025-03-04T04:06:08Z"}},
 		"approvals": []any{
 			map[string]any{"user": "UQA1", "name": "Quinn", "verdict": "approved", "reason": "", "at": "2025-03-04T05:06:07Z"},
 			map[string]any{"user": "UQA2", "name": "Rae", "verdict": "rejected", "reason": "login broken", "at": "2025-03-04T05:07:07Z"},

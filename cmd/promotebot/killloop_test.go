@@ -122,7 +122,7 @@ func (f *fleet) stop() {
 // client talks to whichever server process runs now, as CI and Slack do:
 // a request that finds no server, or one killed half-way, is sent again.
 type client struct {
-	f    *fleet
+	base func() string // where the next request goes
 	http *http.Client
 }
 
@@ -133,7 +133,7 @@ var errGaveUp = errors.New("no answer")
 func (c *client) send(ctx context.Context, mk func(base string) (*http.Request, error), accept func(int) bool) (int, []byte, error) {
 	deadline := time.Now().Add(time.Minute)
 	for {
-		req, err := mk(c.f.url())
+		req, err := mk(c.base())
 		if err != nil {
 			return 0, nil, err
 		}
@@ -361,7 +361,7 @@ func TestKillLoop(t *testing.T) {
 	// restart), so that kills land in every phase of the flow.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := &client{f: f, http: &http.Client{Timeout: 10 * time.Second}}
+	c := &client{base: f.url, http: &http.Client{Timeout: 10 * time.Second}}
 	window := time.Duration(kills) * 250 * time.Millisecond
 	ids := make([]string, builds)
 	errs := make([]error, builds)

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/promotebot/promotebot/gitops/gittest"
 	"github.com/promotebot/promotebot/promote/store/pgtest"
+	"github.com/promotebot/promotebot/slackui/slacktest"
 )
 
 // TestTwoReplicasOnePostgres runs two servers on one PostgreSQL database and
@@ -74,4 +78,72 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 			t.Errorf("build %s has %d QA commits, want 1", id, commits[id])
 		}
 	}
+}
+
+// TestReplicaKilledMidRun runs two server processes on one PostgreSQL and
+// one config remote, drives builds with approvals, rejections, deploys and
+// closes through both (a client fails over, as behind a load balancer),
+// and kills one replica with SIGKILL for good once the run is under way.
+// The other finishes everything: the jobs the dead one had claimed come
+// back when their leases end.
+func TestReplicaKilledMidRun(t *testing.T) {
+	dsn := pgtest.Fresh(t)
+	fake := slacktest.NewServer(t, slackToken)
+	fake.AddChannel("C0HELLO")
+	fake.AddUser(slacktest.User{ID: "UQA1", Name: "ada", RealName: "Ada Lovelace", Email: "ada@example.com"})
+	fake.AddUser(slacktest.User{ID: "UOWN1", Name: "olga", RealName: "Olga Owner", Email: "olga@example.com"})
+	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
+	seed := gittest.Head(t, remote, "main")
+	env := []string{"PROMOTEBOT_SLACK_BOT_TOKEN=" + slackToken, "PROMOTEBOT_SLACK_SIGNING_SECRET=" + slackSigning}
+	var replicas [2]*fleet
+	for i := range replicas {
+		replicas[i] = &fleet{config: helloConfig(t, remote, "database: "+dsn+"\nslack:\n  apiURL: "+fake.URL+"\n"), env: env}
+		if err := replicas[i].start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(replicas[i].stop)
+	}
+	var dead atomic.Bool
+	c := &client{http: &http.Client{Timeout: 10 * time.Second}, base: func() string {
+		if dead.Load() {
+			return replicas[1].url()
+		}
+		return replicas[rand.IntN(2)].url()
+	}}
+
+	const builds = 60
+	ids := make([]string, builds)
+	errs := make([]error, builds)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range builds {
+		wg.Go(func() {
+			time.Sleep(time.Duration(rand.IntN(3000)) * time.Millisecond)
+			ids[i], errs[i] = c.drive(ctx, i)
+		})
+	}
+	// Once the run is under way (a few pushes in), replica 0 dies for good.
+	for n := 0; n < 3; n++ {
+		afterPush(remote, 5*time.Second)
+	}
+	if err := replicas[0].kill(); err != nil {
+		t.Fatal(err)
+	}
+	dead.Store(true)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("build %d (%s, planned %s): %v", i, ids[i], plan(i), err)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i, id := range ids {
+		if _, err := c.waitState(ctx, id, plan(i)); err != nil {
+			t.Errorf("build %d: %v", i, err)
+		}
+	}
+	checkKillLoopGit(t, remote, seed, ids)
+	checkKillLoopSlack(t, fake, replicas[0].killTimes(), ids)
 }
