@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
@@ -24,10 +27,60 @@ var errStale = errors.New("remote branch moved")
 type PushRejectedError struct {
 	Ref    string
 	Status string
+	// Remote is what the server said while refusing (a hook's output, shown
+	// by git as "remote: …"), cleaned of control characters and cut short;
+	// empty when it said nothing.
+	Remote string
 }
 
 func (e *PushRejectedError) Error() string {
-	return fmt.Sprintf("push to %s rejected by the remote: %s", e.Ref, e.Status)
+	msg := fmt.Sprintf("push to %s rejected by the remote: %s", e.Ref, e.Status)
+	if e.Remote != "" {
+		msg += " (remote: " + e.Remote + ")"
+	}
+	return msg
+}
+
+// ansiEscape matches terminal control sequences (colours, erase-line).
+var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]`)
+
+// maxRemoteMessage bounds what is kept of the server's messages.
+const maxRemoteMessage = 1000
+
+// remoteMessages keeps the first maxRemoteMessage bytes the server sends on
+// the side band's progress channel (hook output, and git's own progress).
+type remoteMessages struct{ b []byte }
+
+func (m *remoteMessages) Write(p []byte) (int, error) {
+	if room := maxRemoteMessage + 1 - len(m.b); room > 0 {
+		m.b = append(m.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+// text is the messages as one line: control characters (terminal escapes,
+// carriage returns of progress meters) dropped, lines joined with " / ",
+// and cut at maxRemoteMessage bytes.
+func (m *remoteMessages) text() string {
+	var lines []string
+	raw := ansiEscape.ReplaceAllString(string(m.b), "")
+	for _, line := range strings.FieldsFunc(raw, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		line = strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
+				return -1
+			}
+			return r
+		}, line)
+		line = strings.TrimSpace(line)
+		if line != "" {
+			lines = append(lines, line)
+		}
+	}
+	out := strings.Join(lines, " / ")
+	if len(m.b) > maxRemoteMessage || len(out) > maxRemoteMessage {
+		out = strings.ToValidUTF8(out[:min(len(out), maxRemoteMessage)], "") + " …"
+	}
+	return out
 }
 
 // session is an open receive-pack conversation with the remote: its
@@ -72,6 +125,16 @@ func (s *session) push(ctx context.Context, st storer.EncodedObjectStorer,
 	ref plumbing.ReferenceName, old, new plumbing.Hash, objects []plumbing.Hash) error {
 	req := packp.NewReferenceUpdateRequestFromCapabilities(s.ar.Capabilities)
 	req.Commands = []*packp.Command{{Name: ref, Old: old, New: new}}
+	// With the side band, the server's own words (a hook saying why it
+	// refuses) come back too: kept for the error, so people see them.
+	var said remoteMessages
+	if s.ar.Capabilities.Supports(capability.Sideband64k) {
+		req.Capabilities.Set(capability.Sideband64k) //nolint:errcheck // a known capability without arguments
+		req.Progress = &said
+	} else if s.ar.Capabilities.Supports(capability.Sideband) {
+		req.Capabilities.Set(capability.Sideband) //nolint:errcheck // as above
+		req.Progress = &said
+	}
 	rd, wr := io.Pipe()
 	req.Packfile = rd
 	done := make(chan error, 1)
@@ -85,14 +148,14 @@ func (s *session) push(ctx context.Context, st storer.EncodedObjectStorer,
 			return fmt.Errorf("push %s: %w", ref, err)
 		}
 		<-done
-		return classifyPushError(ref, err)
+		return classifyPushError(ref, err, said.text())
 	}
 	if err := <-done; err != nil {
 		return fmt.Errorf("push %s: encode pack: %w", ref, err)
 	}
 	if rs != nil {
 		if err := rs.Error(); err != nil {
-			return classifyPushError(ref, err)
+			return classifyPushError(ref, err, said.text())
 		}
 	}
 	return nil
@@ -101,7 +164,7 @@ func (s *session) push(ctx context.Context, st storer.EncodedObjectStorer,
 // classifyPushError turns a report-status failure into a rejection. Whether it
 // was a lost race or a refusal is decided by the caller after a fetch: only a
 // rejection with the remote still at the expected tip is a refusal.
-func classifyPushError(ref plumbing.ReferenceName, err error) error {
+func classifyPushError(ref plumbing.ReferenceName, err error, remote string) error {
 	msg := err.Error()
 	for _, m := range []string{"failed to update ref", "failed to lock", "cannot lock ref", "non-fast-forward", "fetch first"} {
 		if strings.Contains(msg, m) {
@@ -109,7 +172,7 @@ func classifyPushError(ref plumbing.ReferenceName, err error) error {
 		}
 	}
 	if strings.Contains(msg, "declined") || strings.Contains(msg, "rejected") || strings.Contains(msg, "command error") {
-		return &PushRejectedError{Ref: ref.String(), Status: msg}
+		return &PushRejectedError{Ref: ref.String(), Status: msg, Remote: remote}
 	}
 	return fmt.Errorf("push %s: %w", ref, err)
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
@@ -320,20 +321,58 @@ func TestServerErrorsAreRetried(t *testing.T) {
 }
 
 func TestHookRejectionIsTerminal(t *testing.T) {
+	for _, transportName := range []string{"path", "http"} {
+		t.Run(transportName, func(t *testing.T) {
+			bare := gittest.NewRemote(t, seed)
+			url := bare
+			if transportName == "http" {
+				url = gittest.NewServer(t, filepath.Dir(bare), "ci", "s3cret-pass").RepoURL(bare)
+			}
+			// The hook's words reach the error, cleaned: no terminal escapes,
+			// and the pusher's own password (echoed by a careless hook) hidden.
+			gittest.InstallHook(t, bare, "pre-receive", "#!/bin/sh\n"+
+				"printf '\\033[31mmain is protected\\033[0m\\r\\n' >&2\n"+
+				"echo 'ask #platform; your password s3cret-pass is wrong' >&2\nexit 1\n")
+			r := open(t, url, func(o *gitops.Options) {
+				o.MaxAttempts = 5
+				o.Auth = gitops.Auth{Username: "ci", Password: "s3cret-pass"}
+			})
+			start := time.Now()
+			_, err := r.Apply(context.Background(), writeFile("x.txt", "1"))
+			var rej *gitops.PushRejectedError
+			if !errors.As(err, &rej) {
+				t.Fatalf("err = %v, want PushRejectedError", err)
+			}
+			var ex *gitops.RetriesExhaustedError
+			if errors.As(err, &ex) {
+				t.Fatalf("a refusal was retried until exhausted: %v", err)
+			}
+			want := "main is protected / ask #platform; your password *** is wrong"
+			if !strings.Contains(err.Error(), "pre-receive hook declined") || !strings.Contains(err.Error(), "(remote: "+want+")") {
+				t.Errorf("err = %q, want the hook's refusal and its words %q", err, want)
+			}
+			if strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "\x1b") {
+				t.Errorf("err = %q holds the password or a terminal escape", err)
+			}
+			t.Logf("refused in %v: %v", time.Since(start), err)
+		})
+	}
+}
+
+// TestRemoteMessagesAreBounded: a hook that talks without end does not
+// fill the error (nor Slack, nor the build's record).
+func TestRemoteMessagesAreBounded(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
-	gittest.RejectPushes(t, bare, "main is protected")
-	r := open(t, bare, func(o *gitops.Options) { o.MaxAttempts = 5 })
-	start := time.Now()
+	gittest.InstallHook(t, bare, "pre-receive", "#!/bin/sh\nyes 'refused: é' | head -c 200000 >&2\nexit 1\n")
+	r := open(t, bare, func(o *gitops.Options) { o.MaxAttempts = 2 })
 	_, err := r.Apply(context.Background(), writeFile("x.txt", "1"))
 	var rej *gitops.PushRejectedError
 	if !errors.As(err, &rej) {
 		t.Fatalf("err = %v, want PushRejectedError", err)
 	}
-	var ex *gitops.RetriesExhaustedError
-	if errors.As(err, &ex) {
-		t.Fatalf("a refusal was retried until exhausted: %v", err)
+	if len(rej.Remote) > 1010 || !strings.HasPrefix(rej.Remote, "refused: é / refused: é") || !strings.HasSuffix(rej.Remote, " …") || !utf8.ValidString(rej.Remote) {
+		t.Errorf("Remote is %d bytes: %.80q…", len(rej.Remote), rej.Remote)
 	}
-	t.Logf("refused in %v: %v", time.Since(start), err)
 }
 
 // TestNoSuccessWithoutThePush applies the same edit many times at once to a

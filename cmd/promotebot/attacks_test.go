@@ -591,20 +591,25 @@ func testSecretsInErrorPaths(t *testing.T) {
 		if n <= 0 {
 			return false
 		}
-		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		push, err := io.ReadAll(r.Body)
+		if err != nil {
 			t.Errorf("read push: %v", err)
 		}
+		pkt := func(line string) string { return fmt.Sprintf("%04x%s", len(line)+4, line) }
 		switch n {
 		case 1:
 			http.Error(w, echo, http.StatusInternalServerError)
 		case 2:
 			http.Error(w, echo, http.StatusForbidden)
 		default:
+			// A refusal as git sends it: the status report, and the hook's
+			// words on the side band when the client asked for it.
 			w.Header().Set("Content-Type", "application/x-git-receive-pack-result")
-			for _, line := range []string{"unpack ok\n", "ng refs/heads/main pre-receive hook declined: " + echo + "\n"} {
-				fmt.Fprintf(w, "%04x%s", len(line)+4, line)
+			report := pkt("unpack ok\n") + pkt("ng refs/heads/main pre-receive hook declined: "+echo+"\n") + "0000"
+			if strings.Contains(string(push[:min(len(push), 300)]), "side-band-64k") {
+				report = pkt("\x02hook: "+echo+"\n") + pkt("\x01"+report) + "0000"
 			}
-			fmt.Fprint(w, "0000")
+			fmt.Fprint(w, report)
 		}
 		return true
 	})
@@ -649,8 +654,8 @@ func testSecretsInErrorPaths(t *testing.T) {
 		failed, failedAnswer = view(bad)
 		return failed["state"] == "qa-failed"
 	})
-	if !strings.Contains(failed["error"].(string), "ECHO") {
-		t.Fatalf("the build's error does not carry the git server's answer: %v", failed["error"])
+	if !strings.Contains(failed["error"].(string), "ECHO") || !strings.Contains(failed["error"].(string), "(remote: hook: ") {
+		t.Fatalf("the build's error does not carry the git server's answer and the hook's words: %v", failed["error"])
 	}
 	waitFor(t, "Slack to hear of the failure", func() bool {
 		for _, m := range fake.Messages("C0HELLO") {
