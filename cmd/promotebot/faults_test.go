@@ -228,17 +228,17 @@ func TestFaultPushRejectedByHook(t *testing.T) {
 	id := f.post(t, 1)
 	b := waitState(t, f.base, id, "qa-failed")
 	// git reports the refusal as "pre-receive hook declined"; the hook's own
-	// words ("main is protected…") travel on the side band, which the push
-	// does not keep.
-	if e := b["error"].(string); !strings.Contains(e, "hook declined") {
-		t.Fatalf("error %q, want the hook's refusal", e)
+	// words ("main is protected…") come on the side band.
+	const said = "hook declined (remote: main is protected: open a pull request)"
+	if e := b["error"].(string); !strings.Contains(e, said) {
+		t.Fatalf("error %q, want the hook's refusal with its words", e)
 	}
 	if gittest.Head(t, f.remote, "main") != head || buildCommits(t, f.remote, id) != 0 {
 		t.Fatal("something was pushed past the hook")
 	}
 	waitFor(t, "the channel to say the deploy failed", func() bool {
 		ms := channelPosts(f.slack, faultImage(1))
-		return len(ms) == 1 && strings.Contains(ms[0].Text, "failed") && strings.Contains(ms[0].Text, "hook declined")
+		return len(ms) == 1 && strings.Contains(ms[0].Text, "failed") && strings.Contains(ms[0].Text, said)
 	})
 
 	if err := os.Remove(filepath.Join(f.remote, "hooks", "pre-receive")); err != nil {
