@@ -47,6 +47,9 @@ func envInt(t *testing.T, name string, def int) int {
 type fleet struct {
 	config string
 	env    []string
+	// lease is the --job-lease of the servers (1s when empty): how soon
+	// a killed server's jobs run again elsewhere.
+	lease string
 
 	mu    sync.Mutex
 	cmd   *exec.Cmd
@@ -56,8 +59,12 @@ type fleet struct {
 
 // start runs a new server process; the old one must be dead.
 func (f *fleet) start() error {
+	lease := f.lease
+	if lease == "" {
+		lease = "1s"
+	}
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "PROMOTEBOT_TEST_CHILD=serve --config "+f.config+" --job-lease 1s",
+	cmd.Env = append(os.Environ(), "PROMOTEBOT_TEST_CHILD=serve --config "+f.config+" --job-lease "+lease,
 		"PROMOTEBOT_WEBHOOK_SECRET="+webhookSecret)
 	cmd.Env = append(cmd.Env, f.env...)
 	out, err := cmd.StdoutPipe()

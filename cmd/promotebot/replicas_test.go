@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"slices"
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
@@ -95,9 +97,18 @@ func TestReplicaKilledMidRun(t *testing.T) {
 	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
 	seed := gittest.Head(t, remote, "main")
 	env := []string{"PROMOTEBOT_SLACK_BOT_TOKEN=" + slackToken, "PROMOTEBOT_SLACK_SIGNING_SECRET=" + slackSigning}
+	logDir := t.TempDir()
+	if d := os.Getenv("PROMOTEBOT_TEST_LOG_DIR"); d != "" {
+		logDir = d
+	}
 	var replicas [2]*fleet
 	for i := range replicas {
-		replicas[i] = &fleet{config: helloConfig(t, remote, "database: "+dsn+"\nslack:\n  apiURL: "+fake.URL+"\n"), env: env}
+		// Leases of 4 s: short, so that the dead replica's jobs come back
+		// soon, but not so short that a live replica's heartbeat, starved
+		// of CPU by three processes under the race detector on two cores,
+		// misses one (another replica would then run the job too).
+		replicas[i] = &fleet{lease: "4s", config: helloConfig(t, remote, "database: "+dsn+"\nslack:\n  apiURL: "+fake.URL+"\n"),
+			env: append(slices.Clip(env), fmt.Sprintf("PROMOTEBOT_TEST_CHILD_LOG=%s/replica-%d.log", logDir, i))}
 		if err := replicas[i].start(); err != nil {
 			t.Fatal(err)
 		}
@@ -130,6 +141,7 @@ func TestReplicaKilledMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead.Store(true)
+	t.Logf("replica 0 killed with %d commits pushed", len(gittest.Log(t, remote, "main"))-1)
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {

@@ -38,17 +38,23 @@ func (s *db) insertJobs(ctx context.Context, tx *sql.Tx, buildID string, now tim
 		}
 		if j.Coalesce && j.BuildID != "" {
 			// A job of the same kind for the build that has not started yet
-			// will see everything this one would: one is enough.
-			var n int
-			err := tx.QueryRowContext(ctx, `SELECT count(*) FROM jobs
+			// will see everything this one would: one is enough. The row is
+			// locked (PostgreSQL), so that a claim of it cannot commit in
+			// between: the job would then start before this transaction
+			// commits, read the build without this change, and nothing
+			// would run again to show it. A claim that came first makes
+			// this wait, then see the job leased, and enqueue a new one.
+			var id int64
+			err := tx.QueryRowContext(ctx, `SELECT id FROM jobs
 				WHERE build_id = $1 AND kind = $2 AND status = 'pending'
-					AND (leased_until IS NULL OR leased_until <= $3)`,
-				j.BuildID, string(j.Kind), s.d.time(now)).Scan(&n)
-			if err != nil {
-				return fmt.Errorf("enqueue %s job: %w", j.Kind, err)
-			}
-			if n > 0 {
+					AND (leased_until IS NULL OR leased_until <= $3)
+				LIMIT 1`+s.d.forUpdate,
+				j.BuildID, string(j.Kind), s.d.time(now)).Scan(&id)
+			if err == nil {
 				continue
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("enqueue %s job: %w", j.Kind, err)
 			}
 		}
 		var bid any

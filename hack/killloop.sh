@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# killloop.sh is the long version of the crash tests: it runs TestKillLoop
+# (a server process killed with SIGKILL at random moments and just after
+# pushes, while builds go through QA, approvals, rejections, deploys and
+# closes) RUNS times with more builds and kills than CI, and, when
+# PROMOTEBOT_TEST_POSTGRES is set, TestReplicaKilledMidRun (two replicas
+# on one PostgreSQL, one killed for good) as often.
+#
+# Usage, from anywhere in the repository:
+#   hack/killloop.sh                         5 runs of 200 builds, 100 kills
+#   RUNS=20 BUILDS=100 KILLS=50 hack/killloop.sh
+#   RACE= hack/killloop.sh                   without the race detector
+#
+# Each run's output and the servers' logs go to $OUT/run-N/ (default
+# bench/out/killloop-<time>/); a failing run's are kept, a passing run's
+# removed. Prints one line per run and a summary; exits 1 if any run failed.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=local
+RUNS=${RUNS:-5}
+BUILDS=${BUILDS:-200}
+KILLS=${KILLS:-100}
+RACE=${RACE--race}
+root=$PWD
+OUT=${OUT:-bench/out/killloop-$(date +%Y%m%dT%H%M%S)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+tests='^TestKillLoop$'
+if [[ -n "${PROMOTEBOT_TEST_POSTGRES:-}" ]]; then
+	tests='^(TestKillLoop|TestReplicaKilledMidRun)$'
+else
+	echo "PROMOTEBOT_TEST_POSTGRES is not set: the replica test is left out" >&2
+fi
+
+bin="$OUT/promotebot.test"
+# shellcheck disable=SC2086 # RACE is one flag or empty
+go test $RACE -c -o "$bin" ./cmd/promotebot
+
+failed=0
+for run in $(seq 1 "$RUNS"); do
+	dir="$OUT/run-$run"
+	mkdir -p "$dir"
+	start=$(date +%s)
+	rc=0
+	# The tests find their fixtures relative to their package, as go test runs them.
+	(cd "$root/cmd/promotebot" && PROMOTEBOT_KILL_BUILDS=$BUILDS PROMOTEBOT_KILLS=$KILLS PROMOTEBOT_TEST_LOG_DIR="$dir" \
+		"$bin" -test.run "$tests" -test.count=1 -test.v -test.timeout 30m) >"$dir/out.txt" 2>&1 || rc=$?
+	took=$(($(date +%s) - start))
+	summary=$(grep -E '(builds driven|posted again|killed with)' "$dir/out.txt" | sed 's/^ *[a-z_]*_test.go:[0-9]*: //' | paste -sd ';' - || true)
+	if [[ $rc -eq 0 ]]; then
+		echo "run $run: ok in ${took}s: $summary"
+		rm -rf "$dir"
+	else
+		failed=$((failed + 1))
+		echo "run $run: FAILED in ${took}s (output and server logs in $dir)"
+		grep -E '^\s+(killloop|replicas)_test.go' "$dir/out.txt" | head -5 || true
+	fi
+done
+rm -f "$bin"
+echo "$((RUNS - failed)) of $RUNS runs passed ($BUILDS builds, $KILLS kills each)"
+[[ $failed -eq 0 ]]
