@@ -86,7 +86,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 			if err != nil {
 				return err
 			}
-			opts.Tokens, appToken = tokens.Token, tokens.Token
+			opts.Tokens, opts.Forget, appToken = tokens.Token, tokens.Forget, tokens.Token
 		case sec.GitHubToken == "":
 			return errors.New("github is configured but neither PROMOTEBOT_GITHUB_TOKEN nor github.appID is set")
 		}

@@ -137,6 +137,19 @@ func (a *AppTokens) Token(ctx context.Context) (string, error) {
 	return token, nil
 }
 
+// Forget drops token from the cache when it is the cached one: GitHub
+// refused it before its time (revoked, or clocks that disagree), and the
+// next Token buys a new one. A token already replaced is left alone, so
+// that callers refused with the same old token buy one new token between
+// them, not one each.
+func (a *AppTokens) Forget(token string) {
+	a.sem <- struct{}{}
+	defer func() { <-a.sem }()
+	if a.token == token {
+		a.token, a.expires = "", time.Time{}
+	}
+}
+
 // fetch buys an installation token.
 func (a *AppTokens) fetch(ctx context.Context) (string, time.Time, error) {
 	jwt, err := signJWT(a.key, a.appID, time.Now())

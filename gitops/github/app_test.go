@@ -140,6 +140,73 @@ func TestAppTokensOpenAPullRequestAndRefresh(t *testing.T) {
 	}
 }
 
+// TestAppTokenRefusedBeforeItsTime: GitHub answers 401 to a cached token
+// that should still be good (revoked, clocks apart). The client forgets it,
+// buys one new token, and sends the call again, body included; other calls
+// refused with the same old token share that one new token.
+func TestAppTokenRefusedBeforeItsTime(t *testing.T) {
+	fake := appFake(t)
+	ctx := context.Background()
+	tokens := newAppTokens(t, fake.URL, testAppID, testInstallation, pkcs1PEM(appKey(t, 0)))
+	c, err := New(Options{Repository: "acme/deploy-config", APIURL: fake.URL, Tokens: tokens.Token, Forget: tokens.Forget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := c.OpenPR(ctx, promote.PRRequest{Head: "promotebot/hello/B1", Base: "main", Title: "Promote hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.ExpireInstallationTokens()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if got, err := c.PR(ctx, pr.Number); err != nil || got.HeadSHA != pr.HeadSHA {
+				t.Errorf("PR with a revoked token = %+v, %v", got, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := fake.InstallationTokens(); n != 2 {
+		t.Errorf("%d installation tokens after 8 refused calls, want 2 (one new token for all)", n)
+	}
+	fake.ExpireInstallationTokens()
+	sha, err := c.Merge(ctx, pr.Number, pr.HeadSHA, "Promote hello", "Promotebot-Build: B1\n")
+	if err != nil || sha == "" {
+		t.Fatalf("Merge (a PUT with a body) with a revoked token = %q, %v; want it sent again with a new token", sha, err)
+	}
+	if got, err := c.PR(ctx, pr.Number); err != nil || !got.Merged {
+		t.Fatalf("after the merge: %+v, %v", got, err)
+	}
+	if n := fake.InstallationTokens(); n != 3 {
+		t.Errorf("%d installation tokens, want 3", n)
+	}
+}
+
+// TestAppTokenRefusedAndNoNewOne: when no new token can be had (the app
+// was uninstalled), GitHub's 401 is the answer: a refusal, not a retry.
+func TestAppTokenRefusedAndNoNewOne(t *testing.T) {
+	fake := appFake(t)
+	ctx := context.Background()
+	tokens := newAppTokens(t, fake.URL, testAppID, testInstallation, pkcs1PEM(appKey(t, 0)))
+	c, err := New(Options{Repository: "acme/deploy-config", APIURL: fake.URL, Tokens: tokens.Token, Forget: tokens.Forget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.OpenPR(ctx, promote.PRRequest{Head: "promotebot/hello/B1", Base: "main", Title: "Promote hello"}); err != nil {
+		t.Fatal(err)
+	}
+	fake.ExpireInstallationTokens()
+	der, err := x509.MarshalPKIXPublicKey(&appKey(t, 1).PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The app is now another one: our key no longer buys tokens.
+	fake.EnableApp(testAppID+1, testInstallation, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	if _, err := c.PR(ctx, 1); !errors.Is(err, promote.ErrInvalid) || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("PR = %v, want GitHub's 401 as a refusal", err)
+	}
+}
+
 func TestAppTokensConcurrentCallersShareOneRefresh(t *testing.T) {
 	fake := appFake(t)
 	tokens := newAppTokens(t, fake.URL, testAppID, testInstallation, pkcs8PEM(t, appKey(t, 0)))

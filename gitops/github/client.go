@@ -33,6 +33,10 @@ type Options struct {
 	// Tokens, when set, gives the token for each call instead of Token (a
 	// GitHub App installation token, refreshed before it expires).
 	Tokens func(ctx context.Context) (string, error)
+	// Forget, with Tokens, is told of a token GitHub answered 401 to: the
+	// call is then made once more with the token Tokens gives next
+	// (AppTokens.Forget).
+	Forget func(token string)
 }
 
 // Client is a promote.Forge on one GitHub repository.
@@ -59,7 +63,11 @@ func New(o Options) (*Client, error) {
 		static := o.Token
 		tokens = func(context.Context) (string, error) { return static, nil }
 	}
-	hc := &http.Client{Timeout: callTimeout, Transport: &tokenTransport{tokens: tokens, next: http.DefaultTransport}}
+	var forget func(string)
+	if o.Tokens != nil {
+		forget = o.Forget
+	}
+	hc := &http.Client{Timeout: callTimeout, Transport: &tokenTransport{tokens: tokens, forget: forget, next: http.DefaultTransport}}
 	api := gh.NewClient(hc)
 	api.BaseURL = base
 	method := o.MergeMethod
@@ -69,9 +77,11 @@ func New(o Options) (*Client, error) {
 	return &Client{api: api, owner: owner, repo: repo, method: method}, nil
 }
 
-// tokenTransport adds the current token to each request.
+// tokenTransport adds the current token to each request and, when it can
+// get another, tries a request GitHub answered 401 once more with a new one.
 type tokenTransport struct {
 	tokens func(ctx context.Context) (string, error)
+	forget func(token string) // nil: the token cannot change
 	next   http.RoundTripper
 }
 
@@ -81,9 +91,33 @@ func (t *tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("github token: %w", err)
 	}
-	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+tok)
-	return t.next.RoundTrip(r)
+	resp, err := t.send(r, tok)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized || t.forget == nil || (r.Body != nil && r.GetBody == nil) {
+		return resp, err
+	}
+	t.forget(tok)
+	fresh, err := t.tokens(r.Context())
+	if err != nil || fresh == tok {
+		return resp, nil //nolint:nilerr // no new token: GitHub's 401 is the answer
+	}
+	if err := resp.Body.Close(); err != nil {
+		return nil, fmt.Errorf("github: close refused answer: %w", err)
+	}
+	return t.send(r, fresh)
+}
+
+// send sends a copy of r (with a fresh body) with token.
+func (t *tokenTransport) send(r *http.Request, token string) (*http.Response, error) {
+	c := r.Clone(r.Context())
+	if r.GetBody != nil {
+		body, err := r.GetBody()
+		if err != nil {
+			return nil, fmt.Errorf("github: request body: %w", err)
+		}
+		c.Body = body
+	}
+	c.Header.Set("Authorization", "Bearer "+token)
+	return t.next.RoundTrip(c)
 }
 
 // OpenPR implements promote.Forge: the pull request head already has (open
