@@ -33,6 +33,11 @@ type Auth struct {
 	// promote.ErrInvalid is terminal; others are retried like a network
 	// failure.
 	Token func(ctx context.Context) (string, error)
+	// Forget, with Token, is told of a token the git server answered 401
+	// to although it should still be good (revoked, clocks apart): the
+	// change is then tried once more, with the token Token gives next
+	// (github.AppTokens.Forget). A second refusal is terminal.
+	Forget func(token string)
 
 	// handedOut remembers the tokens Token gave, for redaction; copies of an
 	// Auth share it. Open sets it.
@@ -81,6 +86,7 @@ func (a Auth) tokenMethod(ctx context.Context) (transport.AuthMethod, error) {
 type tokenLog struct {
 	mu     sync.Mutex
 	tokens []string
+	last   string // the latest handed out
 }
 
 // maxTokensLogged bounds tokenLog; installation tokens expire after an hour,
@@ -93,6 +99,7 @@ func (l *tokenLog) add(tok string) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.last = tok
 	if slices.Contains(l.tokens, tok) {
 		return
 	}
@@ -100,6 +107,15 @@ func (l *tokenLog) add(tok string) {
 	if len(l.tokens) > maxTokensLogged {
 		l.tokens = slices.Delete(l.tokens, 0, len(l.tokens)-maxTokensLogged)
 	}
+}
+
+func (l *tokenLog) latest() string {
+	if l == nil {
+		return ""
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
 }
 
 func (l *tokenLog) list() []string {

@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -193,5 +194,58 @@ func TestTokenSourceFailures(t *testing.T) {
 	res := apply(t, r, writeFile("a.txt", "1"))
 	if gittest.Head(t, bare, "main") != res.Commit {
 		t.Fatal("not pushed once the token endpoint recovered")
+	}
+}
+
+// TestRevokedTokenIsReplacedOnce: the git server refuses (401) a token the
+// source still hands out; the writer tells Forget, and the push goes
+// through with the next token. A source that keeps handing out refused
+// tokens gets one more try, then the refusal is the answer.
+func TestRevokedTokenIsReplacedOnce(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	srv := gittest.NewServer(t, filepath.Dir(bare), "x-access-token", "ghs_good")
+	var mu sync.Mutex
+	current, forgotten := "ghs_good", []string{}
+	replacement := "ghs_good"
+	r := open(t, srv.RepoURL(bare), func(o *gitops.Options) {
+		o.Auth = gitops.Auth{
+			Token: func(context.Context) (string, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return current, nil
+			},
+			Forget: func(tok string) {
+				mu.Lock()
+				defer mu.Unlock()
+				forgotten = append(forgotten, tok)
+				if tok == current {
+					current = replacement
+				}
+			},
+		}
+	})
+	mu.Lock()
+	current = "ghs_revoked" // GitHub revoked the cached token
+	mu.Unlock()
+	if res := apply(t, r, writeFile("after-revoke.txt", "1\n")); !res.Changed {
+		t.Fatalf("Apply after the revocation: %+v", res)
+	}
+	mu.Lock()
+	if !slices.Equal(forgotten, []string{"ghs_revoked"}) {
+		t.Errorf("forgotten %v, want the revoked token once", forgotten)
+	}
+	current, replacement = "ghs_revoked", "ghs_also_revoked"
+	mu.Unlock()
+	_, err := r.Apply(context.Background(), writeFile("refused.txt", "1\n"))
+	if !errors.Is(err, transport.ErrAuthenticationRequired) {
+		t.Fatalf("Apply with tokens that keep being refused = %v, want the refusal", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(forgotten) != 2 {
+		t.Errorf("forgotten %v, want one more token forgotten, then the refusal", forgotten)
+	}
+	if strings.Contains(err.Error(), "ghs_") {
+		t.Errorf("the error shows a token: %v", err)
 	}
 }

@@ -94,9 +94,12 @@ type Repo struct {
 	ref      plumbing.ReferenceName // refs/heads/<branch> on the remote
 	trackRef plumbing.ReferenceName // refs/remotes/origin/<branch> here
 	reqs     chan *request
-	stop     chan struct{}
-	done     chan struct{}
-	closed   chan struct{}
+	// tokenForgotten is set once a refused token was forgotten, until a
+	// push succeeds: a second refusal is then terminal (writer goroutine).
+	tokenForgotten bool
+	stop           chan struct{}
+	done           chan struct{}
+	closed         chan struct{}
 }
 
 type request struct {

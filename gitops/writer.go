@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
 // loop is the writer: the one goroutine that owns the clone. It takes the
@@ -156,6 +157,7 @@ func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, 
 		return r.failIfTerminal(*batch, err)
 	}
 	r.pushed(commits, newTip, len(objects), time.Since(start))
+	r.tokenForgotten = false
 	if r.opts.ObservePush != nil {
 		r.opts.ObservePush(time.Since(start))
 	}
@@ -183,13 +185,34 @@ func (r *Repo) openSession(ctx context.Context) (*session, error) {
 	return openSession(ctx, r.ep, auth)
 }
 
-// failIfTerminal answers the batch with err when retrying cannot help.
+// failIfTerminal answers the batch with err when retrying cannot help. A
+// token refused before its time gets one more try, with a new token.
 func (r *Repo) failIfTerminal(batch []*request, err error) (bool, error) {
+	if r.retryWithNewToken(err) {
+		return false, err
+	}
 	if isTerminal(err) {
 		r.replyAll(batch, err)
 		return true, nil
 	}
 	return false, err
+}
+
+// retryWithNewToken tells Auth.Forget of the token a 401 refused, once
+// until a round succeeds again, and reports whether it did.
+func (r *Repo) retryWithNewToken(err error) bool {
+	a := r.opts.Auth
+	if r.tokenForgotten || a.Forget == nil || !a.usesToken(r.ep) || !errors.Is(err, transport.ErrAuthenticationRequired) {
+		return false
+	}
+	tok := a.handedOut.latest()
+	if tok == "" {
+		return false
+	}
+	r.opts.Logger.Warn("the git server refused the token; trying once more with a new one")
+	r.tokenForgotten = true
+	a.Forget(tok)
+	return true
 }
 
 func (r *Repo) trackedTip() (plumbing.Hash, error) {
@@ -408,6 +431,7 @@ func (r *Repo) branchRound(ctx context.Context, req *request) (bool, error) {
 		return r.failIfTerminal(batch, err)
 	}
 	r.pushed(commits, newTip, len(objects), 0)
+	r.tokenForgotten = false
 	if err := st.commit(objects); err != nil {
 		r.opts.Logger.Warn("store pushed objects", "err", err)
 	}

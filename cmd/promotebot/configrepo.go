@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/promotebot/promotebot/gitops"
+	ghforge "github.com/promotebot/promotebot/gitops/github"
 	"github.com/promotebot/promotebot/promote"
 )
 
@@ -17,7 +18,7 @@ import (
 // gives the https password at each push and fetch (a GitHub App's
 // installation token) unless PROMOTEBOT_GIT_PASSWORD is set.
 func openConfigRepo(ctx context.Context, cfg *promote.Config, sec promote.Secrets, log *slog.Logger,
-	observePush func(time.Duration), token func(context.Context) (string, error)) (*gitops.Repo, error) {
+	observePush func(time.Duration), app *ghforge.AppTokens) (*gitops.Repo, error) {
 	opts := gitops.Options{
 		URL:    cfg.GitOps.Repo,
 		Branch: cfg.GitOps.Branch,
@@ -33,8 +34,8 @@ func openConfigRepo(ctx context.Context, cfg *promote.Config, sec promote.Secret
 		Logger:      log,
 		ObservePush: observePush,
 	}
-	if token != nil && sec.GitPassword == "" {
-		opts.Auth.Token = token
+	if app != nil && sec.GitPassword == "" {
+		opts.Auth.Token, opts.Auth.Forget = app.Token, app.Forget
 	}
 	if cfg.GitOps.SigningKeyFile != "" {
 		key, err := gitops.LoadSigningKey(cfg.GitOps.SigningKeyFile, sec.GitSigningPassphrase)

@@ -72,7 +72,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	} else {
 		log.Warn("PROMOTEBOT_SLACK_BOT_TOKEN is not set: nothing is posted to Slack and Slack's routes answer 404")
 	}
-	var appToken func(context.Context) (string, error)
+	var appTokens *ghforge.AppTokens
 	if cfg.GitHub.Enabled() {
 		opts := ghforge.Options{Repository: cfg.GitHub.Repository, APIURL: cfg.GitHub.APIURL,
 			MergeMethod: string(cfg.GitHub.MergeMethod), Token: sec.GitHubToken}
@@ -86,7 +86,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 			if err != nil {
 				return err
 			}
-			opts.Tokens, opts.Forget, appToken = tokens.Token, tokens.Forget, tokens.Token
+			opts.Tokens, opts.Forget, appTokens = tokens.Token, tokens.Forget, tokens
 		case sec.GitHubToken == "":
 			return errors.New("github is configured but neither PROMOTEBOT_GITHUB_TOKEN nor github.appID is set")
 		}
@@ -118,7 +118,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	// clone is made (or while the git server is down at start-up).
 	handler := promote.NewServer(deps)
 	work := func(ctx context.Context) error {
-		repo, err := openConfigRepoRetrying(ctx, cfg, sec, log, metrics.ObservePush, appToken, clone)
+		repo, err := openConfigRepoRetrying(ctx, cfg, sec, log, metrics.ObservePush, appTokens, clone)
 		if err != nil {
 			return err
 		}
@@ -186,10 +186,10 @@ func (s *cloneState) ready(context.Context) error {
 // backoff while the remote cannot be reached; failures no retry can fix
 // (credentials, a missing repository) end it.
 func openConfigRepoRetrying(ctx context.Context, cfg *promote.Config, sec promote.Secrets, log *slog.Logger,
-	observePush func(time.Duration), token func(context.Context) (string, error), state *cloneState) (*gitops.Repo, error) {
+	observePush func(time.Duration), app *ghforge.AppTokens, state *cloneState) (*gitops.Repo, error) {
 	delay := time.Second
 	for {
-		repo, err := openConfigRepo(ctx, cfg, sec, log, observePush, token)
+		repo, err := openConfigRepo(ctx, cfg, sec, log, observePush, app)
 		if err == nil {
 			state.set(true, nil)
 			log.Info("config repo ready", "repo", gitops.RedactURL(cfg.GitOps.Repo))
