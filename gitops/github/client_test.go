@@ -87,7 +87,18 @@ func TestClientErrors(t *testing.T) {
 	if !errors.As(err, &ra) || ra.After < time.Second {
 		t.Fatalf("secondary rate limit: %v, want RetryAfterError", err)
 	}
-	// A new client: go-github remembers a rate limit and refuses to call.
+	// The primary rate limit (X-RateLimit-Remaining: 0): wait until the
+	// reset GitHub announces. A new client each time: go-github remembers a
+	// rate limit and refuses to call until its reset.
+	c, err = ghforge.New(ghforge.Options{Repository: "acme/deploy-config", APIURL: fake.URL, Token: clToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.Fail(githubtest.RouteListPulls, githubtest.Failure{RateLimit: true, RetryAfter: 120})
+	_, err = c.OpenPR(ctx, req)
+	if !errors.As(err, &ra) || ra.After < 100*time.Second || ra.After > 121*time.Second {
+		t.Fatalf("primary rate limit: %v, want RetryAfterError until the reset (about 120 s)", err)
+	}
 	c, err = ghforge.New(ghforge.Options{Repository: "acme/deploy-config", APIURL: fake.URL, Token: clToken})
 	if err != nil {
 		t.Fatal(err)
