@@ -154,6 +154,14 @@ func (s *Service) mergePR(ctx context.Context, pr promotion, cur PR, commit Prom
 			commit = c
 			cur.HeadSHA = c.SHA
 		}
+		// An owner may have closed the build while this job worked: then
+		// the pull request is closed instead (a Close during the merge call
+		// itself loses to the merge, which is then recorded).
+		if now, err := s.Store.Get(ctx, b.ID); err != nil {
+			return fmt.Errorf("promote %s: %w", b.ID, err)
+		} else if now.State == StateClosed {
+			return s.closePR(ctx, now)
+		}
 		sha, err := s.Forge.Merge(ctx, cur.Number, cur.HeadSHA, commit.Subject, mergeMessage(cur, commit))
 		switch {
 		case err == nil:
@@ -214,8 +222,20 @@ func (s *Service) forgeErr(ctx context.Context, b Build, err error) error {
 	return fmt.Errorf("promote %s: %w", b.ID, err)
 }
 
-// closePR closes a closed build's pull request and deletes its branch.
+// closePR closes a closed build's pull request and deletes its branch. A
+// pull request that was merged meanwhile (the bot's merge won the race with
+// the Close, or a person merged) is recorded as the promotion it was.
 func (s *Service) closePR(ctx context.Context, b Build) error {
+	if n := PRNumber(b.PullRequest); n > 0 {
+		pr, err := s.Forge.PR(ctx, n)
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			return err
+		}
+		if err == nil && pr.Merged {
+			s.Logger.Info("closed build's pull request was merged: recorded as promoted", "build", b.ID, "pr", pr.URL)
+			return s.promoted(ctx, b, pr.MergeSHA, pr.MergedBy)
+		}
+	}
 	if err := s.Forge.Close(ctx, PRNumber(b.PullRequest), PRBranch(b)); err != nil && !errors.Is(err, ErrInvalid) {
 		return err
 	}

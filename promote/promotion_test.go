@@ -24,6 +24,9 @@ type fakeForge struct {
 	mergeErrs []error
 	// failOpen is returned by OpenPR once.
 	failOpen error
+	// beforeMerge and onPR, when set, run at the start of Merge and PR
+	// (without the lock): a person acting meanwhile.
+	beforeMerge, onPR func()
 }
 
 func newForge() *fakeForge {
@@ -48,6 +51,9 @@ func (f *fakeForge) OpenPR(_ context.Context, r promote.PRRequest) (promote.PR, 
 }
 
 func (f *fakeForge) PR(_ context.Context, n int) (promote.PR, error) {
+	if f.onPR != nil {
+		f.onPR()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	pr, ok := f.prs[n]
@@ -58,6 +64,9 @@ func (f *fakeForge) PR(_ context.Context, n int) (promote.PR, error) {
 }
 
 func (f *fakeForge) Merge(_ context.Context, n int, head, _, _ string) (string, error) {
+	if f.beforeMerge != nil {
+		f.beforeMerge()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.mergeErrs) > 0 {
@@ -177,6 +186,92 @@ func TestPRCloseButton(t *testing.T) {
 	drain(t, f.s)
 	if len(forge.closed) != 1 || forge.closed[0] != "1 promotebot/hello/"+b.ID || forge.merges != 0 {
 		t.Fatalf("closed %v, merges %d", forge.closed, forge.merges)
+	}
+}
+
+// states lists a build's history of states.
+func states(t *testing.T, st promote.Store, id string) []promote.State {
+	t.Helper()
+	h, err := st.History(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []promote.State
+	for _, tr := range h {
+		out = append(out, tr.To)
+	}
+	return out
+}
+
+// TestPRCloseDuringTheMerge: the owner closes the build while GitHub is
+// merging its pull request. The merge wins (it cannot be taken back), and
+// the build says so: promoted, after having been closed.
+func TestPRCloseDuringTheMerge(t *testing.T) {
+	forge := newForge()
+	f := prFlow(t, forge)
+	forge.beforeMerge = func() {
+		forge.beforeMerge = nil
+		if b, err := f.act(promote.ActionClose, "UOWN1"); err != nil || b.State != promote.StateClosed {
+			t.Errorf("close during the merge = %+v, %v", b, err)
+		}
+	}
+	drain(t, f.s)
+	b := get(t, f.st, f.build.ID)
+	if b.State != promote.StatePromoted || b.ProductionCommit != "merge-head-promotebot/hello/"+b.ID || forge.merges != 1 {
+		t.Fatalf("after the merge: %+v, %d merges", b, forge.merges)
+	}
+	got := states(t, f.st, b.ID)
+	if n := len(got); n < 2 || got[n-2] != promote.StateClosed || got[n-1] != promote.StatePromoted {
+		t.Errorf("history %v, want closed then promoted at its end", got)
+	}
+	for _, c := range forge.closed {
+		if strings.HasPrefix(c, "1 ") {
+			t.Errorf("the merged pull request was closed: %v", forge.closed)
+		}
+	}
+}
+
+// TestPRCloseBeforeTheMerge: the owner closes the build after the job read
+// the pull request but before it merged: no merge, the pull request is
+// closed.
+func TestPRCloseBeforeTheMerge(t *testing.T) {
+	forge := newForge()
+	forge.mergeErrs = []error{fmt.Errorf("%w: checks pending", promote.ErrNotMergeable)}
+	f := prFlow(t, forge)
+	drain(t, f.s) // the pull request waits for its checks
+	forge.onPR = func() {
+		forge.onPR = nil
+		if _, err := f.act(promote.ActionClose, "UOWN1"); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	}
+	f.clock.Add(10 * time.Minute) // the next poll
+	drain(t, f.s)
+	b := get(t, f.st, f.build.ID)
+	if b.State != promote.StateClosed || forge.merges != 0 || len(forge.closed) == 0 || forge.closed[0] != "1 promotebot/hello/"+b.ID {
+		t.Fatalf("build %+v; %d merges, closed %v", b, forge.merges, forge.closed)
+	}
+}
+
+// TestPRClosedButMergedByAPerson: a person merged the pull request on
+// GitHub just before the owner's Close took effect: the build is recorded
+// as promoted, merged by that person.
+func TestPRClosedButMergedByAPerson(t *testing.T) {
+	forge := newForge()
+	forge.mergeErrs = []error{fmt.Errorf("%w: review required", promote.ErrNotMergeable)}
+	f := prFlow(t, forge)
+	drain(t, f.s)
+	forge.set(1, func(pr *promote.PR) { pr.Merged, pr.Open, pr.MergeSHA, pr.MergedBy = true, false, "merge-by-hand", "octocat" })
+	if b, err := f.act(promote.ActionClose, "UOWN1"); err != nil || b.State != promote.StateClosed {
+		t.Fatalf("close = %+v, %v", b, err)
+	}
+	drain(t, f.s)
+	b := get(t, f.st, f.build.ID)
+	if b.State != promote.StatePromoted || b.ProductionCommit != "merge-by-hand" || b.MergedBy != "octocat" {
+		t.Fatalf("build %+v", b)
+	}
+	if _, err := f.act(promote.ActionClose, "UOWN1"); err == nil {
+		t.Error("a promoted build could be closed")
 	}
 }
 

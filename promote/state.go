@@ -94,7 +94,13 @@ var transitions = map[State]map[Event]State{
 		EventClose:     StateClosed,
 		EventSupersede: StateSuperseded,
 	},
-	// promoted, closed and superseded are final.
+	StateClosed: {
+		// Pull-request mode: the merge was already under way (or a person
+		// merged) when the owner closed the build. Production changed, so
+		// the record says so.
+		EventPromoted: StatePromoted,
+	},
+	// promoted and superseded are final.
 }
 
 // TransitionError is an event that is not allowed in a build's state.
@@ -116,8 +122,10 @@ func Next(s State, e Event) (State, error) {
 	return to, nil
 }
 
-// Final reports whether no event can move a build out of s.
-func (s State) Final() bool { return len(transitions[s]) == 0 }
+// Final reports whether a build in s is done: nothing a person does moves
+// it any more. (A closed build may still learn that its pull request had
+// been merged: see transitions.)
+func (s State) Final() bool { return len(transitions[s]) == 0 || s == StateClosed }
 
 // Active reports whether a build in s still has work or decisions ahead and
 // so can be superseded by a newer build.

@@ -18,7 +18,7 @@ func TestTransitionsExhaustive(t *testing.T) {
 		StatePromoting:     {EventPromoted: StatePromoted, EventPromoteFailed: StatePromoteFailed, EventClose: StateClosed},
 		StatePromoteFailed: {EventPromote: StatePromoting, EventClose: StateClosed, EventSupersede: StateSuperseded},
 		StatePromoted:      {},
-		StateClosed:        {},
+		StateClosed:        {EventPromoted: StatePromoted},
 		StateSuperseded:    {},
 	}
 	if len(allowed) != len(States) {
