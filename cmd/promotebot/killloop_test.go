@@ -131,6 +131,16 @@ func (f *fleet) stop() {
 type client struct {
 	base func() string // where the next request goes
 	http *http.Client
+	// patience is how long a build may take to reach a state (a minute
+	// when zero): longer while a server is being killed again and again.
+	patience time.Duration
+}
+
+func (c *client) wait() time.Duration {
+	if c.patience == 0 {
+		return time.Minute
+	}
+	return c.patience
 }
 
 var errGaveUp = errors.New("no answer")
@@ -197,9 +207,10 @@ func (c *client) state(ctx context.Context, id string) (string, error) {
 	return b.State, json.Unmarshal(out, &b)
 }
 
-// waitState polls build id until it is in one of want, for up to a minute.
+// waitState polls build id until it is in one of want, for up to
+// c.patience.
 func (c *client) waitState(ctx context.Context, id string, want ...string) (string, error) {
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(c.wait())
 	for {
 		s, err := c.state(ctx, id)
 		if err != nil {
@@ -368,8 +379,10 @@ func TestKillLoop(t *testing.T) {
 	// restart), so that kills land in every phase of the flow.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := &client{base: f.url, http: &http.Client{Timeout: 10 * time.Second}}
 	window := time.Duration(kills) * 250 * time.Millisecond
+	// While kills come faster than a job can finish, nothing finishes: a
+	// build may wait for as long as the killing lasts (about twice window).
+	c := &client{base: f.url, http: &http.Client{Timeout: 10 * time.Second}, patience: 2*window + time.Minute}
 	ids := make([]string, builds)
 	errs := make([]error, builds)
 	var wg sync.WaitGroup
