@@ -268,13 +268,16 @@ func checkKillLoopSlack(t *testing.T, fake *slacktest.Server, kills []time.Time,
 		}
 		return true
 	})
-	repeats := 0
+	// Each repeat must have a kill of its own between it and the copy
+	// before: one unacknowledged call, retried once. (Two kills can each
+	// fall between Slack's answer and the record of the same message.)
+	repeats, thrice := 0, 0
 	for key, at := range posted {
 		if !want[key] {
 			t.Errorf("unexpected message %s", key)
 		}
 		if len(at) > 2 {
-			t.Errorf("message %s posted %d times, want once, or twice after a lost answer", key, len(at))
+			thrice++
 		}
 		for j := 1; j < len(at); j++ {
 			repeats++
@@ -288,5 +291,5 @@ func checkKillLoopSlack(t *testing.T, fake *slacktest.Server, kills []time.Time,
 			}
 		}
 	}
-	t.Logf("%d messages, %d posted again after a kill lost the answer", len(posted), repeats)
+	t.Logf("%d messages, %d posted again after a kill lost the answer (%d of them a third time, after a second kill)", len(posted), repeats, thrice)
 }
