@@ -149,3 +149,34 @@ func TestLostObjectsAreFetchedAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestRefKilledWhileWritten: go-git truncates a ref file before it writes
+// it; a process killed in between leaves it empty, or cut short, and
+// go-git then refuses every fetch ("ref file is empty"). Open removes such
+// a ref and fetches it again.
+func TestRefKilledWhileWritten(t *testing.T) {
+	for name, content := range map[string]string{"empty": "", "cut": "46c4198750e4bf1c", "no newline": "46c4198750e4bf1c2d81550b037009e8d788f79e"} {
+		t.Run(name, func(t *testing.T) {
+			bare := gittest.NewRemote(t, seed)
+			dir := filepath.Join(t.TempDir(), "clone")
+			first, err := gitops.Open(context.Background(), gitops.Options{URL: bare, Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := first.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ref := filepath.Join(dir, "refs", "remotes", "origin", "main")
+			if _, err := os.Stat(ref); err != nil {
+				t.Fatalf("the clone has no loose tracking ref: %v", err)
+			}
+			if err := os.WriteFile(ref, []byte(content), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			again := open(t, bare, func(o *gitops.Options) { o.Dir = dir })
+			if res := apply(t, again, writeFile("after.txt", "1\n")); !res.Changed {
+				t.Fatalf("Apply after the crash: %+v", res)
+			}
+		})
+	}
+}

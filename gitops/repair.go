@@ -82,6 +82,56 @@ func repairPacks(dir string) (removedPack bool, err error) {
 	return removedPack, nil
 }
 
+// repairRefs removes loose refs that a process killed while go-git wrote
+// them left empty or cut short (go-git truncates a ref file, then writes
+// it): go-git refuses to fetch while one is there ("ref file is empty").
+// A removed ref is fetched again; the bot keeps no ref of its own.
+func repairRefs(dir string) (removed bool, err error) {
+	root := filepath.Join(dir, "refs")
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if refIntact(b) {
+			return nil
+		}
+		removed = true
+		return os.Remove(path)
+	})
+	if err != nil {
+		return removed, fmt.Errorf("repair clone refs: %w", err)
+	}
+	return removed, nil
+}
+
+// refIntact tells whether b is a whole loose ref: a hash or "ref: …", and
+// its newline.
+func refIntact(b []byte) bool {
+	line, ok := bytes.CutSuffix(b, []byte("\n"))
+	if !ok {
+		return false
+	}
+	if target, ok := bytes.CutPrefix(line, []byte("ref: ")); ok {
+		return len(target) > 0
+	}
+	if len(line) != 40 {
+		return false
+	}
+	for _, c := range line {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // indexIntact checks a pack index's trailing SHA-1 against its content.
 func indexIntact(name string) (bool, error) {
 	f, err := os.Open(name)

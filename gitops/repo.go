@@ -193,6 +193,9 @@ func (r *Repo) open() error {
 	if err != nil {
 		return err
 	}
+	if _, err := repairRefs(r.opts.Dir); err != nil {
+		return err
+	}
 	// A small object cache: the writer touches a handful of trees per change.
 	r.stor = filesystem.NewStorageWithOptions(osfs.New(r.opts.Dir),
 		cache.NewObjectLRU(8*cache.MiByte), filesystem.Options{KeepDescriptors: true})
