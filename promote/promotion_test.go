@@ -261,7 +261,9 @@ func TestPRClosedButMergedByAPerson(t *testing.T) {
 	forge.mergeErrs = []error{fmt.Errorf("%w: review required", promote.ErrNotMergeable)}
 	f := prFlow(t, forge)
 	drain(t, f.s)
-	forge.set(1, func(pr *promote.PR) { pr.Merged, pr.Open, pr.MergeSHA, pr.MergedBy = true, false, "merge-by-hand", "octocat" })
+	forge.set(1, func(pr *promote.PR) {
+		pr.Merged, pr.Open, pr.MergeSHA, pr.MergedBy = true, false, "merge-by-hand", "octocat"
+	})
 	if b, err := f.act(promote.ActionClose, "UOWN1"); err != nil || b.State != promote.StateClosed {
 		t.Fatalf("close = %+v, %v", b, err)
 	}
