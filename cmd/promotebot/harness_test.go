@@ -26,6 +26,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/promotebot/promotebot/gitops/gittest"
+	"github.com/promotebot/promotebot/slackui/slacktest"
 )
 
 // envInt reads a test knob: the long runs of hack/ and bench/ set them.
@@ -191,7 +194,28 @@ func (c *client) postBuild(ctx context.Context, body string) (string, error) {
 	return b.ID, nil
 }
 
-func (c *client) state(ctx context.Context, id string) (string, error) {
+// built is a build's view as GET /v1/builds/{id} answers it, with its
+// history of states.
+type built struct {
+	State     string
+	CreatedAt time.Time
+	History   []struct {
+		To string
+		At time.Time
+	}
+}
+
+// reached is when the build entered state; zero if it never did.
+func (b built) reached(state string) time.Time {
+	for _, h := range b.History {
+		if h.To == state {
+			return h.At
+		}
+	}
+	return time.Time{}
+}
+
+func (c *client) build(ctx context.Context, id string) (built, error) {
 	_, out, err := c.send(ctx, func(base string) (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodGet, base+"/v1/builds/"+id, nil)
 		if err != nil {
@@ -200,11 +224,16 @@ func (c *client) state(ctx context.Context, id string) (string, error) {
 		req.Header.Set("Authorization", "Bearer "+webhookSecret)
 		return req, nil
 	}, func(code int) bool { return code == http.StatusOK })
-	if err != nil {
-		return "", err
+	var b built
+	if err == nil {
+		err = json.Unmarshal(out, &b)
 	}
-	var b struct{ State string }
-	return b.State, json.Unmarshal(out, &b)
+	return b, err
+}
+
+func (c *client) state(ctx context.Context, id string) (string, error) {
+	b, err := c.build(ctx, id)
+	return b.State, err
 }
 
 // waitState polls build id until it is in one of want, for up to
@@ -289,4 +318,43 @@ func (c *client) rejectOnce(ctx context.Context, user, buildID string) ([]byte, 
 		err = fmt.Errorf("reject %s answered %s", buildID, out)
 	}
 	return out, err
+}
+
+// loopSlack is the recording Slack of the crash and load tests: one
+// channel, QA UQA1 and owner UOWN1.
+func loopSlack(t *testing.T, channel string) *slacktest.Server {
+	t.Helper()
+	fake := slacktest.NewServer(t, slackToken)
+	fake.AddChannel(channel)
+	fake.AddUser(slacktest.User{ID: "UQA1", Name: "ada", RealName: "Ada Lovelace", Email: "ada@example.com"})
+	fake.AddUser(slacktest.User{ID: "UOWN1", Name: "olga", RealName: "Olga Owner", Email: "olga@example.com"})
+	return fake
+}
+
+// commitsPerBuild counts, on main after seed, the QA and production
+// commits of each build, and the commits in all; a commit without one
+// build and one environment in its trailers is an error. last is the image
+// of the newest production commit.
+func commitsPerBuild(t *testing.T, remote, seed string) (qa, prod map[string]int, commits int, last string) {
+	t.Helper()
+	qa, prod = map[string]int{}, map[string]int{}
+	log := gittest.Log(t, remote, "main")
+	for _, c := range log {
+		if c.Hash == seed {
+			break
+		}
+		env, build := c.TrailerValues("Promotebot-Environment"), c.TrailerValues("Promotebot-Build")
+		switch {
+		case len(env) != 1 || len(build) != 1:
+			t.Errorf("commit %s has trailers %v %v", c.Hash, env, build)
+		case env[0] == "production":
+			prod[build[0]]++
+			if last == "" {
+				last = c.TrailerValues("Promotebot-Image")[0]
+			}
+		default:
+			qa[build[0]]++
+		}
+	}
+	return qa, prod, len(log), last
 }

@@ -73,10 +73,7 @@ func (c *client) drive(ctx context.Context, i int) (string, error) {
 func TestKillLoop(t *testing.T) {
 	builds := envInt(t, "PROMOTEBOT_KILL_BUILDS", 100)
 	kills := envInt(t, "PROMOTEBOT_KILLS", 50)
-	fake := slacktest.NewServer(t, slackToken)
-	fake.AddChannel("C0HELLO")
-	fake.AddUser(slacktest.User{ID: "UQA1", Name: "ada", RealName: "Ada Lovelace", Email: "ada@example.com"})
-	fake.AddUser(slacktest.User{ID: "UOWN1", Name: "olga", RealName: "Olga Owner", Email: "olga@example.com"})
+	fake := loopSlack(t, "C0HELLO")
 	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
 	seed := gittest.Head(t, remote, "main")
 	logFile := filepath.Join(t.TempDir(), "server.log")
@@ -183,28 +180,7 @@ func afterPush(remote string, wait time.Duration) {
 // deploy, nothing else, and production runs the last deployed image.
 func checkKillLoopGit(t *testing.T, remote, seed string, ids []string) {
 	t.Helper()
-	qa, prod := map[string]int{}, map[string]int{}
-	var lastProd string
-	log := gittest.Log(t, remote, "main")
-	for _, c := range log {
-		if c.Hash == seed {
-			break
-		}
-		env := c.TrailerValues("Promotebot-Environment")
-		build := c.TrailerValues("Promotebot-Build")
-		if len(env) != 1 || len(build) != 1 {
-			t.Errorf("commit %s has trailers %v %v", c.Hash, env, build)
-			continue
-		}
-		if env[0] == "production" {
-			prod[build[0]]++
-			if lastProd == "" {
-				lastProd = c.TrailerValues("Promotebot-Image")[0]
-			}
-		} else {
-			qa[build[0]]++
-		}
-	}
+	qa, prod, commits, lastProd := commitsPerBuild(t, remote, seed)
 	deploys := 0
 	for i, id := range ids {
 		want := 0
@@ -216,8 +192,8 @@ func checkKillLoopGit(t *testing.T, remote, seed string, ids []string) {
 			t.Errorf("build %d (%s, %s): %d QA and %d production commits, want 1 and %d", i, id, plan(i), qa[id], prod[id], want)
 		}
 	}
-	if want := 1 + len(ids) + deploys; len(log) != want {
-		t.Errorf("main has %d commits, want the seed, %d QA and %d production commits", len(log), len(ids), deploys)
+	if want := 1 + len(ids) + deploys; commits != want {
+		t.Errorf("main has %d commits, want the seed, %d QA and %d production commits", commits, len(ids), deploys)
 	}
 	kust, _ := gittest.ReadFile(t, remote, "main", "apps/hello/overlays/production/kustomization.yaml")
 	if _, tag, _ := strings.Cut(lastProd, ":"); lastProd == "" || !strings.Contains(kust, tag+`"`) {

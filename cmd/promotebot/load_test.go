@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/promotebot/promotebot/gitops/gittest"
-	"github.com/promotebot/promotebot/slackui/slacktest"
 )
 
 // loadRepo is the sample config repo with n copies of the hello app,
@@ -97,43 +95,6 @@ func peakRSS(pid int) (float64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
 
-// built is a build's view as GET /v1/builds/{id} answers it, with its
-// history of states.
-type built struct {
-	State     string
-	CreatedAt time.Time
-	History   []struct {
-		To string
-		At time.Time
-	}
-}
-
-// reached is when the build entered state; zero if it never did.
-func (b built) reached(state string) time.Time {
-	for _, h := range b.History {
-		if h.To == state {
-			return h.At
-		}
-	}
-	return time.Time{}
-}
-
-func (c *client) build(ctx context.Context, id string) (built, error) {
-	_, out, err := c.send(ctx, func(base string) (*http.Request, error) {
-		req, err := http.NewRequest(http.MethodGet, base+"/v1/builds/"+id, nil)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+webhookSecret)
-		return req, nil
-	}, func(code int) bool { return code == http.StatusOK })
-	var b built
-	if err == nil {
-		err = json.Unmarshal(out, &b)
-	}
-	return b, err
-}
-
 // waitAll polls the builds (a few at a time, as a dashboard would) until
 // each is in state, and returns their views.
 func (c *client) waitAll(ctx context.Context, ids []string, state string, timeout time.Duration) ([]built, error) {
@@ -171,10 +132,7 @@ func TestLoad(t *testing.T) {
 	projects := envInt(t, "PROMOTEBOT_LOAD_PROJECTS", 20)
 	clicks := min(envInt(t, "PROMOTEBOT_LOAD_CLICKS", 60), builds)
 	deploys := clicks / 3
-	fake := slacktest.NewServer(t, slackToken)
-	fake.AddChannel("C0LOAD")
-	fake.AddUser(slacktest.User{ID: "UQA1", Name: "ada", RealName: "Ada Lovelace", Email: "ada@example.com"})
-	fake.AddUser(slacktest.User{ID: "UOWN1", Name: "olga", RealName: "Olga Owner", Email: "olga@example.com"})
+	fake := loopSlack(t, "C0LOAD")
 	remote, config := loadRepo(t, projects, "slack:\n  apiURL: "+fake.URL+"\n")
 	seed := gittest.Head(t, remote, "main")
 	f := &fleet{config: config, env: []string{
@@ -286,21 +244,7 @@ func TestLoad(t *testing.T) {
 
 	// Git holds exactly what was asked: one QA commit per build, one
 	// production commit per deploy, nothing else.
-	qa, prod := map[string]int{}, map[string]int{}
-	log := gittest.Log(t, remote, "main")
-	for _, c := range log {
-		if c.Hash == seed {
-			break
-		}
-		env, build := c.TrailerValues("Promotebot-Environment"), c.TrailerValues("Promotebot-Build")
-		if len(env) != 1 || len(build) != 1 {
-			t.Errorf("commit %s has trailers %v %v", c.Hash, env, build)
-		} else if env[0] == "production" {
-			prod[build[0]]++
-		} else {
-			qa[build[0]]++
-		}
-	}
+	qa, prod, commits, _ := commitsPerBuild(t, remote, seed)
 	for i, id := range ids {
 		want := 0
 		if i < deploys {
@@ -310,8 +254,8 @@ func TestLoad(t *testing.T) {
 			t.Errorf("build %d (%s): %d QA and %d production commits, want 1 and %d", i, id, qa[id], prod[id], want)
 		}
 	}
-	if want := 1 + builds + deploys; len(log) != want {
-		t.Errorf("main has %d commits, want %d (the seed, %d QA, %d production)", len(log), want, builds, deploys)
+	if want := 1 + builds + deploys; commits != want {
+		t.Errorf("main has %d commits, want %d (the seed, %d QA, %d production)", commits, want, builds, deploys)
 	}
 	say("git: %d QA and %d production commits, one for each build and each deploy", len(qa), len(prod))
 	if name := os.Getenv("PROMOTEBOT_LOAD_REPORT"); name != "" {

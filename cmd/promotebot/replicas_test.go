@@ -15,7 +15,6 @@ import (
 
 	"github.com/promotebot/promotebot/gitops/gittest"
 	"github.com/promotebot/promotebot/promote/store/pgtest"
-	"github.com/promotebot/promotebot/slackui/slacktest"
 )
 
 // TestTwoReplicasOnePostgres runs two servers on one PostgreSQL database and
@@ -90,10 +89,7 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 // back when their leases end.
 func TestReplicaKilledMidRun(t *testing.T) {
 	dsn := pgtest.Fresh(t)
-	fake := slacktest.NewServer(t, slackToken)
-	fake.AddChannel("C0HELLO")
-	fake.AddUser(slacktest.User{ID: "UQA1", Name: "ada", RealName: "Ada Lovelace", Email: "ada@example.com"})
-	fake.AddUser(slacktest.User{ID: "UOWN1", Name: "olga", RealName: "Olga Owner", Email: "olga@example.com"})
+	fake := loopSlack(t, "C0HELLO")
 	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
 	seed := gittest.Head(t, remote, "main")
 	env := []string{"PROMOTEBOT_SLACK_BOT_TOKEN=" + slackToken, "PROMOTEBOT_SLACK_SIGNING_SECRET=" + slackSigning}
