@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/gitops/clone"
 	"github.com/promotebot/promotebot/gitops/gittest"
+	"github.com/promotebot/promotebot/gitops/overlay"
+	"github.com/promotebot/promotebot/promote"
 )
 
 // BenchmarkQABump times one QA image bump end to end: learn the remote tip,
@@ -20,14 +22,14 @@ func BenchmarkQABump(b *testing.B) {
 	if remote == "" {
 		remote = gittest.MakeConfigRepoTB(b, 500, 1000)
 	}
-	r, err := gitops.Open(context.Background(), gitops.Options{URL: remote, Dir: filepath.Join(b.TempDir(), "clone")})
+	r, err := clone.Open(context.Background(), clone.Options{URL: remote, Dir: filepath.Join(b.TempDir(), "clone")})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	p := gitops.Project{ID: "app-007", Path: "apps/app-007", Image: "registry.example.com/acme/app-007", Host: "app-007.example.com"}
+	p := promote.Project{ID: "app-007", Path: "apps/app-007", Image: "registry.example.com/acme/app-007", URL: "https://app-007.example.com"}
 	bump := func(i int) {
-		e, err := gitops.QAOverlay(p, gitops.KindBranch, "bench", fmt.Sprintf("registry.example.com/acme/app-007:2.0.%d", i), gitops.Meta{Build: fmt.Sprint(i)})
+		e, err := overlay.QAOverlay(p, promote.KindBranch, "bench", fmt.Sprintf("registry.example.com/acme/app-007:2.0.%d", i), overlay.Meta{Build: fmt.Sprint(i)})
 		if err != nil {
 			b.Fatal(err)
 		}

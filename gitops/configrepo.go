@@ -1,31 +1,31 @@
+// Package gitops plugs the config repository into promote: it turns the
+// domain's builds, approvals and promotions into overlay edits (package
+// overlay) with their trailers (package trailer) and applies them through
+// the persistent clone (package clone).
 package gitops
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
+	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/overlay"
+	"github.com/promotebot/promotebot/gitops/trailer"
 	"github.com/promotebot/promotebot/promote"
 )
 
-// ConfigRepo is the config repository as the promote domain uses it: a Repo
-// and the projects of the configuration.
+// ConfigRepo is the config repository as the promote domain uses it: the
+// persistent clone, written with overlay edits.
 type ConfigRepo struct {
-	repo *Repo
+	repo *clone.Repo
 }
 
 var _ promote.ConfigRepo = (*ConfigRepo)(nil)
 
 // NewConfigRepo adapts r to promote.ConfigRepo.
-func NewConfigRepo(r *Repo) *ConfigRepo { return &ConfigRepo{repo: r} }
-
-// ProjectOf is what the writer needs of a configured project.
-func ProjectOf(p promote.Project) Project {
-	return Project{ID: p.ID, Path: p.Path, Image: p.Image, Host: p.Host(), Service: p.Service}
-}
+func NewConfigRepo(r *clone.Repo) *ConfigRepo { return &ConfigRepo{repo: r} }
 
 // Check implements promote.ConfigRepo; see Checker.Check.
 func (c *ConfigRepo) Check(p promote.Project, kind promote.Kind, target, image string) (string, string, error) {
@@ -41,35 +41,32 @@ var _ promote.BuildChecker = Checker{}
 // the environment. The prediction is the plain env name; a collision found
 // at deploy time moves it to the hashed one.
 func (Checker) Check(p promote.Project, kind promote.Kind, target, image string) (string, string, error) {
-	gp := ProjectOf(p)
-	if _, err := QAOverlay(gp, Kind(kind), target, image, Meta{}); err != nil {
-		return "", "", invalid(err)
+	if _, err := overlay.QAOverlay(p, kind, target, image, overlay.Meta{}); err != nil {
+		return "", "", promote.Invalid(err)
 	}
-	env, err := EnvName(Kind(kind), target)
+	env, err := overlay.EnvName(kind, target)
 	if err != nil {
-		return "", "", invalid(err)
+		return "", "", promote.Invalid(err)
 	}
-	return "qa/" + env, "https://" + QAHost(gp, Kind(kind), env), nil
+	return "qa/" + env, "https://" + overlay.QAHost(p, kind, env), nil
 }
 
 // DeployQA implements promote.ConfigRepo.
 func (c *ConfigRepo) DeployQA(ctx context.Context, p promote.Project, b promote.Build) (promote.QADeployment, error) {
-	edit, err := QAOverlay(ProjectOf(p), Kind(b.Kind), b.Target, b.Image, Meta{Build: b.ID, Source: Source(b), Author: b.Author})
+	edit, err := overlay.QAOverlay(p, b.Kind, b.Target, b.Image, overlay.Meta{Build: b.ID, Source: source(b), Author: b.Author})
 	if err != nil {
-		return promote.QADeployment{}, invalid(err)
+		return promote.QADeployment{}, promote.Invalid(err)
 	}
 	res, err := c.repo.Apply(ctx, edit)
 	if err != nil {
-		if terminal(err) {
-			return promote.QADeployment{}, invalid(err)
-		}
 		return promote.QADeployment{}, err
 	}
 	commit := res.Commit
 	if commit == "" {
 		commit = res.Base // already deployed, by an earlier attempt of this build
 	}
-	return promote.QADeployment{Environment: res.Env, URL: res.URL, Commit: commit}, nil
+	env, url := overlay.Landed(p, b.Kind, res.Trailers)
+	return promote.QADeployment{Environment: env, URL: url, Commit: commit}, nil
 }
 
 // Promote implements promote.ConfigRepo: the production overlay's image
@@ -77,7 +74,7 @@ func (c *ConfigRepo) DeployQA(ctx context.Context, p promote.Project, b promote.
 // branch with the build, source, approvals and promoter in its trailers.
 func (c *ConfigRepo) Promote(ctx context.Context, p promote.Project, b promote.Build, approvals []promote.Approval,
 	promoter promote.Person) (string, error) {
-	edit, err := promotion(p, b, approvals, promoter)
+	edit, err := promotion(p, b, approvals, promoter, nil)
 	if err != nil {
 		return "", err
 	}
@@ -87,7 +84,7 @@ func (c *ConfigRepo) Promote(ctx context.Context, p promote.Project, b promote.B
 	once := productionOnce(b, approvals)
 	res, err := c.repo.ApplyOnce(ctx, once, edit)
 	if err != nil {
-		return "", sortErr(err)
+		return "", err
 	}
 	if res.Commit == "" {
 		return res.Base, nil // already in production, by an earlier attempt
@@ -97,16 +94,16 @@ func (c *ConfigRepo) Promote(ctx context.Context, p promote.Project, b promote.B
 
 // productionOnce names build b's production commit; it cannot be older
 // than the build, nor than its last approval.
-func productionOnce(b promote.Build, approvals []promote.Approval) Once {
+func productionOnce(b promote.Build, approvals []promote.Approval) clone.Once {
 	since := b.CreatedAt
 	for _, a := range approvals {
 		if a.At.After(since) {
 			since = a.At
 		}
 	}
-	return Once{Since: since, Trailers: []Trailer{
-		{Key: "Promotebot-Build", Value: b.ID},
-		{Key: "Promotebot-Environment", Value: "production"},
+	return clone.Once{Since: since, Trailers: []trailer.Trailer{
+		{Key: trailer.Build, Value: b.ID},
+		{Key: trailer.Environment, Value: trailer.Production},
 	}}
 }
 
@@ -114,65 +111,44 @@ func productionOnce(b promote.Build, approvals []promote.Approval) Once {
 // pushed to branch, rebuilt on the config branch's tip.
 func (c *ConfigRepo) PromoteBranch(ctx context.Context, p promote.Project, b promote.Build, approvals []promote.Approval,
 	promoter promote.Person, branch string) (promote.PromotionCommit, error) {
-	edit, err := promotion(p, b, approvals, promoter)
+	var diff string
+	edit, err := promotion(p, b, approvals, promoter, &diff)
 	if err != nil {
 		return promote.PromotionCommit{}, err
 	}
 	res, err := c.repo.ApplyToBranch(ctx, branch, edit)
 	if err != nil {
-		return promote.PromotionCommit{}, sortErr(err)
+		return promote.PromotionCommit{}, err
 	}
 	var trailers strings.Builder
 	for _, t := range res.Trailers {
 		fmt.Fprintf(&trailers, "%s: %s\n", t.Key, t.Value)
 	}
-	pc := promote.PromotionCommit{SHA: res.Commit, Subject: res.Subject, Trailers: trailers.String(), Diff: res.Diff}
+	pc := promote.PromotionCommit{SHA: res.Commit, Subject: res.Subject, Trailers: trailers.String(), Diff: diff}
 	if !res.Changed {
 		pc.SHA, pc.Unchanged = res.Base, true
 	}
 	return pc, nil
 }
 
-// promotion is the production edit of a build with its trailers.
-func promotion(p promote.Project, b promote.Build, approvals []promote.Approval, promoter promote.Person) (Edit, error) {
-	meta := Meta{Build: b.ID, Source: Source(b), Author: b.Author, PromotedBy: Person(promoter.Name, promoter.ID),
+// promotion is the production edit of a build with its trailers; diff, when
+// not nil, receives what it does to the rendered manifests.
+func promotion(p promote.Project, b promote.Build, approvals []promote.Approval, promoter promote.Person,
+	diff *string) (clone.Edit, error) {
+	meta := overlay.Meta{Build: b.ID, Source: source(b), Author: b.Author, PromotedBy: trailer.Person(promoter.Name, promoter.ID),
 		RequiredApprovals: strconv.Itoa(p.RequiredApprovals)}
 	for _, a := range approvals {
-		meta.ApprovedBy = append(meta.ApprovedBy, Person(a.Name, a.User)+" "+a.At.UTC().Format(time.RFC3339))
+		meta.ApprovedBy = append(meta.ApprovedBy, trailer.Approval(a.Name, a.User, a.At))
 	}
-	edit, err := ProductionImage(ProjectOf(p), b.Image, meta)
+	edit, err := overlay.ProductionImage(p, b.Image, meta, diff)
 	if err != nil {
-		return nil, invalid(err)
+		return nil, promote.Invalid(err)
 	}
 	return edit, nil
 }
 
-// sortErr marks the failures no retry can fix as promote.ErrInvalid.
-func sortErr(err error) error {
-	if terminal(err) {
-		return invalid(err)
-	}
-	return err
-}
-
-// Person formats a person for the Approved-by and Promoted-by trailers:
-// "<Slack name> <slack:U…>", the name left out when unknown. Line breaks and
-// angle brackets in a name are dropped, so a name cannot forge a trailer.
-func Person(name, id string) string {
-	name = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '<' || r == '>' {
-			return -1
-		}
-		return r
-	}, strings.TrimSpace(name))
-	if name == "" {
-		return "<slack:" + id + ">"
-	}
-	return name + " <slack:" + id + ">"
-}
-
-// Source formats the Promotebot-Source trailer: "branch feature/login @ <commit> <CI URL>".
-func Source(b promote.Build) string {
+// source formats the Promotebot-Source trailer: "branch feature/login @ <commit> <CI URL>".
+func source(b promote.Build) string {
 	parts := []string{string(b.Kind), b.Target}
 	if b.Commit != "" {
 		parts = append(parts, "@", b.Commit)
@@ -181,24 +157,4 @@ func Source(b promote.Build) string {
 		parts = append(parts, b.BuildURL)
 	}
 	return strings.Join(parts, " ")
-}
-
-// Terminal tells the failures of Open and Apply that no retry can fix (bad
-// credentials, a missing repository, a refused push, an overlay that does
-// not render, …); others are worth retrying.
-func Terminal(err error) bool { return terminal(err) || isTerminal(err) }
-
-// terminal tells the failures that no retry can fix.
-func terminal(err error) bool {
-	var render *RenderError
-	var rejected *PushRejectedError
-	return errors.As(err, &render) || errors.As(err, &rejected) ||
-		errors.Is(err, ErrEnvCollision) || errors.Is(err, ErrInvalidPath) ||
-		errors.Is(err, ErrNoService) || errors.Is(err, ErrImageMismatch) ||
-		errors.Is(err, ErrRemoteReference) || errors.Is(err, ErrKustomization) ||
-		errors.Is(err, ErrAmbiguousImage) || errors.Is(err, ErrNoOverlay)
-}
-
-func invalid(err error) error {
-	return fmt.Errorf("%w: %w", promote.ErrInvalid, err)
 }

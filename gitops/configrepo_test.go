@@ -3,14 +3,33 @@ package gitops_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/gitops/clone"
 	"github.com/promotebot/promotebot/gitops/gittest"
 	"github.com/promotebot/promotebot/promote"
 )
+
+const seed = "../testdata/configrepo"
+
+// open opens a clone of url for the test.
+func open(t *testing.T, url string) *clone.Repo {
+	t.Helper()
+	r, err := clone.Open(context.Background(), clone.Options{URL: url, Dir: filepath.Join(t.TempDir(), "clone")})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return r
+}
 
 var helloConfig = promote.Project{ID: "hello", URL: "https://hello.example.com", Image: "registry.example.com/acme/hello", Path: "apps/hello"}
 
@@ -55,13 +74,14 @@ func TestConfigRepoDeployQAIsIdempotent(t *testing.T) {
 		t.Fatalf("retry = %+v, %v; want %+v and no new commit", again, err, first)
 	}
 
-	// A base that does not render is a terminal failure.
+	// A base that does not render is a permanent failure, not the client's
+	// mistake.
 	work := gittest.Clone(t, bare)
 	gittest.CommitFiles(t, work, map[string]string{"apps/hello/base/kustomization.yaml": "resources:\n- gone.yaml\n"}, "Break")
 	gittest.Push(t, work)
 	b.ID, b.Image = "01JC", "registry.example.com/acme/hello:1.5.0"
-	if _, err := c.DeployQA(context.Background(), helloConfig, b); !errors.Is(err, promote.ErrInvalid) {
-		t.Fatalf("render failure: %v, want ErrInvalid (terminal)", err)
+	if _, err := c.DeployQA(context.Background(), helloConfig, b); !promote.IsPermanent(err) || errors.Is(err, promote.ErrInvalid) {
+		t.Fatalf("render failure: %v, want a permanent error that is not ErrInvalid", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package promote
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/mail"
@@ -140,8 +141,8 @@ func (c *checker) httpURL(field, s string) *url.URL {
 
 func (c *checker) checkProject(i int, p *Project) {
 	f := func(key string) string { return fmt.Sprintf("projects[%d].%s", i, key) }
-	if msg := idProblem(p.ID); msg != "" {
-		c.add(f("id"), "%s", msg)
+	if err := CheckProjectID(p.ID); err != nil {
+		c.add(f("id"), "%s", err)
 	}
 	if u := c.httpURL(f("url"), p.URL); u != nil {
 		c.checkProductionURL(f("url"), u)
@@ -167,18 +168,21 @@ func (c *checker) checkProject(i int, p *Project) {
 	}
 }
 
-func idProblem(id string) string {
+// CheckProjectID tells why id cannot name a project, or returns nil: an id
+// is 1–40 of [a-z0-9-], a letter or digit at both ends, so that it is a DNS
+// label with room for the QA namespace "<id>-<env>".
+func CheckProjectID(id string) error {
 	switch {
 	case projectIDRe.MatchString(id):
-		return ""
+		return nil
 	case id == "":
-		return "required"
+		return errors.New("required")
 	case !lowerIDChars.MatchString(id):
-		return fmt.Sprintf("%q must be lower-case letters, digits and \"-\"", id)
+		return fmt.Errorf("%q must be lower-case letters, digits and \"-\"", id)
 	case len(id) > 40:
-		return fmt.Sprintf("%q is longer than 40 characters", id)
+		return fmt.Errorf("%q is longer than 40 characters", id)
 	}
-	return fmt.Sprintf("%q must start and end with a letter or digit", id)
+	return fmt.Errorf("%q must start and end with a letter or digit", id)
 }
 
 // checkProductionURL checks what QA hosts are derived from: QA hosts are
@@ -230,15 +234,26 @@ func (c *checker) checkImage(field string, p *Project) {
 		c.add(field, "required")
 		return
 	}
-	named, err := reference.ParseNormalizedNamed(p.Image)
+	name, err := NormalizeImageName(p.Image)
+	if err != nil {
+		c.add(field, "%v", err)
+		return
+	}
+	p.Image = name
+}
+
+// NormalizeImageName returns the normalized repository of an image name
+// without tag or digest ("docker.io/library/nginx" for "nginx"): the form
+// builds' images are compared with.
+func NormalizeImageName(name string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(name)
 	switch {
 	case err != nil:
-		c.add(field, "%q is not an image repository: %v", p.Image, err)
+		return "", fmt.Errorf("%q is not an image repository: %v", name, err)
 	case !reference.IsNameOnly(named):
-		c.add(field, "%q must be a repository without tag or digest (the build supplies those)", p.Image)
-	default:
-		p.Image = named.Name()
+		return "", fmt.Errorf("%q must be a repository without tag or digest (the build supplies those)", name)
 	}
+	return named.Name(), nil
 }
 
 func pathProblem(p string) string {

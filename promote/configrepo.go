@@ -2,13 +2,7 @@ package promote
 
 import (
 	"context"
-	"errors"
 )
-
-// ErrInvalid marks input refused as wrong (a target that is no valid ref
-// name, an image from another repository, …): a client's mistake, never a
-// retry. Implementations wrap their own errors with it.
-var ErrInvalid = errors.New("invalid")
 
 // QADeployment is where a build's QA overlay landed.
 type QADeployment struct {
@@ -31,7 +25,7 @@ type ConfigRepo interface {
 	BuildChecker
 	// DeployQA writes the build's QA overlay, commits it with the build's
 	// trailers and pushes it. Running it again for the same build changes
-	// nothing. Errors wrapping ErrInvalid are terminal; others are transient.
+	// nothing. Permanent errors (IsPermanent) end the build; others are retried.
 	DeployQA(ctx context.Context, p Project, b Build) (QADeployment, error)
 	// Promote sets the production overlay's image to the build's, committed
 	// with the approvals and the promoter in its trailers, straight to the

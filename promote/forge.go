@@ -6,7 +6,7 @@ import (
 )
 
 // Forge is where the config repository lives when promotions go through
-// pull requests (package gitops/github).
+// pull requests (package gitops/forge).
 type Forge interface {
 	// OpenPR opens a pull request from head into base, or returns the one
 	// head already has (open, or merged), so that a retry never opens two.

@@ -58,7 +58,7 @@ type Post struct {
 
 // Notifier shows builds to people (package slackui, through Slack's Web API).
 // Errors are classified like the config repository's: a *RetryAfterError
-// says when to try again (Slack's 429), ErrInvalid marks failures no retry
+// says when to try again (Slack's 429), a permanent error (IsPermanent) is a failure no retry
 // can fix (an unknown channel, a revoked token), anything else is retried
 // with backoff.
 type Notifier interface {

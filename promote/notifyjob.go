@@ -170,7 +170,7 @@ func (n *notification) outcome() error {
 		if errors.As(err, &ra) {
 			return err
 		}
-		if errors.Is(err, ErrInvalid) {
+		if IsPermanent(err) {
 			n.s.Logger.Warn("slack refused a message", "err", err)
 			continue
 		}

@@ -56,7 +56,7 @@ func (s *Service) promote(ctx context.Context, id string) error {
 		return s.promotePR(ctx, *pr)
 	}
 	commit, err := s.Repo.Promote(ctx, pr.p, b, pr.approved, pr.promoter)
-	if errors.Is(err, ErrInvalid) {
+	if IsPermanent(err) {
 		return s.fail(ctx, id, EventPromoteFailed, err)
 	}
 	if err != nil {
@@ -213,10 +213,10 @@ func (s *Service) waitForGitHub(ctx context.Context, b Build, cur PR, cause erro
 	return &WaitError{After: after, Reason: reason}
 }
 
-// forgeErr ends the promotion on a terminal failure, else returns err for
+// forgeErr ends the promotion on a permanent failure, else returns err for
 // a retry.
 func (s *Service) forgeErr(ctx context.Context, b Build, err error) error {
-	if errors.Is(err, ErrInvalid) {
+	if IsPermanent(err) {
 		return s.fail(ctx, b.ID, EventPromoteFailed, err)
 	}
 	return fmt.Errorf("promote %s: %w", b.ID, err)
@@ -228,7 +228,7 @@ func (s *Service) forgeErr(ctx context.Context, b Build, err error) error {
 func (s *Service) closePR(ctx context.Context, b Build) error {
 	if n := PRNumber(b.PullRequest); n > 0 {
 		pr, err := s.Forge.PR(ctx, n)
-		if err != nil && !errors.Is(err, ErrInvalid) {
+		if err != nil && !IsPermanent(err) {
 			return err
 		}
 		if err == nil && pr.Merged {
@@ -236,7 +236,7 @@ func (s *Service) closePR(ctx context.Context, b Build) error {
 			return s.promoted(ctx, b, pr.MergeSHA, pr.MergedBy)
 		}
 	}
-	if err := s.Forge.Close(ctx, PRNumber(b.PullRequest), PRBranch(b)); err != nil && !errors.Is(err, ErrInvalid) {
+	if err := s.Forge.Close(ctx, PRNumber(b.PullRequest), PRBranch(b)); err != nil && !IsPermanent(err) {
 		return err
 	}
 	s.Logger.Info("pull request closed", "build", b.ID, "pr", b.PullRequest)

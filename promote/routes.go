@@ -43,7 +43,7 @@ type ServerDeps struct {
 	// so Slack is answered 404 rather than a pretended success.
 	SlackInteractions http.Handler
 	SlackCommands     http.Handler
-	// GitHubWebhook serves POST /github/webhook (package gitops/github; it
+	// GitHubWebhook serves POST /github/webhook (package gitops/forge; it
 	// verifies X-Hub-Signature-256 itself). Nil leaves it unregistered.
 	GitHubWebhook http.Handler
 }

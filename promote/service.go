@@ -315,7 +315,7 @@ func (s *Service) deployQA(ctx context.Context, id string) error {
 		return s.fail(ctx, id, EventDeployFailed, fmt.Errorf("project %s is no longer configured", b.Project))
 	}
 	d, err := s.Repo.DeployQA(ctx, p, b)
-	if errors.Is(err, ErrInvalid) {
+	if IsPermanent(err) {
 		return s.fail(ctx, id, EventDeployFailed, err)
 	}
 	if err != nil {

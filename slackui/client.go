@@ -78,7 +78,7 @@ func (c *Client) Post(ctx context.Context, p promote.Post, parent *promote.Messa
 	defer cancel()
 	ch, ts, err := c.api.PostMessageContext(ctx, channel, opts...)
 	if err != nil {
-		return "", "", classify("chat.postMessage", err)
+		return "", "", apiError("chat.postMessage", err)
 	}
 	c.log.Info("slack message posted", "build", p.View.Build.ID, "role", p.Role, "recipient", p.Recipient, "ts", ts)
 	return ch, ts, nil
@@ -107,7 +107,7 @@ func (c *Client) Update(ctx context.Context, channel, ts string, p promote.Post)
 	_, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts,
 		slack.MsgOptionText(m.Text, false), slack.MsgOptionBlocks(m.Blocks...))
 	if err != nil {
-		return classify("chat.update", err)
+		return apiError("chat.update", err)
 	}
 	return nil
 }
@@ -121,7 +121,7 @@ func (c *Client) Ephemeral(ctx context.Context, channel, user, mrkdwn string) er
 	_, err := c.api.PostEphemeralContext(ctx, channel, user,
 		slack.MsgOptionText(m.Text, false), slack.MsgOptionBlocks(m.Blocks...))
 	if err != nil {
-		return classify("chat.postEphemeral", err)
+		return apiError("chat.postEphemeral", err)
 	}
 	return nil
 }
@@ -131,7 +131,7 @@ func (c *Client) OpenView(ctx context.Context, triggerID string, v slack.ModalVi
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	if _, err := c.api.OpenViewContext(ctx, triggerID, v); err != nil {
-		return classify("views.open", err)
+		return apiError("views.open", err)
 	}
 	return nil
 }
@@ -141,7 +141,7 @@ func (c *Client) openDM(ctx context.Context, user string) (string, error) {
 	defer cancel()
 	ch, _, _, err := c.api.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{user}})
 	if err != nil {
-		return "", classify("conversations.open", err)
+		return "", apiError("conversations.open", err)
 	}
 	return ch.ID, nil
 }
@@ -155,7 +155,7 @@ func (c *Client) Person(ctx context.Context, id string) (promote.Person, error) 
 	defer cancel()
 	u, err := c.api.GetUserInfoContext(ctx, id)
 	if err != nil {
-		return promote.Person{}, classify("users.info", err)
+		return promote.Person{}, apiError("users.info", err)
 	}
 	p := promote.Person{ID: u.ID, Name: u.Profile.DisplayName, Email: u.Profile.Email}
 	if p.Name == "" {
@@ -178,7 +178,7 @@ func (c *Client) GroupMembers(ctx context.Context, id string) ([]string, error) 
 	defer cancel()
 	members, err := c.api.GetUserGroupMembersContext(ctx, id)
 	if err != nil {
-		return nil, classify("usergroups.users.list", err)
+		return nil, apiError("usergroups.users.list", err)
 	}
 	store(c, c.groups, id, members)
 	return members, nil
@@ -201,8 +201,8 @@ func store[T any](c *Client, m map[string]cached[T], key string, v T) {
 	m[key] = cached[T]{v: v, at: c.now()}
 }
 
-// terminalErrors are Slack's error codes that no retry can fix.
-var terminalErrors = map[string]bool{
+// permanentErrors are Slack's error codes that no retry can fix.
+var permanentErrors = map[string]bool{
 	"channel_not_found": true, "not_in_channel": true, "is_archived": true, "invalid_auth": true,
 	"not_authed": true, "account_inactive": true, "token_revoked": true, "token_expired": true,
 	"no_permission": true, "missing_scope": true, "user_not_found": true, "users_not_found": true,
@@ -213,19 +213,19 @@ var terminalErrors = map[string]bool{
 	"invalid_arguments": true, "channel_is_archived": true, "cannot_dm_bot": true,
 }
 
-// classify sorts a Web API failure: a rate limit says when to retry
-// (*promote.RetryAfterError), an error code no retry can fix wraps
-// promote.ErrInvalid, anything else (5xx, timeouts, connection errors) is
-// transient. Tokens never appear in these errors: slack-go sends them in a
-// header.
-func classify(method string, err error) error {
+// apiError turns a slack-go failure into the domain's terms where it
+// enters: a rate limit says when to retry (*promote.RetryAfterError), an
+// error code no retry can fix is permanent (promote.Permanent), anything
+// else (5xx, timeouts, connection errors) is retried. Tokens never appear in
+// these errors: slack-go sends them in a header.
+func apiError(method string, err error) error {
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
 		return &promote.RetryAfterError{After: max(rl.RetryAfter, time.Second), Err: fmt.Errorf("slack %s: %w", method, err)}
 	}
 	var se slack.SlackErrorResponse
-	if errors.As(err, &se) && terminalErrors[se.Err] {
-		return fmt.Errorf("slack %s: %w: %s", method, promote.ErrInvalid, se.Err)
+	if errors.As(err, &se) && permanentErrors[se.Err] {
+		return promote.Permanent(fmt.Errorf("slack %s: %s", method, se.Err))
 	}
 	return fmt.Errorf("slack %s: %w", method, err)
 }

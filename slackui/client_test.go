@@ -92,24 +92,24 @@ func TestClientErrors(t *testing.T) {
 		t.Fatalf("429: %v, want RetryAfterError of 7s", err)
 	}
 	fake.Fail("chat.postMessage", slacktest.Failure{Status: 503})
-	if _, _, err := c.Post(ctx, post, nil); err == nil || errors.Is(err, promote.ErrInvalid) || errors.As(err, &ra) {
+	if _, _, err := c.Post(ctx, post, nil); err == nil || promote.IsPermanent(err) || errors.As(err, &ra) {
 		t.Fatalf("503: %v, want a transient error", err)
 	}
 	fake.Fail("chat.postMessage", slacktest.Failure{Error: "internal_error"})
-	if _, _, err := c.Post(ctx, post, nil); err == nil || errors.Is(err, promote.ErrInvalid) {
+	if _, _, err := c.Post(ctx, post, nil); err == nil || promote.IsPermanent(err) {
 		t.Fatalf("ok:false internal_error: %v, want a transient error", err)
 	}
 	post.View.Project.Channel = "C0GONE"
-	if _, _, err := c.Post(ctx, post, nil); !errors.Is(err, promote.ErrInvalid) || !strings.Contains(err.Error(), "channel_not_found") {
-		t.Fatalf("unknown channel: %v, want ErrInvalid", err)
+	if _, _, err := c.Post(ctx, post, nil); !promote.IsPermanent(err) || !strings.Contains(err.Error(), "channel_not_found") {
+		t.Fatalf("unknown channel: %v, want a permanent error", err)
 	}
-	if err := c.Update(ctx, "C0HELLO", "1.2", post); !errors.Is(err, promote.ErrInvalid) {
-		t.Fatalf("update of a message that is gone: %v, want ErrInvalid", err)
+	if err := c.Update(ctx, "C0HELLO", "1.2", post); !promote.IsPermanent(err) {
+		t.Fatalf("update of a message that is gone: %v, want a permanent error", err)
 	}
 	bad := NewClient("xoxb-wrong", fake.URL, nil)
 	_, _, err = bad.Post(ctx, testPost(promote.MessageChannel, "", promote.StateDeploying), nil)
-	if !errors.Is(err, promote.ErrInvalid) || strings.Contains(err.Error(), "xoxb-wrong") {
-		t.Fatalf("bad token: %v, want ErrInvalid without the token", err)
+	if !promote.IsPermanent(err) || strings.Contains(err.Error(), "xoxb-wrong") {
+		t.Fatalf("bad token: %v, want a permanent error without the token", err)
 	}
 }
 
@@ -140,7 +140,7 @@ func TestDirectoryCaches(t *testing.T) {
 	if n := len(fake.Calls("usergroups.users.list")); n != 2 {
 		t.Fatalf("after the TTL: %d calls, want 2", n)
 	}
-	if _, err := c.GroupMembers(ctx, "S0NOPE"); !errors.Is(err, promote.ErrInvalid) {
-		t.Fatalf("unknown group: %v, want ErrInvalid", err)
+	if _, err := c.GroupMembers(ctx, "S0NOPE"); !promote.IsPermanent(err) {
+		t.Fatalf("unknown group: %v, want a permanent error", err)
 	}
 }

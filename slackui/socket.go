@@ -43,15 +43,15 @@ var socketTooLong = map[string]any{"response_type": "ephemeral",
 //
 // Dropped connections, Slack's disconnect requests and transient errors
 // are retried with backoff. A refused app token (invalid_auth, a bot token
-// in its place, …) is terminal: RunSocketMode returns an error wrapping
-// promote.ErrInvalid. It returns nil when ctx ends. Tokens are never
+// in its place, …) is permanent: RunSocketMode returns an error for which
+// promote.IsPermanent holds. It returns nil when ctx ends. Tokens are never
 // logged, nor the websocket URL's ticket.
 func RunSocketMode(ctx context.Context, appToken, botToken, apiURL string, h *Handlers, log *slog.Logger) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if !strings.HasPrefix(appToken, "xapp-") {
-		return fmt.Errorf("slack socket mode: %w: the app-level token must start with xapp-", promote.ErrInvalid)
+		return promote.Permanent(errors.New("slack socket mode: the app-level token must start with xapp-"))
 	}
 	api := slack.New(botToken, slack.OptionAPIURL(apiURL), slack.OptionAppLevelToken(appToken),
 		slack.OptionHTTPClient(&http.Client{Timeout: callTimeout}))
@@ -73,7 +73,7 @@ loop:
 			ended = true
 			if ctx.Err() == nil {
 				// RunContext gives up only on a refused token.
-				err = fmt.Errorf("slack socket mode: apps.connections.open: %w: %w", promote.ErrInvalid, redactURLErr(rerr))
+				err = promote.Permanent(fmt.Errorf("slack socket mode: apps.connections.open: %w", redactURLErr(rerr)))
 			}
 			break loop
 		case evt := <-s.client.Events:
@@ -129,7 +129,7 @@ func (s *socketSession) dispatch(ctx context.Context, evt socketmode.Event) erro
 	case socketmode.EventTypeConnectionError:
 		return s.connectionError(evt)
 	case socketmode.EventTypeInvalidAuth:
-		return fmt.Errorf("slack socket mode: apps.connections.open: %w: the app-level token was refused", promote.ErrInvalid)
+		return promote.Permanent(errors.New("slack socket mode: apps.connections.open: the app-level token was refused"))
 	case socketmode.EventTypeHello:
 		if evt.Request != nil {
 			s.log.Debug("slack socket mode hello", "connections", evt.Request.NumConnections)
@@ -153,7 +153,7 @@ func (s *socketSession) connectionError(evt socketmode.Event) error {
 	}
 	var se slack.SlackErrorResponse
 	if errors.As(ev.ErrorObj, &se) && !socketTransient[se.Err] {
-		return fmt.Errorf("slack socket mode: apps.connections.open: %w: %w", promote.ErrInvalid, ev.ErrorObj)
+		return promote.Permanent(fmt.Errorf("slack socket mode: apps.connections.open: %w", ev.ErrorObj))
 	}
 	s.log.Warn("slack socket mode: cannot connect", "attempt", ev.Attempt, "retry_in", ev.Backoff, "err", redactURLErr(ev.ErrorObj))
 	return nil

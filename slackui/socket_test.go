@@ -332,8 +332,8 @@ func TestSocketModeRefusedTokenIsTerminal(t *testing.T) {
 			select {
 			case err := <-done:
 				var se slack.SlackErrorResponse
-				if !errors.Is(err, promote.ErrInvalid) || !errors.As(err, &se) || se.Err != code {
-					t.Fatalf("RunSocketMode = %v, want a terminal %s", err, code)
+				if !promote.IsPermanent(err) || !errors.As(err, &se) || se.Err != code {
+					t.Fatalf("RunSocketMode = %v, want a permanent %s", err, code)
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("RunSocketMode still retrying a refused token after 5 s")
@@ -347,8 +347,8 @@ func TestSocketModeRefusedTokenIsTerminal(t *testing.T) {
 
 func TestSocketModeRefusesANonAppToken(t *testing.T) {
 	err := RunSocketMode(t.Context(), sockBotToken, sockBotToken, "http://127.0.0.1:1/api/", &Handlers{}, nil)
-	if !errors.Is(err, promote.ErrInvalid) {
-		t.Fatalf("RunSocketMode with a bot token as the app token = %v, want ErrInvalid", err)
+	if !promote.IsPermanent(err) {
+		t.Fatalf("RunSocketMode with a bot token as the app token = %v, want a permanent error", err)
 	}
 	if strings.Contains(err.Error(), sockBotToken) {
 		t.Errorf("error %q shows the token", err)

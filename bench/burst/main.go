@@ -17,7 +17,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/overlay"
+	"github.com/promotebot/promotebot/promote"
 )
 
 func main() {
@@ -49,7 +51,7 @@ func run() error {
 	}
 	ctx := context.Background()
 	start := time.Now()
-	repo, err := gitops.Open(ctx, gitops.Options{URL: *remote, Dir: *dir, Logger: logger(*verbose)})
+	repo, err := clone.Open(ctx, clone.Options{URL: *remote, Dir: *dir, Logger: logger(*verbose)})
 	if err != nil {
 		return err
 	}
@@ -59,12 +61,12 @@ func run() error {
 		return nil
 	}
 
-	edits := make([]gitops.Edit, *n)
+	edits := make([]clone.Edit, *n)
 	for i := range edits {
 		app := fmt.Sprintf("app-%03d", (i*7)%*apps)
-		p := gitops.Project{ID: app, Path: "apps/" + app, Image: "registry.example.com/acme/" + app, Host: app + ".example.com"}
-		e, err := gitops.QAOverlay(p, gitops.KindBranch, fmt.Sprintf("feature/burst-%d", i),
-			fmt.Sprintf("registry.example.com/acme/%s:2.0.%d", app, i), gitops.Meta{Build: fmt.Sprint("burst-", i)})
+		p := promote.Project{ID: app, Path: "apps/" + app, Image: "registry.example.com/acme/" + app, URL: "https://" + app + ".example.com"}
+		e, err := overlay.QAOverlay(p, promote.KindBranch, fmt.Sprintf("feature/burst-%d", i),
+			fmt.Sprintf("registry.example.com/acme/%s:2.0.%d", app, i), overlay.Meta{Build: fmt.Sprint("burst-", i)})
 		if err != nil {
 			return err
 		}

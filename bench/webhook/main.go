@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/gitops/clone"
 	"github.com/promotebot/promotebot/promote"
 	"github.com/promotebot/promotebot/promote/store"
 )
@@ -223,7 +224,7 @@ func latency(ctx context.Context, o options, cfg *promote.Config, st promote.Sto
 	if o.remote == "" {
 		return errors.New("-remote is required for -mode latency")
 	}
-	repo, err := gitops.Open(ctx, gitops.Options{URL: o.remote, Dir: filepath.Join(dir, "config-repo.git"),
+	repo, err := clone.Open(ctx, clone.Options{URL: o.remote, Dir: filepath.Join(dir, "config-repo.git"),
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err

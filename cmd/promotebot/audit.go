@@ -15,7 +15,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/history"
+	"github.com/promotebot/promotebot/gitops/trailer"
 	"github.com/promotebot/promotebot/promote"
 )
 
@@ -57,7 +59,7 @@ func usageError(format string, args ...any) error {
 type auditRun struct {
 	src, format, configName string
 	cfg                     *promote.Config
-	opts                    gitops.HistoryOptions
+	opts                    history.Options
 	check                   bool
 }
 
@@ -69,7 +71,7 @@ func runAudit(c *cli.Context, d deps) error {
 	if a.check {
 		return runAuditCheck(c, d, a)
 	}
-	changes, err := gitops.ReadHistory(c.Context, a.src, a.opts)
+	changes, err := history.Read(c.Context, a.src, a.opts)
 	if err != nil {
 		return err
 	}
@@ -86,7 +88,7 @@ func runAuditCheck(c *cli.Context, d deps, a *auditRun) error {
 	// against (an image's earlier QA deployments), whatever the filters.
 	all := a.opts
 	all.Env, all.Since = "", time.Time{}
-	changes, err := gitops.ReadHistory(c.Context, a.src, all)
+	changes, err := history.Read(c.Context, a.src, all)
 	if err != nil {
 		return err
 	}
@@ -96,13 +98,13 @@ func runAuditCheck(c *cli.Context, d deps, a *auditRun) error {
 			return err
 		}
 	}
-	findings := gitops.CheckHistory(changes, opts)
+	findings := history.Check(changes, opts)
 	if err := writeFindings(d.stdout, a.format, findings); err != nil {
 		return err
 	}
 	checked := 0
 	for _, ch := range changes {
-		if ch.Environment == gitops.EnvProduction && !ch.Root && a.opts.Matches(ch) {
+		if ch.Environment == trailer.Production && !ch.Root && a.opts.Matches(ch) {
 			checked++
 		}
 	}
@@ -131,7 +133,7 @@ func parseAudit(c *cli.Context, d deps) (*auditRun, error) {
 		return nil, usageError("--until %s is before --since %s", c.String("until"), c.String("since"))
 	}
 	a.opts.Project, a.opts.Env = c.String("project"), c.String("env")
-	if env := a.opts.Env; env != "" && env != gitops.EnvProduction && env != "qa" && !strings.HasPrefix(env, "qa/") {
+	if env := a.opts.Env; env != "" && env != trailer.Production && env != "qa" && !strings.HasPrefix(env, "qa/") {
 		return nil, usageError("--env %q: want production, qa or qa/<env>", env)
 	}
 	if c.Bool("verify") != (c.String("keyring") != "") {
@@ -157,7 +159,7 @@ func parseAudit(c *cli.Context, d deps) (*auditRun, error) {
 		a.configName = path
 	}
 	sec := promote.SecretsFromEnv(d.getenv)
-	a.opts.Auth = gitops.Auth{Username: sec.GitUsername, Password: sec.GitPassword, SSHPassphrase: sec.GitSSHPassphrase}
+	a.opts.Auth = clone.Auth{Username: sec.GitUsername, Password: sec.GitPassword, SSHPassphrase: sec.GitSSHPassphrase}
 	a.opts.Branch = c.String("branch")
 	if a.cfg != nil {
 		if a.src == "" {
@@ -200,8 +202,8 @@ func parseAuditTime(s string, endOfDay bool) (time.Time, error) {
 
 // checkOptions returns the rules' settings, and notes saying where the
 // required approvals came from and which rule cannot be checked.
-func (a *auditRun) checkOptions(changes []gitops.Change) (gitops.CheckOptions, []string) {
-	o := gitops.CheckOptions{DefaultApprovals: promote.DefaultRequiredApprovals, Only: a.opts.Matches}
+func (a *auditRun) checkOptions(changes []history.Change) (history.CheckOptions, []string) {
+	o := history.CheckOptions{DefaultApprovals: promote.DefaultRequiredApprovals, Only: a.opts.Matches}
 	var notes []string
 	if a.cfg == nil {
 		notes = append(notes, fmt.Sprintf("no --config: %d required approval(s) assumed where a commit does not "+
@@ -216,7 +218,7 @@ func (a *auditRun) checkOptions(changes []gitops.Change) (gitops.CheckOptions, [
 		unknown := map[string]bool{}
 		for _, c := range changes {
 			if _, ok := o.RequiredApprovals[c.Project]; !ok && c.Trailers && !c.Root &&
-				c.Environment == gitops.EnvProduction && a.opts.Matches(c) {
+				c.Environment == trailer.Production && a.opts.Matches(c) {
 				unknown[c.Project] = true
 			}
 		}
@@ -238,7 +240,7 @@ func sortedKeys(m map[string]bool) []string {
 	return keys
 }
 
-func signatureSummary(changes []gitops.Change) string {
+func signatureSummary(changes []history.Change) string {
 	good, none, bad := 0, 0, 0
 	for _, c := range changes {
 		switch {
@@ -254,7 +256,7 @@ func signatureSummary(changes []gitops.Change) string {
 }
 
 // writeChanges prints the history in format, newest first.
-func writeChanges(w io.Writer, format string, changes []gitops.Change, verified bool) error {
+func writeChanges(w io.Writer, format string, changes []history.Change, verified bool) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
@@ -297,9 +299,9 @@ func writeChanges(w io.Writer, format string, changes []gitops.Change, verified 
 
 // stableJSON gives every list field a value, so that each object has the
 // same fields: [] rather than null.
-func stableJSON(c gitops.Change) gitops.Change {
+func stableJSON(c history.Change) history.Change {
 	if c.Approvals == nil {
-		c.Approvals = []gitops.Approval{}
+		c.Approvals = []history.ApprovedBy{}
 	}
 	if c.Paths == nil {
 		c.Paths = []string{}
@@ -313,10 +315,10 @@ func stableJSON(c gitops.Change) gitops.Change {
 var csvHeader = []string{"commit", "time", "project", "environment", "image", "build", "source", "approvals",
 	"promotedBy", "pr", "author", "committer", "subject", "signed", "signature", "trailers", "botMade", "paths", "malformed"}
 
-func csvRecord(c gitops.Change) []string {
+func csvRecord(c history.Change) []string {
 	approvals := make([]string, len(c.Approvals))
 	for i, a := range c.Approvals {
-		approvals[i] = gitops.Person(a.Name, a.SlackID) + " " + a.At.Format(time.RFC3339)
+		approvals[i] = trailer.Person(a.Name, a.SlackID) + " " + a.At.Format(time.RFC3339)
 	}
 	rec := []string{c.Commit, c.Time.Format(time.RFC3339), c.Project, c.Environment, c.Image, c.Build, c.Source,
 		strings.Join(approvals, "; "), c.PromotedBy.String(), c.PR, c.Author, c.Committer, c.Subject,
@@ -329,7 +331,7 @@ func csvRecord(c gitops.Change) []string {
 }
 
 // writeFindings prints the findings in format, newest first.
-func writeFindings(w io.Writer, format string, findings []gitops.Finding) error {
+func writeFindings(w io.Writer, format string, findings []history.Finding) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
@@ -416,7 +418,7 @@ func shortImage(ref string) string {
 	return name
 }
 
-func approvedBy(c gitops.Change) string {
+func approvedBy(c history.Change) string {
 	names := make([]string, len(c.Approvals))
 	for i, a := range c.Approvals {
 		who := a.Name
@@ -428,7 +430,7 @@ func approvedBy(c gitops.Change) string {
 	return strings.Join(names, ", ")
 }
 
-func promotedBy(c gitops.Change) string {
+func promotedBy(c history.Change) string {
 	switch {
 	case !c.Trailers:
 		return "no trailers: " + c.Author

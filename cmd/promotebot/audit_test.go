@@ -18,7 +18,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/gitops/clone"
 	"github.com/promotebot/promotebot/gitops/gittest"
+	"github.com/promotebot/promotebot/gitops/history"
 	"github.com/promotebot/promotebot/promote"
 )
 
@@ -55,9 +57,9 @@ func newAuditFixture(t *testing.T) *auditFixture {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
-	repo, err := gitops.Open(context.Background(), gitops.Options{
+	repo, err := clone.Open(context.Background(), clone.Options{
 		URL: f.bare, Dir: filepath.Join(dir, "clone"),
-		Author:  gitops.Signature{Name: "promotebot", Email: "bot@example.com"},
+		Author:  clone.Signature{Name: "promotebot", Email: "bot@example.com"},
 		SignKey: entity,
 		Now: func() time.Time {
 			at = at.Add(time.Hour)
@@ -311,8 +313,8 @@ func TestAuditVerify(t *testing.T) {
 	if exitCode(err) != 1 {
 		t.Fatalf("err %v", err)
 	}
-	var finding gitops.Finding
-	if jerr := json.Unmarshal([]byte(stdout), &finding); jerr != nil || finding.Rule != gitops.RuleBadSignature || finding.Commit != f.qa {
+	var finding history.Finding
+	if jerr := json.Unmarshal([]byte(stdout), &finding); jerr != nil || finding.Rule != history.RuleBadSignature || finding.Commit != f.qa {
 		t.Fatalf("finding %+v (%v) from\n%s", finding, jerr, stdout)
 	}
 }

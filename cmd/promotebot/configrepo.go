@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/promotebot/promotebot/gitops"
-	ghforge "github.com/promotebot/promotebot/gitops/github"
+	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/forge"
 	"github.com/promotebot/promotebot/promote"
 )
 
@@ -18,19 +18,19 @@ import (
 // gives the https password at each push and fetch (a GitHub App's
 // installation token) unless PROMOTEBOT_GIT_PASSWORD is set.
 func openConfigRepo(ctx context.Context, cfg *promote.Config, sec promote.Secrets, log *slog.Logger,
-	observePush func(time.Duration), app *ghforge.AppTokens) (*gitops.Repo, error) {
-	opts := gitops.Options{
+	observePush func(time.Duration), app *forge.AppTokens) (*clone.Repo, error) {
+	opts := clone.Options{
 		URL:    cfg.GitOps.Repo,
 		Branch: cfg.GitOps.Branch,
 		Dir:    filepath.Join(cfg.DataDir, "config-repo.git"),
-		Auth: gitops.Auth{
+		Auth: clone.Auth{
 			Username:       sec.GitUsername,
 			Password:       sec.GitPassword,
 			SSHKeyFile:     cfg.GitOps.SSHKeyFile,
 			SSHPassphrase:  sec.GitSSHPassphrase,
 			KnownHostsFile: cfg.GitOps.KnownHostsFile,
 		},
-		Author:      gitops.Signature{Name: cfg.GitOps.AuthorName, Email: cfg.GitOps.AuthorEmail},
+		Author:      clone.Signature{Name: cfg.GitOps.AuthorName, Email: cfg.GitOps.AuthorEmail},
 		Logger:      log,
 		ObservePush: observePush,
 	}
@@ -38,15 +38,15 @@ func openConfigRepo(ctx context.Context, cfg *promote.Config, sec promote.Secret
 		opts.Auth.Token, opts.Auth.Forget = app.Token, app.Forget
 	}
 	if cfg.GitOps.SigningKeyFile != "" {
-		key, err := gitops.LoadSigningKey(cfg.GitOps.SigningKeyFile, sec.GitSigningPassphrase)
+		key, err := clone.LoadSigningKey(cfg.GitOps.SigningKeyFile, sec.GitSigningPassphrase)
 		if err != nil {
 			return nil, err
 		}
 		opts.SignKey = key
 	}
-	repo, err := gitops.Open(ctx, opts)
+	repo, err := clone.Open(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("config repo %s: %w", gitops.RedactURL(cfg.GitOps.Repo), err)
+		return nil, fmt.Errorf("config repo %s: %w", clone.RedactURL(cfg.GitOps.Repo), err)
 	}
 	return repo, nil
 }

@@ -19,7 +19,8 @@ import (
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 
-	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/overlay"
 	"github.com/promotebot/promotebot/promote"
 )
 
@@ -47,10 +48,10 @@ var exampleOverlays = []struct {
 	{"shop-api", "overlays/qa/tag-v4-13-0-rc-1", "registry.example.com/acme/shop-api:v4.13.0-rc.1", "shop-api-tag-v4-13-0-rc-1"},
 }
 
-// exampleFiles is a gitops.Files held in memory, loaded from a folder.
+// exampleFiles is a clone.Files held in memory, loaded from a folder.
 type exampleFiles struct{ m fstest.MapFS }
 
-var _ gitops.Files = (*exampleFiles)(nil)
+var _ clone.Files = (*exampleFiles)(nil)
 
 func loadExampleFiles(t *testing.T, dir string) *exampleFiles {
 	t.Helper()
@@ -104,15 +105,15 @@ func (f *exampleFiles) clone() *exampleFiles {
 
 // exampleProjects are the projects of examples/promotebot.yaml as the
 // writer sees them.
-func exampleProjects(t *testing.T) map[string]gitops.Project {
+func exampleProjects(t *testing.T) map[string]promote.Project {
 	t.Helper()
 	cfg, err := promote.LoadConfig(examplePromotebot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]gitops.Project{}
+	out := map[string]promote.Project{}
 	for _, p := range cfg.Projects {
-		out[p.ID] = gitops.ProjectOf(p)
+		out[p.ID] = p
 	}
 	return out
 }
@@ -197,11 +198,11 @@ func TestExamplesConfigRepoRenders(t *testing.T) {
 	for _, o := range exampleOverlays {
 		t.Run(o.project+"/"+o.dir, func(t *testing.T) {
 			repo, _, _ := strings.Cut(o.image, ":")
-			rendered, err := gitops.Render(f, path.Join("apps", o.project), o.dir)
+			rendered, err := overlay.Render(f, path.Join("apps", o.project), o.dir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := gitops.CheckImage(rendered, repo, o.image); err != nil {
+			if err := overlay.CheckImage(rendered, repo, o.image); err != nil {
 				t.Fatal(err)
 			}
 			docs := yamlDocs(t, o.dir, rendered)
@@ -242,7 +243,7 @@ func TestExamplesQAOverlaysAreWhatTheBotWrites(t *testing.T) {
 			kust := yamlDocs(t, dir, noErr(disk.ReadFile(dir+"/kustomization.yaml")))[0]
 			kind := lookupStr(kust, "metadata", "annotations", "promotebot.dev/kind")
 			target := lookupStr(kust, "metadata", "annotations", "promotebot.dev/target")
-			edit, err := gitops.QAOverlay(p, gitops.Kind(kind), target, o.image, gitops.Meta{})
+			edit, err := overlay.QAOverlay(p, promote.Kind(kind), target, o.image, overlay.Meta{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -256,8 +257,9 @@ func TestExamplesQAOverlaysAreWhatTheBotWrites(t *testing.T) {
 				t.Fatal(err)
 			}
 			mapping := yamlDocs(t, "mapping.yaml", noErr(disk.ReadFile(dir+"/mapping.yaml")))[0]
-			if out.Env != "qa/"+env || out.URL != "https://"+lookupStr(mapping, "spec", "hostname") {
-				t.Errorf("the bot writes %s (%s), the example is qa/%s (https://%s)", out.Env, out.URL, env, lookupStr(mapping, "spec", "hostname"))
+			gotEnv, gotURL := overlay.Landed(p, promote.Kind(kind), out.Trailers)
+			if gotEnv != "qa/"+env || gotURL != "https://"+lookupStr(mapping, "spec", "hostname") {
+				t.Errorf("the bot writes %s (%s), the example is qa/%s (https://%s)", gotEnv, gotURL, env, lookupStr(mapping, "spec", "hostname"))
 			}
 			names, err := fs.Glob(fresh.m, dir+"/*")
 			if err != nil {
@@ -291,12 +293,13 @@ func TestExamplesProductionOverlaysTakeAPromotion(t *testing.T) {
 	for id, p := range exampleProjects(t) {
 		t.Run(id, func(t *testing.T) {
 			image := p.Image + ":9.9.9"
-			edit, err := gitops.ProductionImage(p, image, gitops.Meta{})
+			var diff string
+			edit, err := overlay.ProductionImage(p, image, overlay.Meta{}, &diff)
 			if err != nil {
 				t.Fatal(err)
 			}
 			f := disk.clone()
-			out, err := edit(f)
+			_, err = edit(f)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -312,8 +315,8 @@ func TestExamplesProductionOverlaysTakeAPromotion(t *testing.T) {
 			if len(changed) != 1 || !strings.Contains(changed[0], "newTag:") || !strings.Contains(changed[0], "9.9.9") {
 				t.Errorf("promotion changed %q in %s", changed, name)
 			}
-			if !strings.Contains(out.Diff, image) {
-				t.Errorf("the diff does not show %s:\n%s", image, out.Diff)
+			if !strings.Contains(diff, image) {
+				t.Errorf("the diff does not show %s:\n%s", image, diff)
 			}
 		})
 	}
@@ -671,7 +674,7 @@ func TestExamplesFluxFollowsTheOverlays(t *testing.T) {
 		}
 		out := noErr(m.AsYaml())
 		repo, _, _ := strings.Cut(o.image, ":")
-		if err := gitops.CheckImage(out, repo, o.image); err != nil {
+		if err := overlay.CheckImage(out, repo, o.image); err != nil {
 			t.Error(err)
 		}
 		if ns := ofKind(yamlDocs(t, qa, out), "Namespace"); len(ns) != 1 || lookupStr(ns[0], "metadata", "name") != o.namespace {

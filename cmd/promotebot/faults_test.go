@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/promotebot/promotebot/gitops/github/githubtest"
+	"github.com/promotebot/promotebot/gitops/forge/githubtest"
 	"github.com/promotebot/promotebot/gitops/gittest"
 	"github.com/promotebot/promotebot/slackui/slacktest"
 )

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/promotebot/promotebot/gitops/github/githubtest"
+	"github.com/promotebot/promotebot/gitops/forge/githubtest"
 	"github.com/promotebot/promotebot/gitops/gittest"
 	"github.com/promotebot/promotebot/slackui/slacktest"
 )

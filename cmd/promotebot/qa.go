@@ -7,7 +7,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/promotebot/promotebot/gitops"
+	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/overlay"
 	"github.com/promotebot/promotebot/promote"
 )
 
@@ -46,23 +47,23 @@ func runQA(c *cli.Context, d deps) error {
 	if !ok {
 		return fmt.Errorf("unknown project %q (give --project, one of the configuration's ids)", c.String("project"))
 	}
-	kind := gitops.Kind(c.String("type"))
+	kind := promote.Kind(c.String("type"))
 	target := c.String("target")
 	if target == "" {
 		return fmt.Errorf("give --target, the branch or tag name")
 	}
-	meta := gitops.Meta{Build: c.String("build"), Source: c.String("source")}
+	meta := overlay.Meta{Build: c.String("build"), Source: c.String("source")}
 	if meta.Build == "" {
 		meta.Build = "cli-" + time.Now().UTC().Format("20060102T150405Z")
 	}
 	if meta.Source == "" {
 		meta.Source = fmt.Sprintf("%s %s", kind, target)
 	}
-	var edit gitops.Edit
+	var edit clone.Edit
 	if c.Bool("delete") {
-		edit, err = gitops.DeleteQAOverlay(gitops.ProjectOf(p), kind, target, meta)
+		edit, err = overlay.DeleteQAOverlay(p, kind, target, meta)
 	} else {
-		edit, err = gitops.QAOverlay(gitops.ProjectOf(p), kind, target, c.String("image"), meta)
+		edit, err = overlay.QAOverlay(p, kind, target, c.String("image"), meta)
 	}
 	if err != nil {
 		return err
@@ -83,6 +84,10 @@ func runQA(c *cli.Context, d deps) error {
 	if res.Changed {
 		status = "commit " + res.Commit
 	}
-	_, err = fmt.Fprintf(d.stdout, "%s %s %s\n", res.Env, res.URL, status)
+	env, url := overlay.Landed(p, kind, res.Trailers)
+	if c.Bool("delete") {
+		url = "" // a removed environment has no URL
+	}
+	_, err = fmt.Fprintf(d.stdout, "%s %s %s\n", env, url, status)
 	return err
 }

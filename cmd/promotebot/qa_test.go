@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/promotebot/promotebot/gitops"
 	"github.com/promotebot/promotebot/gitops/gittest"
+	"github.com/promotebot/promotebot/gitops/overlay"
 )
 
 // qaConfig writes a configuration whose config repo is a fresh bare remote
@@ -80,9 +80,9 @@ func TestQACommandRefusesHostileInput(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"--project", "nope", "--target", "x", "--image", "registry.example.com/acme/hello:1"}, nil, "unknown project"},
-		{[]string{"--project", "hello", "--target", "../../etc", "--image", "registry.example.com/acme/hello:1"}, gitops.ErrInvalidTarget, ""},
-		{[]string{"--project", "hello", "--target", "x", "--image", "evil.example.com/acme/hello:1"}, gitops.ErrForeignImage, ""},
-		{[]string{"--project", "hello", "--target", "x", "--type", "pr", "--image", "registry.example.com/acme/hello:1"}, gitops.ErrInvalidKind, ""},
+		{[]string{"--project", "hello", "--target", "../../etc", "--image", "registry.example.com/acme/hello:1"}, overlay.ErrInvalidTarget, ""},
+		{[]string{"--project", "hello", "--target", "x", "--image", "evil.example.com/acme/hello:1"}, overlay.ErrForeignImage, ""},
+		{[]string{"--project", "hello", "--target", "x", "--type", "pr", "--image", "registry.example.com/acme/hello:1"}, overlay.ErrInvalidKind, ""},
 	}
 	for _, tc := range cases {
 		_, _, err := runWith(t, nil, append([]string{"qa", "--config", config}, tc.args...)...)

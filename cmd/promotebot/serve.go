@@ -15,7 +15,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/promotebot/promotebot/gitops"
-	ghforge "github.com/promotebot/promotebot/gitops/github"
+	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/forge"
 	"github.com/promotebot/promotebot/promote"
 	"github.com/promotebot/promotebot/promote/store"
 	"github.com/promotebot/promotebot/slackui"
@@ -72,9 +73,9 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	} else {
 		log.Warn("PROMOTEBOT_SLACK_BOT_TOKEN is not set: nothing is posted to Slack and Slack's routes answer 404")
 	}
-	var appTokens *ghforge.AppTokens
+	var appTokens *forge.AppTokens
 	if cfg.GitHub.Enabled() {
-		opts := ghforge.Options{Repository: cfg.GitHub.Repository, APIURL: cfg.GitHub.APIURL,
+		opts := forge.Options{Repository: cfg.GitHub.Repository, APIURL: cfg.GitHub.APIURL,
 			MergeMethod: string(cfg.GitHub.MergeMethod), Token: sec.GitHubToken}
 		switch {
 		case cfg.GitHub.App():
@@ -82,7 +83,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 			if err != nil {
 				return fmt.Errorf("github.privateKeyFile: %w", err)
 			}
-			tokens, err := ghforge.NewAppTokens(cfg.GitHub.APIURL, cfg.GitHub.AppID, cfg.GitHub.InstallationID, key)
+			tokens, err := forge.NewAppTokens(cfg.GitHub.APIURL, cfg.GitHub.AppID, cfg.GitHub.InstallationID, key)
 			if err != nil {
 				return err
 			}
@@ -90,7 +91,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 		case sec.GitHubToken == "":
 			return errors.New("github is configured but neither PROMOTEBOT_GITHUB_TOKEN nor github.appID is set")
 		}
-		forge, err := ghforge.New(opts)
+		forge, err := forge.New(opts)
 		if err != nil {
 			return err
 		}
@@ -99,7 +100,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	deps := promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: gitops.Checker{},
 		Logger: log, Metrics: metrics, Wake: wake, Ready: clone.ready}
 	if actor.Forge != nil {
-		deps.GitHubWebhook = &ghforge.Webhook{Secret: sec.GitHubWebhookSecret, Logger: log.With("component", "github"),
+		deps.GitHubWebhook = &forge.Webhook{Secret: sec.GitHubWebhookSecret, Logger: log.With("component", "github"),
 			Hurry: func(ctx context.Context, id string) error {
 				_, err := st.Hurry(ctx, id, promote.JobPromote)
 				if err == nil {
@@ -186,17 +187,17 @@ func (s *cloneState) ready(context.Context) error {
 // backoff while the remote cannot be reached; failures no retry can fix
 // (credentials, a missing repository) end it.
 func openConfigRepoRetrying(ctx context.Context, cfg *promote.Config, sec promote.Secrets, log *slog.Logger,
-	observePush func(time.Duration), app *ghforge.AppTokens, state *cloneState) (*gitops.Repo, error) {
+	observePush func(time.Duration), app *forge.AppTokens, state *cloneState) (*clone.Repo, error) {
 	delay := time.Second
 	for {
 		repo, err := openConfigRepo(ctx, cfg, sec, log, observePush, app)
 		if err == nil {
 			state.set(true, nil)
-			log.Info("config repo ready", "repo", gitops.RedactURL(cfg.GitOps.Repo))
+			log.Info("config repo ready", "repo", clone.RedactURL(cfg.GitOps.Repo))
 			return repo, nil
 		}
 		state.set(false, err)
-		if gitops.Terminal(err) || ctx.Err() != nil {
+		if promote.IsPermanent(err) || ctx.Err() != nil {
 			return nil, err
 		}
 		log.Warn("config repo unreachable: builds are accepted and wait", "err", err, "retry_in", delay)

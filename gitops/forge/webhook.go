@@ -1,0 +1,103 @@
+package forge
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	gh "github.com/google/go-github/v60/github"
+)
+
+// maxWebhookBody bounds a GitHub delivery.
+const maxWebhookBody = 5 << 20
+
+// Webhook serves POST /github/webhook: GitHub's deliveries about the bot's
+// pull requests (pull_request, pull_request_review, check_suite, status)
+// make the build's waiting promotion run at once instead of at its next
+// poll. X-Hub-Signature-256 is checked over the raw body first.
+type Webhook struct {
+	// Secret is the webhook's secret, set on GitHub too; empty refuses all.
+	Secret string
+	// Hurry is told the build id of each bot branch a delivery is about.
+	Hurry  func(ctx context.Context, buildID string) error
+	Logger *slog.Logger
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := h.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxWebhookBody)
+	if h.Secret == "" {
+		answer(w, http.StatusUnauthorized, "no GitHub webhook secret is configured")
+		return
+	}
+	payload, err := gh.ValidatePayload(r, []byte(h.Secret))
+	if err != nil {
+		log.Warn("github webhook refused", "err", err, "remote", r.RemoteAddr)
+		answer(w, http.StatusUnauthorized, "bad signature")
+		return
+	}
+	event, err := gh.ParseWebHook(gh.WebHookType(r), payload)
+	if err != nil {
+		answer(w, http.StatusBadRequest, "unreadable event")
+		return
+	}
+	for _, ref := range refsOf(event) {
+		id, ok := BuildOfBranch(ref)
+		if !ok {
+			continue
+		}
+		if err := h.Hurry(r.Context(), id); err != nil {
+			log.Error("github webhook: hurry promotion", "build", id, "err", err)
+			answer(w, http.StatusServiceUnavailable, "try again")
+			return
+		}
+		log.Info("github webhook: promotion looked at again", "build", id, "event", gh.WebHookType(r))
+	}
+	answer(w, http.StatusOK, "ok")
+}
+
+// refsOf lists the head branches an event is about.
+func refsOf(event any) []string {
+	switch e := event.(type) {
+	case *gh.PullRequestEvent:
+		return []string{e.GetPullRequest().GetHead().GetRef()}
+	case *gh.PullRequestReviewEvent:
+		return []string{e.GetPullRequest().GetHead().GetRef()}
+	case *gh.CheckSuiteEvent:
+		refs := []string{e.GetCheckSuite().GetHeadBranch()}
+		for _, pr := range e.GetCheckSuite().PullRequests {
+			refs = append(refs, pr.GetHead().GetRef())
+		}
+		return refs
+	case *gh.StatusEvent:
+		var refs []string
+		for _, b := range e.Branches {
+			refs = append(refs, b.GetName())
+		}
+		return refs
+	}
+	return nil
+}
+
+// BuildOfBranch reads the build id of a bot branch promotebot/<project>/<id>.
+func BuildOfBranch(ref string) (string, bool) {
+	parts := strings.Split(strings.TrimPrefix(ref, "refs/heads/"), "/")
+	if len(parts) != 3 || parts[0] != "promotebot" || parts[2] == "" {
+		return "", false
+	}
+	return parts[2], true
+}
+
+func answer(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(map[string]string{"status": msg}); err != nil {
+		return // the client went away
+	}
+}

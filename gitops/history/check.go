@@ -1,0 +1,179 @@
+package history
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/promotebot/promotebot/gitops/trailer"
+)
+
+// Rules that Check applies: malformed-trailer and the signature rules
+// to every change, the others to production changes.
+const (
+	RuleNotByBot         = "not-by-bot"        // no trailers, or no Promotebot-Build: not the bot's commit
+	RuleTooFewApprovals  = "too-few-approvals" // fewer distinct Approved-by than required
+	RulePromoterApproved = "promoter-approved" // the promoter is among the approvers
+	RuleAuthorApproved   = "author-approved"   // an approver is the build's author (Promotebot-Author)
+	RuleNeverInQA        = "never-in-qa"       // no earlier qa/* change of the project had the image
+	RuleNoPromoter       = "no-promoter"       // no readable Promoted-by
+	RuleMalformedTrailer = "malformed-trailer" // a trailer that could not be read
+	RuleUnsigned         = "unsigned"          // no signature (with a key ring)
+	RuleBadSignature     = "bad-signature"     // a signature the key ring does not verify
+)
+
+// Finding is one broken rule.
+type Finding struct {
+	Commit      string    `json:"commit"`
+	Time        time.Time `json:"time"`
+	Project     string    `json:"project"`
+	Environment string    `json:"environment"`
+	Rule        string    `json:"rule"`
+	Detail      string    `json:"detail"`
+}
+
+// CheckOptions sets the rules of Check.
+type CheckOptions struct {
+	// RequiredApprovals gives a project's required approvals by id;
+	// projects missing from it need DefaultApprovals.
+	RequiredApprovals map[string]int
+	// DefaultApprovals is what a project missing from RequiredApprovals
+	// needs (0 is taken as 1).
+	DefaultApprovals int
+	// Only, when set, picks the changes that are checked; all of them
+	// still serve as history (an earlier QA deployment of an image).
+	Only func(Change) bool
+}
+
+// Check checks changes (Read's, newest first, unfiltered by
+// time or environment so that earlier QA deployments are known) and returns
+// the findings, newest first. Production changes are checked against every
+// rule; every change, whatever its environment, against the trailer rule
+// and, when it was verified, the signature rules. The repository's first commit is where its history
+// starts and is not checked.
+func Check(changes []Change, o CheckOptions) []Finding {
+	if o.DefaultApprovals <= 0 {
+		o.DefaultApprovals = 1
+	}
+	inQA := map[string]bool{} // project + "\x00" + image, and + digest
+	var findings []Finding
+	for i := len(changes) - 1; i >= 0; i-- {
+		c := changes[i]
+		if strings.HasPrefix(c.Environment, "qa/") && c.Image != "" {
+			for _, k := range imageKeys(c.Project, c.Image) {
+				inQA[k] = true
+			}
+		}
+		if c.Root || (o.Only != nil && !o.Only(c)) {
+			continue
+		}
+		found := signatureFindings(c)
+		for _, m := range c.Malformed {
+			found = append(found, Finding{Rule: RuleMalformedTrailer, Detail: strconv.Quote(m)})
+		}
+		if c.Environment == trailer.Production {
+			found = append(found, productionFindings(c, o, inQA)...)
+		}
+		for j := len(found) - 1; j >= 0; j-- {
+			f := found[j]
+			f.Commit, f.Time, f.Project, f.Environment = c.Commit, c.Time, c.Project, c.Environment
+			findings = append(findings, f)
+		}
+	}
+	slices.Reverse(findings)
+	return findings
+}
+
+func signatureFindings(c Change) []Finding {
+	switch {
+	case c.Signature == "none":
+		return []Finding{{Rule: RuleUnsigned, Detail: "the commit is not signed"}}
+	case c.Signature == "bad":
+		return []Finding{{Rule: RuleBadSignature, Detail: "the signature does not verify with the key ring"}}
+	}
+	return nil
+}
+
+func productionFindings(c Change, o CheckOptions, inQA map[string]bool) []Finding {
+	var f []Finding
+	add := func(rule, format string, args ...any) {
+		f = append(f, Finding{Rule: rule, Detail: fmt.Sprintf(format, args...)})
+	}
+	if !c.Trailers {
+		add(RuleNotByBot, "%s changed by %s without promotebot's trailers", strings.Join(c.Paths, ", "), c.Author)
+		return f
+	}
+	if !c.BotMade {
+		add(RuleNotByBot, "promotebot's trailers without Promotebot-Build, committed by %s", c.Committer)
+	}
+	// The policy the commit recorded wins; older commits fall back to the
+	// configuration as it is now.
+	required, ok := c.RequiredApprovals, c.RequiredApprovals >= 0
+	if !ok {
+		required, ok = o.RequiredApprovals[c.Project]
+	}
+	if !ok {
+		required = o.DefaultApprovals
+	}
+	approvers := map[string]bool{}
+	for _, a := range c.Approvals {
+		approvers[a.SlackID] = true
+	}
+	if len(approvers) < required {
+		add(RuleTooFewApprovals, "%d approval(s), %d required", len(approvers), required)
+	}
+	if c.PromotedBy.SlackID == "" {
+		add(RuleNoPromoter, "no Promoted-by trailer")
+	} else if approvers[c.PromotedBy.SlackID] {
+		add(RulePromoterApproved, "%s approved the build and promoted it", c.PromotedBy)
+	}
+	for _, a := range c.Approvals {
+		if authorIs(c.BuildAuthor, a) {
+			add(RuleAuthorApproved, "%s approved a build they wrote (%s)", SlackUser{Name: a.Name, SlackID: a.SlackID}, c.BuildAuthor)
+		}
+	}
+	if c.Image != "" && !slices.ContainsFunc(imageKeys(c.Project, c.Image), func(k string) bool { return inQA[k] }) {
+		add(RuleNeverInQA, "%s never ran in a QA environment of %s before", c.Image, c.Project)
+	}
+	return f
+}
+
+// imageKeys are the keys under which an image counts as having run in QA:
+// the reference as written, and repository plus digest when it has one, so
+// that "repo:1.4@sha256:x" and "repo@sha256:x" are the same image.
+func imageKeys(project, image string) []string {
+	keys := []string{project + "\x00" + image}
+	if name, digest, ok := strings.Cut(image, "@"); ok {
+		repo := name
+		if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+			repo = name[:i]
+		}
+		keys = append(keys, project+"\x00"+repo+"@"+digest)
+	}
+	return keys
+}
+
+// authorIs tells whether a build's author, as CI reported it (a Slack id, a
+// name, or git's "Name <email>"), is the approver, by Slack id or name. An
+// author given only as an e-mail cannot be matched from trailers: the bot
+// refused such self-approvals when they were made, with Slack's profile.
+func authorIs(author string, a ApprovedBy) bool {
+	author = strings.TrimSpace(author)
+	if author == "" {
+		return false
+	}
+	parts := []string{author}
+	if name, _, ok := strings.Cut(author, "<"); ok {
+		parts = append(parts, strings.TrimSpace(name))
+	}
+	for _, p := range parts {
+		for _, c := range []string{a.SlackID, a.Name} {
+			if p != "" && c != "" && strings.EqualFold(p, c) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,163 @@
+// Package trailer owns promotebot's commit metadata: the trailer keys, the
+// one way a commit message with trailers is written (Format) and read
+// (Parse), and the form a person takes in a trailer value.
+package trailer
+
+import (
+	"regexp"
+	"strings"
+	"time"
+)
+
+// The trailer keys promotebot writes; the config repository's history is
+// read by them, so they are a contract with auditors and their tools.
+const (
+	// Build names the build a commit belongs to.
+	Build = "Promotebot-Build"
+	// Project is the project id.
+	Project = "Promotebot-Project"
+	// Environment is "production" or "qa/<env>".
+	Environment = "Promotebot-Environment"
+	// Image is the image reference the commit pins.
+	Image = "Promotebot-Image"
+	// Source is "<kind> <target> @ <commit> <CI URL>".
+	Source = "Promotebot-Source"
+	// Author is who wrote the build, as CI reported it.
+	Author = "Promotebot-Author"
+	// RequiredApprovals is the project's approval policy when production changed.
+	RequiredApprovals = "Promotebot-Required-Approvals"
+	// ApprovedBy is one QA approval: "<name> <slack:U…> <RFC 3339 time>".
+	ApprovedBy = "Approved-by"
+	// PromotedBy is the owner who deployed: "<name> <slack:U…>".
+	PromotedBy = "Promoted-by"
+)
+
+// Production is the production environment's name in the Environment trailer.
+const Production = "production"
+
+// Trailer is one git trailer line of a commit message, such as
+// "Promotebot-Build: 01J…".
+type Trailer struct {
+	Key, Value string
+}
+
+// Format renders a commit message: the subject, an optional body, and the
+// trailers in order. Values are kept on one line whatever a caller passed
+// in, so a value can never forge a trailer of its own.
+func Format(subject, body string, trailers []Trailer) string {
+	var b strings.Builder
+	b.WriteString(strings.TrimSpace(subject))
+	b.WriteString("\n")
+	if body = strings.TrimSpace(body); body != "" {
+		b.WriteString("\n")
+		b.WriteString(body)
+		b.WriteString("\n")
+	}
+	if len(trailers) > 0 {
+		b.WriteString("\n")
+		for _, t := range trailers {
+			b.WriteString(t.Key)
+			b.WriteString(": ")
+			b.WriteString(strings.Join(strings.Fields(t.Value), " "))
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+// Parse returns the trailers of a commit message: its last paragraph, when
+// that is not the subject's and every line of it is a "Key: value" trailer
+// or the indented continuation of one; otherwise none. Keys are letters,
+// digits and "-"; values are trimmed, and continuations joined with one
+// space, as git does.
+func Parse(msg string) []Trailer {
+	lines := strings.Split(strings.Trim(msg, " \t\r\n"), "\n")
+	last := -1
+	for i, l := range lines {
+		if strings.TrimSpace(l) == "" {
+			last = i
+		}
+	}
+	if last < 0 {
+		return nil // the subject alone
+	}
+	var out []Trailer
+	for _, l := range lines[last+1:] {
+		l = strings.TrimRight(l, " \t\r")
+		if l[0] == ' ' || l[0] == '\t' {
+			if len(out) == 0 {
+				return nil
+			}
+			// Trimmed again: a continuation of an empty value is the value.
+			tr := &out[len(out)-1]
+			tr.Value = strings.TrimSpace(tr.Value + " " + strings.TrimSpace(l))
+			continue
+		}
+		key, value, ok := strings.Cut(l, ":")
+		if !ok || !isKey(key) {
+			return nil
+		}
+		out = append(out, Trailer{Key: key, Value: strings.TrimSpace(value)})
+	}
+	return out
+}
+
+func isKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, r := range k {
+		if !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// Person formats a person for the Approved-by and Promoted-by trailers:
+// "<Slack name> <slack:U…>", the name left out when unknown. Line breaks and
+// angle brackets in a name are dropped, so a name cannot forge a trailer.
+func Person(name, id string) string {
+	name = strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '<' || r == '>' {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(name))
+	if name == "" {
+		return "<slack:" + id + ">"
+	}
+	return name + " <slack:" + id + ">"
+}
+
+// Approval formats an Approved-by value: the person and the time, in UTC.
+func Approval(name, id string, at time.Time) string {
+	return Person(name, id) + " " + at.UTC().Format(time.RFC3339)
+}
+
+var (
+	approvedBy = regexp.MustCompile(`^(?:([^<>]*?) )?<slack:([A-Z0-9]+)> ([^ <>]+)$`)
+	promotedBy = regexp.MustCompile(`^(?:([^<>]*?) )?<slack:([A-Z0-9]+)>$`)
+)
+
+// ParsePerson reads a value written by Person.
+func ParsePerson(v string) (name, id string, ok bool) {
+	sm := promotedBy.FindStringSubmatch(v)
+	if sm == nil {
+		return "", "", false
+	}
+	return sm[1], sm[2], true
+}
+
+// ParseApproval reads a value written by Approval.
+func ParseApproval(v string) (name, id string, at time.Time, ok bool) {
+	sm := approvedBy.FindStringSubmatch(v)
+	if sm == nil {
+		return "", "", time.Time{}, false
+	}
+	at, err := time.Parse(time.RFC3339, sm[3])
+	if err != nil {
+		return "", "", time.Time{}, false
+	}
+	return sm[1], sm[2], at.UTC(), true
+}
