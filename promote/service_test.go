@@ -194,6 +194,8 @@ func TestServiceRetriesTransientFailures(t *testing.T) {
 func TestServiceTerminalFailures(t *testing.T) {
 	for name, fail := range map[string][]error{
 		"invalid":      {fmt.Errorf("%w: render failed", promote.ErrInvalid)},
+		"permanent":    {promote.Permanent(errors.New("push refused by a hook"))},
+		"new sentinel": {fmt.Errorf("qa/x: %w", promote.NewPermanent("a new kind of final failure"))},
 		"out of tries": {errors.New("down"), errors.New("down"), errors.New("down")},
 	} {
 		t.Run(name, func(t *testing.T) {

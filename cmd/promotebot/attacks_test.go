@@ -573,8 +573,9 @@ func testSecretsInErrorPaths(t *testing.T) {
 	srv := gittest.NewServer(t, filepath.Dir(remote), "bot", password)
 
 	// The git server answers with what it was sent: at start-up 500 (the
-	// clone is retried), then for pushes 500, 403, and a report refusing
-	// the update.
+	// clone is retried), then for pushes 500, 503, and a report refusing
+	// the update. (A 401 or 403 is a refusal of the credentials: permanent,
+	// it fails the build at once; see the clone package's tests.)
 	var startup atomic.Bool
 	var pushes atomic.Int32
 	startup.Store(true)
@@ -600,7 +601,7 @@ func testSecretsInErrorPaths(t *testing.T) {
 		case 1:
 			http.Error(w, echo, http.StatusInternalServerError)
 		case 2:
-			http.Error(w, echo, http.StatusForbidden)
+			http.Error(w, echo, http.StatusServiceUnavailable)
 		default:
 			// A refusal as git sends it: the status report, and the hook's
 			// words on the side band when the client asked for it.
@@ -642,7 +643,7 @@ func testSecretsInErrorPaths(t *testing.T) {
 	}
 
 	// One build that gets through (its commit is read below), then one whose
-	// pushes fail: 500 and 403 are retried, the refusal fails the build.
+	// pushes fail: 500 and 503 are retried, the refusal fails the build.
 	pushes.Store(-100)
 	good := report(`{"project":"hello","image":"registry.example.com/acme/hello:1.0.0","type":"tag","target":"v1.0.0"}`)
 	waitFor(t, "the first QA deploy", func() bool { b, _ := view(good); return b["state"] == "qa-ready" })

@@ -60,10 +60,12 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 		host = "promotebot"
 	}
 	wake := make(chan struct{}, 1)
-	clone := &cloneState{}
-	// actor takes people's decisions from Slack; the worker (below, once the
-	// clone is ready) does the work they queue.
-	actor := &promote.Service{Config: cfg, Store: st, Logger: log, Signal: wake, CommitURL: commitURL(cfg)}
+	state := &cloneState{}
+	// One service takes people's decisions from Slack at once and, once the
+	// clone is ready (below), does the work they queue.
+	actor := &promote.Service{Config: cfg, Store: st, Repo: state, Logger: log, Signal: wake, Wake: wake,
+		CommitURL: commitURL(cfg), Branch: cfg.GitOps.Branch,
+		Lease: c.Duration("job-lease"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid())}
 	var slackHandlers *slackui.Handlers
 	if sec.SlackBotToken != "" {
 		client := slackui.NewClient(sec.SlackBotToken, cfg.Slack.APIURL, log.With("component", "slack"))
@@ -91,14 +93,14 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 		case sec.GitHubToken == "":
 			return errors.New("github is configured but neither PROMOTEBOT_GITHUB_TOKEN nor github.appID is set")
 		}
-		forge, err := forge.New(opts)
+		prs, err := forge.New(opts)
 		if err != nil {
 			return err
 		}
-		actor.Forge, actor.Branch = forge, cfg.GitOps.Branch
+		actor.Forge = prs
 	}
 	deps := promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: gitops.Checker{},
-		Logger: log, Metrics: metrics, Wake: wake, Ready: clone.ready}
+		Logger: log, Metrics: metrics, Wake: wake, Ready: state.ready}
 	if actor.Forge != nil {
 		deps.GitHubWebhook = &forge.Webhook{Secret: sec.GitHubWebhookSecret, Logger: log.With("component", "github"),
 			Hurry: func(ctx context.Context, id string) error {
@@ -119,16 +121,12 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	// clone is made (or while the git server is down at start-up).
 	handler := promote.NewServer(deps)
 	work := func(ctx context.Context) error {
-		repo, err := openConfigRepoRetrying(ctx, cfg, sec, log, metrics.ObservePush, appTokens, clone)
+		repo, err := openConfigRepoRetrying(ctx, cfg, sec, log, metrics.ObservePush, appTokens, state)
 		if err != nil {
 			return err
 		}
 		defer closeLogged(log, "config repo", repo.Close)
-		svc := &promote.Service{Config: cfg, Store: st, Repo: gitops.NewConfigRepo(repo), Logger: log, Wake: wake,
-			Notifier: actor.Notifier, Directory: actor.Directory, CommitURL: actor.CommitURL,
-			Forge: actor.Forge, Branch: cfg.GitOps.Branch,
-			Lease: c.Duration("job-lease"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid())}
-		return svc.Run(ctx)
+		return actor.Run(ctx)
 	}
 	works := []func(context.Context) error{work}
 	if sec.SlackAppToken != "" && slackHandlers != nil {
@@ -157,17 +155,68 @@ func commitURL(cfg *promote.Config) func(string) string {
 	return func(sha string) string { return web + cfg.GitHub.Repository + "/commit/" + sha }
 }
 
-// cloneState tells /readyz whether the config repository is open.
+// cloneState is the config repository once its clone is open: it tells
+// /readyz whether it is, and serves as the service's promote.ConfigRepo,
+// whose jobs run only after it opened (Run starts then).
 type cloneState struct {
-	mu   sync.Mutex
-	open bool
-	last error
+	gitops.Checker // vetting a build needs no clone
+	mu             sync.Mutex
+	repo           *gitops.ConfigRepo
+	open           bool
+	last           error
 }
 
-func (s *cloneState) set(open bool, err error) {
+var _ promote.ConfigRepo = (*cloneState)(nil)
+
+func (s *cloneState) set(repo *clone.Repo, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.open, s.last = open, err
+	s.open, s.last = repo != nil, err
+	if repo != nil {
+		s.repo = gitops.NewConfigRepo(repo)
+	}
+}
+
+// errNotCloned is answered by a change asked for before the clone opened;
+// the job is retried.
+var errNotCloned = errors.New("config repo not cloned yet")
+
+func (s *cloneState) config() (*gitops.ConfigRepo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.repo == nil {
+		return nil, errNotCloned
+	}
+	return s.repo, nil
+}
+
+// DeployQA implements promote.ConfigRepo.
+func (s *cloneState) DeployQA(ctx context.Context, p promote.Project, b promote.Build) (promote.QADeployment, error) {
+	r, err := s.config()
+	if err != nil {
+		return promote.QADeployment{}, err
+	}
+	return r.DeployQA(ctx, p, b)
+}
+
+// Promote implements promote.ConfigRepo.
+func (s *cloneState) Promote(ctx context.Context, p promote.Project, b promote.Build, approvals []promote.Approval,
+	promoter promote.Person) (string, error) {
+	r, err := s.config()
+	if err != nil {
+		return "", err
+	}
+	return r.Promote(ctx, p, b, approvals, promoter)
+}
+
+// PromoteBranch implements promote.ConfigRepo.
+func (s *cloneState) PromoteBranch(ctx context.Context, p promote.Project, b promote.Build, approvals []promote.Approval,
+	promoter promote.Person, branch string) (promote.PromotionCommit, error) {
+	r, err := s.config()
+	if err != nil {
+		return promote.PromotionCommit{}, err
+	}
+	return r.PromoteBranch(ctx, p, b, approvals, promoter, branch)
 }
 
 func (s *cloneState) ready(context.Context) error {
@@ -177,9 +226,9 @@ func (s *cloneState) ready(context.Context) error {
 	case s.open:
 		return nil
 	case s.last != nil:
-		return fmt.Errorf("config repo not cloned yet: %w", s.last)
+		return fmt.Errorf("%w: %w", errNotCloned, s.last)
 	default:
-		return errors.New("config repo not cloned yet")
+		return errNotCloned
 	}
 }
 
@@ -192,11 +241,11 @@ func openConfigRepoRetrying(ctx context.Context, cfg *promote.Config, sec promot
 	for {
 		repo, err := openConfigRepo(ctx, cfg, sec, log, observePush, app)
 		if err == nil {
-			state.set(true, nil)
+			state.set(repo, nil)
 			log.Info("config repo ready", "repo", clone.RedactURL(cfg.GitOps.Repo))
 			return repo, nil
 		}
-		state.set(false, err)
+		state.set(nil, err)
 		if promote.IsPermanent(err) || ctx.Err() != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -308,6 +309,32 @@ func TestWrongCredentials(t *testing.T) {
 		if strings.Contains(err.Error(), "wrong-password") {
 			t.Fatalf("the password leaked into the error: %v", err)
 		}
+		if !promote.IsPermanent(err) {
+			t.Fatalf("refused credentials: %v is not permanent", err)
+		}
+	}
+}
+
+// TestRefusedPushIsNotRetried: a push the server refuses the credentials
+// for (403) is permanent where it is made: answered after one push, not
+// after the rounds of retries a server error gets.
+func TestRefusedPushIsNotRetried(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	srv := gittest.NewServer(t, filepath.Dir(bare), "ci", "pw")
+	var pushes atomic.Int32
+	srv.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/"+gittest.ReceivePack) {
+			return false
+		}
+		pushes.Add(1)
+		http.Error(w, "no write access", http.StatusForbidden)
+		return true
+	})
+	r := open(t, srv.RepoURL(bare), func(o *clone.Options) { o.Auth = clone.Auth{Username: "ci", Password: "pw"} })
+	_, err := r.Apply(context.Background(), writeFile("x.txt", "1"))
+	var exhausted *clone.RetriesExhaustedError
+	if !promote.IsPermanent(err) || errors.As(err, &exhausted) || pushes.Load() != 1 {
+		t.Fatalf("Apply = %v after %d pushes, want a permanent error after one", err, pushes.Load())
 	}
 }
 

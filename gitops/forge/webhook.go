@@ -48,7 +48,7 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, ref := range refsOf(event) {
-		id, ok := BuildOfBranch(ref)
+		id, ok := buildOfBranch(ref)
 		if !ok {
 			continue
 		}
@@ -85,8 +85,8 @@ func refsOf(event any) []string {
 	return nil
 }
 
-// BuildOfBranch reads the build id of a bot branch promotebot/<project>/<id>.
-func BuildOfBranch(ref string) (string, bool) {
+// buildOfBranch reads the build id of a bot branch promotebot/<project>/<id>.
+func buildOfBranch(ref string) (string, bool) {
 	parts := strings.Split(strings.TrimPrefix(ref, "refs/heads/"), "/")
 	if len(parts) != 3 || parts[0] != "promotebot" || parts[2] == "" {
 		return "", false

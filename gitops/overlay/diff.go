@@ -9,10 +9,10 @@ import (
 // diffContext is how many unchanged lines are kept around each change.
 const diffContext = 3
 
-// LineDiff is a unified-style diff of two texts, line by line ("-" removed,
+// lineDiff is a unified-style diff of two texts, line by line ("-" removed,
 // "+" added, " " context, "…" for unchanged lines left out); empty when they
 // are equal. It uses sergi/go-diff (Myers' algorithm on lines).
-func LineDiff(before, after string) string {
+func lineDiff(before, after string) string {
 	if before == after {
 		return ""
 	}

@@ -45,13 +45,13 @@ var ErrInvalidTarget = promote.NewPermanent("invalid target")
 // ErrInvalidKind is returned for a promote.Kind other than promote.KindBranch and promote.KindTag.
 var ErrInvalidKind = promote.NewPermanent("invalid kind")
 
-// ErrInvalidProject is returned for a project whose fields cannot be used
+// errInvalidProject is returned for a project whose fields cannot be used
 // safely (bad id, path, image, host or service).
-var ErrInvalidProject = promote.NewPermanent("invalid project")
+var errInvalidProject = promote.NewPermanent("invalid project")
 
-// ErrEnvCollision is returned when both the plain and the hashed environment
+// errEnvCollision is returned when both the plain and the hashed environment
 // name of a target are owned by someone else.
-var ErrEnvCollision = promote.NewPermanent("environment name collision")
+var errEnvCollision = promote.NewPermanent("environment name collision")
 
 const (
 	// maxTargetLen bounds a target name in bytes.
@@ -64,10 +64,10 @@ const (
 	annotationTarget = "promotebot.dev/target"
 )
 
-// ValidateTarget checks a branch or tag name: non-empty, at most 255 bytes,
+// validateTarget checks a branch or tag name: non-empty, at most 255 bytes,
 // valid UTF-8 without control characters, and a valid git ref name
 // (git check-ref-format rules).
-func ValidateTarget(target string) error {
+func validateTarget(target string) error {
 	if err := checkTarget(target); err != nil {
 		return fmt.Errorf("%w %q: %s", ErrInvalidTarget, target, err)
 	}
@@ -164,7 +164,7 @@ func newEnvNames(kind promote.Kind, target string) (envNames, error) {
 	if err := validateKind(kind); err != nil {
 		return envNames{}, err
 	}
-	if err := ValidateTarget(target); err != nil {
+	if err := validateTarget(target); err != nil {
 		return envNames{}, err
 	}
 	h := hash8(kind, target)
@@ -283,7 +283,7 @@ func (n envNames) resolve(f clone.Files, p promote.Project) (env string, exists 
 		return free, false, nil
 	}
 	return "", false, fmt.Errorf("%w: qa/%s and qa/%s of %s belong to others, not to %s %q",
-		ErrEnvCollision, n.plain, n.hashed, p.ID, n.kind, n.target)
+		errEnvCollision, n.plain, n.hashed, p.ID, n.kind, n.target)
 }
 
 func (n envNames) owned(f clone.Files, p promote.Project) (env string, ok bool, err error) {
@@ -303,7 +303,7 @@ func (n envNames) owned(f clone.Files, p promote.Project) (env string, ok bool, 
 // and hosts without surprises.
 func validateProject(p promote.Project) error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w %q: %s", ErrInvalidProject, p.ID, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w %q: %s", errInvalidProject, p.ID, fmt.Sprintf(format, args...))
 	}
 	if err := promote.CheckProjectID(p.ID); err != nil {
 		return bad("id: %v", err)

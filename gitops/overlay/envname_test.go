@@ -62,7 +62,7 @@ func TestValidateTarget(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
-			err := ValidateTarget(tt.target)
+			err := validateTarget(tt.target)
 			if tt.ok && err != nil {
 				t.Fatalf("ValidateTarget(%q) = %v, want nil", tt.target, err)
 			}
@@ -203,7 +203,7 @@ func TestValidateProject(t *testing.T) {
 			p := good
 			tt.edit(&p)
 			err := validateProject(p)
-			if tt.ok != (err == nil) || err != nil && !errors.Is(err, ErrInvalidProject) {
+			if tt.ok != (err == nil) || err != nil && !errors.Is(err, errInvalidProject) {
 				t.Errorf("validateProject(%+v) = %v", p, err)
 			}
 		})

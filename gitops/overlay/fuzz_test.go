@@ -8,7 +8,7 @@ package overlay
 //
 // The file is in package gitops because the promises are about unexported
 // steps: which of a target's two env names is taken (envNames.resolve) and
-// whether SetImage edited in place or fell back to a rewrite (splice).
+// whether setImage edited in place or fell back to a rewrite (splice).
 
 import (
 	"bytes"
@@ -123,7 +123,7 @@ func fuzzKind(tag bool) promote.Kind {
 func checkEnvNames(t *testing.T, kind promote.Kind, target string) (envNames, bool) {
 	t.Helper()
 	env, err := EnvName(kind, target)
-	if ValidateTarget(target) != nil {
+	if validateTarget(target) != nil {
 		if !errors.Is(err, ErrInvalidTarget) {
 			t.Fatalf("EnvName(%s, %q) = %q, %v for an invalid target", kind, target, env, err)
 		}
@@ -167,7 +167,7 @@ func checkEnvNames(t *testing.T, kind promote.Kind, target string) (envNames, bo
 func deployQA(t *testing.T, files *memFiles, n envNames, owned bool) string {
 	t.Helper()
 	env, exists, err := n.resolve(files, hello)
-	if errors.Is(err, ErrEnvCollision) && n.plain == n.hashed && !owned {
+	if errors.Is(err, errEnvCollision) && n.plain == n.hashed && !owned {
 		// A name too long for a label carries its hash already, so it has no
 		// second name to fall back on: refusing is the documented answer.
 		return ""
@@ -181,7 +181,7 @@ func deployQA(t *testing.T, files *memFiles, n envNames, owned bool) string {
 	if exists {
 		return env
 	}
-	img := Image{Repository: hello.Image, Tag: "1.0"}
+	img := imageRef{Repository: hello.Image, Tag: "1.0"}
 	if err := writeQAFiles(files, hello, n, env, img, hello.Image, "hello:80"); err != nil {
 		t.Fatalf("%s %q: %v", n.kind, n.target, err)
 	}
@@ -192,7 +192,7 @@ func deployQA(t *testing.T, files *memFiles, n envNames, owned bool) string {
 	return env
 }
 
-// FuzzImage checks that ParseImage only ever accepts the project's own
+// FuzzImage checks that projectImage only ever accepts the project's own
 // repository, that what it accepts has a tag or a digest, and that the
 // accepted image prints as a reference that parses back to the same value,
 // the same way kustomize splits it, with nothing a commit message or a YAML
@@ -233,40 +233,40 @@ func FuzzImage(f *testing.F) {
 	} {
 		f.Add(s[0], s[1])
 	}
-	f.Fuzz(func(t *testing.T, projectImage, ref string) {
+	f.Fuzz(func(t *testing.T, imageName, ref string) {
 		p := hello
-		p.Image = projectImage
-		img, err := ParseImage(p, ref)
+		p.Image = imageName
+		img, err := projectImage(p, ref)
 		if err != nil {
-			var fe *ForeignImageError
+			var fe *foreignImageError
 			switch {
 			case errors.As(err, &fe):
 				if fe.Got == fe.Want {
-					t.Fatalf("ParseImage(%q, %q) refused its own repository: %v", projectImage, ref, err)
+					t.Fatalf("ParseImage(%q, %q) refused its own repository: %v", imageName, ref, err)
 				}
-			case errors.Is(err, ErrInvalidImage), errors.Is(err, ErrInvalidProject):
+			case errors.Is(err, errInvalidImage), errors.Is(err, errInvalidProject):
 			default:
-				t.Fatalf("ParseImage(%q, %q): unclassified error %v", projectImage, ref, err)
+				t.Fatalf("ParseImage(%q, %q): unclassified error %v", imageName, ref, err)
 			}
 			return
 		}
 		// The repository is checked here with the reference library itself,
 		// not with the code under test.
-		want, werr := reference.ParseNormalizedNamed(projectImage)
+		want, werr := reference.ParseNormalizedNamed(imageName)
 		got, gerr := reference.ParseNormalizedNamed(ref)
 		if werr != nil || !reference.IsNameOnly(want) || gerr != nil || got.Name() != want.Name() ||
 			img.Repository != want.Name() {
-			t.Fatalf("ParseImage(%q, %q) = %+v: accepted a repository that is not the project's", projectImage, ref, img)
+			t.Fatalf("ParseImage(%q, %q) = %+v: accepted a repository that is not the project's", imageName, ref, img)
 		}
 		if img.Tag == "" && img.Digest == "" {
-			t.Fatalf("ParseImage(%q, %q) = %+v without tag or digest", projectImage, ref, img)
+			t.Fatalf("ParseImage(%q, %q) = %+v without tag or digest", imageName, ref, img)
 		}
 		s := img.String()
 		if strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }) >= 0 ||
 			strings.ContainsAny(s, "#\"'") {
-			t.Fatalf("ParseImage(%q, %q).String() = %q holds blanks, control or YAML characters", projectImage, ref, s)
+			t.Fatalf("ParseImage(%q, %q).String() = %q holds blanks, control or YAML characters", imageName, ref, s)
 		}
-		again, err := ParseImage(p, s)
+		again, err := projectImage(p, s)
 		if err != nil || again != img {
 			t.Fatalf("%q re-parses to %+v, %v; want %+v", s, again, err, img)
 		}
@@ -327,13 +327,13 @@ var fuzzKustomizations = []string{
 // FuzzSetImage checks the in-place images: edit on any kustomization text
 // and any image.
 //
-// It never panics, and refuses only with ErrKustomization or
-// ErrAmbiguousImage. When it succeeds the result is one kustomization that
+// It never panics, and refuses only with errKustomization or
+// errAmbiguousImage. When it succeeds the result is one kustomization that
 // kustomize reads with exactly the image for the project's entry, running it
 // again changes nothing, and nothing but that entry changed in meaning; a
 // file whose entry kustomize already reads as the image, with no key to
 // drop, comes back as it was, whatever its shape. When
-// the edit was made in place (splice succeeded; SetImage documents a
+// the edit was made in place (splice succeeded; setImage documents a
 // node-level rewrite for shapes it cannot splice, which may reformat the
 // file), every byte outside the lines of the entry is also as it was.
 func FuzzSetImage(f *testing.F) {
@@ -360,9 +360,9 @@ func FuzzSetImage(f *testing.F) {
 			name = ""
 		}
 		in := []byte(data)
-		out, changed, err := SetImage(in, img, name)
+		out, changed, err := setImage(in, img, name)
 		if err != nil {
-			if !errors.Is(err, ErrKustomization) && !errors.Is(err, ErrAmbiguousImage) {
+			if !errors.Is(err, errKustomization) && !errors.Is(err, errAmbiguousImage) {
 				t.Fatalf("SetImage(%q, %s): unclassified error %v", in, img, err)
 			}
 			return
@@ -371,9 +371,9 @@ func FuzzSetImage(f *testing.F) {
 			t.Fatalf("SetImage(%q, %s): changed = %v, but the bytes say otherwise:\n%s", in, img, changed, out)
 		}
 		checkImageEntry(t, out, img)
-		again, changedAgain, err := SetImage(out, img, name)
+		again, changedAgain, err := setImage(out, img, name)
 		if err != nil || changedAgain || !bytes.Equal(again, out) {
-			t.Fatalf("second SetImage(%s): changed %v, err %v\n--- first\n%s\n--- second\n%s", img, changedAgain, err, out, again)
+			t.Fatalf("second setImage(%s): changed %v, err %v\n--- first\n%s\n--- second\n%s", img, changedAgain, err, out, again)
 		}
 		checkOthersKept(t, in, out, img)
 		doc, err := parseKustomization(in)
@@ -381,7 +381,7 @@ func FuzzSetImage(f *testing.F) {
 			t.Fatalf("SetImage accepted %q, which does not parse: %v", in, err)
 		}
 		if name == "" {
-			name = img.Repository // as SetImage does
+			name = img.Repository // as setImage does
 		}
 		plan, err := planImage(doc, img, name)
 		if err != nil {
@@ -403,7 +403,7 @@ func FuzzSetImage(f *testing.F) {
 
 // checkImageEntry reads a kustomization as kustomize does and checks that
 // the one entry for img.Repository (by name, else by newName) gives img.
-func checkImageEntry(t *testing.T, out []byte, img Image) {
+func checkImageEntry(t *testing.T, out []byte, img imageRef) {
 	t.Helper()
 	var k types.Kustomization
 	if err := k.Unmarshal(out); err != nil {
@@ -459,7 +459,7 @@ func imageEntry(t *testing.T, data []byte, repo string) (*yaml.Node, *yaml.Node)
 // without the project's entry: nothing else may change in meaning, whichever
 // way the file was edited. (kustomize's reading is the meaning: it matches
 // keys case-insensitively, and a null and an empty string are the same to it.)
-func checkOthersKept(t *testing.T, in, out []byte, img Image) {
+func checkOthersKept(t *testing.T, in, out []byte, img imageRef) {
 	t.Helper()
 	var a, b types.Kustomization
 	if err := a.Unmarshal(in); err != nil {
@@ -534,7 +534,7 @@ func lastNodeLine(n *yaml.Node) int {
 // text either way. A file that had no entry gets it (and images: when that
 // was missing too) inserted between unchanged bytes, after a line break added
 // to a last line without one.
-func checkOnlyEntryBytes(t *testing.T, in, out []byte, img Image) {
+func checkOnlyEntryBytes(t *testing.T, in, out []byte, img imageRef) {
 	t.Helper()
 	fail := func(format string, args ...any) {
 		t.Fatalf("%s\n--- in\n%s\n--- out\n%s", fmt.Sprintf(format, args...), in, out)

@@ -9,16 +9,16 @@ import (
 	"github.com/promotebot/promotebot/promote"
 )
 
-// ErrInvalidImage is returned for an image reference that does not parse,
+// errInvalidImage is returned for an image reference that does not parse,
 // or that has neither a tag nor a digest.
-var ErrInvalidImage = promote.NewPermanent("invalid image reference")
+var errInvalidImage = promote.NewPermanent("invalid image reference")
 
-// ErrForeignImage is matched (errors.Is) by a *ForeignImageError.
+// ErrForeignImage is matched (errors.Is) by a *foreignImageError.
 var ErrForeignImage = promote.NewPermanent("image of another repository")
 
-// ForeignImageError is returned for an image whose repository is not the one
+// foreignImageError is returned for an image whose repository is not the one
 // the project may deploy.
-type ForeignImageError struct {
+type foreignImageError struct {
 	// Project is the project id.
 	Project string
 	// Want is the project's repository, Got the image's, both normalized.
@@ -26,15 +26,15 @@ type ForeignImageError struct {
 }
 
 // Error implements error.
-func (e *ForeignImageError) Error() string {
+func (e *foreignImageError) Error() string {
 	return fmt.Sprintf("image repository %s is not %s, the only one project %s may deploy", e.Got, e.Want, e.Project)
 }
 
 // Unwrap lets errors.Is match ErrForeignImage.
-func (e *ForeignImageError) Unwrap() error { return ErrForeignImage }
+func (e *foreignImageError) Unwrap() error { return ErrForeignImage }
 
-// Image is a parsed container image reference with a tag, a digest or both.
-type Image struct {
+// imageRef is a parsed container image reference with a tag, a digest or both.
+type imageRef struct {
 	// Repository is the normalized name, e.g. "registry.example.com/acme/hello".
 	Repository string
 	// Tag is the tag, empty when only a digest was given.
@@ -45,7 +45,7 @@ type Image struct {
 
 // String returns "repository[:tag][@digest]", the form kustomize renders for
 // an images: override with the same fields.
-func (i Image) String() string {
+func (i imageRef) String() string {
 	s := i.Repository
 	if i.Tag != "" {
 		s += ":" + i.Tag
@@ -58,7 +58,7 @@ func (i Image) String() string {
 
 // Short names the image's version for people: the tag, or the digest cut to
 // twelve hex digits when there is no tag.
-func (i Image) Short() string {
+func (i imageRef) Short() string {
 	if i.Tag != "" {
 		return i.Tag
 	}
@@ -69,31 +69,31 @@ func (i Image) Short() string {
 	return algo + ":" + hex
 }
 
-// ParseImage parses ref (docker reference grammar, Docker Hub names
+// projectImage parses ref (docker reference grammar, Docker Hub names
 // normalized), requires a tag or a digest, and refuses an image whose
-// repository is not p.Image with a *ForeignImageError.
-func ParseImage(p promote.Project, ref string) (Image, error) {
+// repository is not p.Image with a *foreignImageError.
+func projectImage(p promote.Project, ref string) (imageRef, error) {
 	img, err := parseImage(ref)
 	if err != nil {
-		return Image{}, err
+		return imageRef{}, err
 	}
 	want, err := normalizedName(p.Image)
 	if err != nil {
-		return Image{}, fmt.Errorf("%w %q: project image: %v", ErrInvalidProject, p.ID, err)
+		return imageRef{}, fmt.Errorf("%w %q: project image: %v", errInvalidProject, p.ID, err)
 	}
 	if img.Repository != want {
-		return Image{}, &ForeignImageError{Project: p.ID, Want: want, Got: img.Repository}
+		return imageRef{}, &foreignImageError{Project: p.ID, Want: want, Got: img.Repository}
 	}
 	return img, nil
 }
 
 // parseImage parses a reference that must carry a tag or a digest.
-func parseImage(ref string) (Image, error) {
+func parseImage(ref string) (imageRef, error) {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
-		return Image{}, fmt.Errorf("%w %q: %v", ErrInvalidImage, ref, err)
+		return imageRef{}, fmt.Errorf("%w %q: %v", errInvalidImage, ref, err)
 	}
-	img := Image{Repository: named.Name()}
+	img := imageRef{Repository: named.Name()}
 	if t, ok := named.(reference.Tagged); ok {
 		img.Tag = t.Tag()
 	}
@@ -101,7 +101,7 @@ func parseImage(ref string) (Image, error) {
 		img.Digest = d.Digest().String()
 	}
 	if img.Tag == "" && img.Digest == "" {
-		return Image{}, fmt.Errorf("%w %q: needs a tag or a digest", ErrInvalidImage, ref)
+		return imageRef{}, fmt.Errorf("%w %q: needs a tag or a digest", errInvalidImage, ref)
 	}
 	return img, nil
 }
@@ -111,7 +111,7 @@ func parseImage(ref string) (Image, error) {
 func normalizedName(name string) (string, error) {
 	n, err := promote.NormalizeImageName(name)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidImage, err)
+		return "", fmt.Errorf("%w: %v", errInvalidImage, err)
 	}
 	return n, nil
 }

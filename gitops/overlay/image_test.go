@@ -23,21 +23,21 @@ var hello = promote.Project{
 func TestParseImage(t *testing.T) {
 	tests := []struct {
 		ref     string
-		want    Image
+		want    imageRef
 		short   string
 		wantErr error
 	}{
-		{ref: "registry.example.com/acme/hello:1.4.0", want: Image{hello.Image, "1.4.0", ""}, short: "1.4.0"},
-		{ref: "registry.example.com/acme/hello@" + digestB, want: Image{hello.Image, "", digestB}, short: "sha256:0123456789ab"},
-		{ref: "registry.example.com/acme/hello:1.4.0@" + digestB, want: Image{hello.Image, "1.4.0", digestB}, short: "1.4.0"},
-		{ref: "registry.example.com/acme/hello:007", want: Image{hello.Image, "007", ""}, short: "007"},
-		{ref: "registry.example.com/acme/hello", wantErr: ErrInvalidImage},
-		{ref: "", wantErr: ErrInvalidImage},
-		{ref: "Registry.example.com/acme/Hello:1", wantErr: ErrInvalidImage},
-		{ref: "registry.example.com/acme/hello:1 ", wantErr: ErrInvalidImage},
-		{ref: "registry.example.com/acme/hello:a\nb", wantErr: ErrInvalidImage},
-		{ref: "registry.example.com/acme/hello@sha256:short", wantErr: ErrInvalidImage},
-		{ref: strings.TrimPrefix(digestA, "sha256:"), wantErr: ErrInvalidImage},
+		{ref: "registry.example.com/acme/hello:1.4.0", want: imageRef{hello.Image, "1.4.0", ""}, short: "1.4.0"},
+		{ref: "registry.example.com/acme/hello@" + digestB, want: imageRef{hello.Image, "", digestB}, short: "sha256:0123456789ab"},
+		{ref: "registry.example.com/acme/hello:1.4.0@" + digestB, want: imageRef{hello.Image, "1.4.0", digestB}, short: "1.4.0"},
+		{ref: "registry.example.com/acme/hello:007", want: imageRef{hello.Image, "007", ""}, short: "007"},
+		{ref: "registry.example.com/acme/hello", wantErr: errInvalidImage},
+		{ref: "", wantErr: errInvalidImage},
+		{ref: "Registry.example.com/acme/Hello:1", wantErr: errInvalidImage},
+		{ref: "registry.example.com/acme/hello:1 ", wantErr: errInvalidImage},
+		{ref: "registry.example.com/acme/hello:a\nb", wantErr: errInvalidImage},
+		{ref: "registry.example.com/acme/hello@sha256:short", wantErr: errInvalidImage},
+		{ref: strings.TrimPrefix(digestA, "sha256:"), wantErr: errInvalidImage},
 		{ref: "registry.example.com/acme/other:1", wantErr: ErrForeignImage},
 		{ref: "registry.example.com/acme/hello-evil:1", wantErr: ErrForeignImage},
 		{ref: "evil.example.com/acme/hello:1", wantErr: ErrForeignImage},
@@ -45,7 +45,7 @@ func TestParseImage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.ref, func(t *testing.T) {
-			got, err := ParseImage(hello, tt.ref)
+			got, err := projectImage(hello, tt.ref)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("ParseImage(%q) = %v, %v; want %v", tt.ref, got, err, tt.wantErr)
@@ -66,8 +66,8 @@ func TestParseImage(t *testing.T) {
 }
 
 func TestParseImageForeignError(t *testing.T) {
-	_, err := ParseImage(hello, "registry.example.com/acme/other:1")
-	var fe *ForeignImageError
+	_, err := projectImage(hello, "registry.example.com/acme/other:1")
+	var fe *foreignImageError
 	if !errors.As(err, &fe) || fe.Want != hello.Image || fe.Got != "registry.example.com/acme/other" {
 		t.Fatalf("err = %#v", err)
 	}
@@ -80,7 +80,7 @@ func TestParseImageDockerHub(t *testing.T) {
 	p := hello
 	p.Image = "docker.io/library/nginx"
 	for _, ref := range []string{"nginx:1.27", "docker.io/library/nginx:1.27", "library/nginx:1.27"} {
-		img, err := ParseImage(p, ref)
+		img, err := projectImage(p, ref)
 		if err != nil || img.Repository != "docker.io/library/nginx" || img.Tag != "1.27" {
 			t.Errorf("ParseImage(%q) = %+v, %v", ref, img, err)
 		}

@@ -20,13 +20,13 @@ import (
 	"github.com/promotebot/promotebot/promote"
 )
 
-// ErrNoOverlay is returned when the overlay an Edit must change is missing.
-var ErrNoOverlay = promote.NewPermanent("overlay not found")
+// errNoOverlay is returned when the overlay an Edit must change is missing.
+var errNoOverlay = promote.NewPermanent("overlay not found")
 
-// ErrNoService is returned when no Service can be chosen for a QA Mapping:
+// errNoService is returned when no Service can be chosen for a QA Mapping:
 // the project names none and its base renders none, or several of which
 // none is named after the project.
-var ErrNoService = promote.NewPermanent("no service for QA traffic")
+var errNoService = promote.NewPermanent("no service for QA traffic")
 
 // managedComment heads every kustomization promotebot creates.
 const managedComment = "Managed by promotebot: created for a QA environment. People may add to this\n" +
@@ -46,14 +46,14 @@ func QAOverlay(p promote.Project, kind promote.Kind, target, image string, meta 
 	if err != nil {
 		return nil, err
 	}
-	img, err := ParseImage(p, image)
+	img, err := projectImage(p, image)
 	if err != nil {
 		return nil, err
 	}
 	return func(f clone.Files) (clone.Outcome, error) { return writeQA(f, p, n, img, meta) }, nil
 }
 
-func writeQA(f clone.Files, p promote.Project, n envNames, img Image, meta Meta) (clone.Outcome, error) {
+func writeQA(f clone.Files, p promote.Project, n envNames, img imageRef, meta Meta) (clone.Outcome, error) {
 	env, exists, err := n.resolve(f, p)
 	if err != nil {
 		return clone.Outcome{}, err
@@ -113,13 +113,13 @@ func DeleteQAOverlay(p promote.Project, kind promote.Kind, target string, meta M
 // image entry at image, in place, then renders the overlay and checks it.
 //
 // When diff is not nil, each run of the edit stores in it what the change
-// does to the rendered manifests (LineDiff), for the people who review it;
+// does to the rendered manifests (lineDiff), for the people who review it;
 // it is empty when either render fails.
 func ProductionImage(p promote.Project, image string, meta Meta, diff *string) (clone.Edit, error) {
 	if err := validateProject(p); err != nil {
 		return nil, err
 	}
-	img, err := ParseImage(p, image)
+	img, err := projectImage(p, image)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func ProductionImage(p promote.Project, image string, meta Meta, diff *string) (
 		if diff != nil {
 			*diff = ""
 			if after, aerr := Render(f, p.Path, "overlays/production"); berr == nil && aerr == nil {
-				*diff = LineDiff(string(before), string(after))
+				*diff = lineDiff(string(before), string(after))
 			}
 		}
 		return clone.Outcome{
@@ -154,12 +154,12 @@ func ProductionImage(p promote.Project, image string, meta Meta, diff *string) (
 // writes it when it changed. render gives the manifests the overlay's images
 // transformer sees; it runs only when a new entry must learn how they spell
 // the image.
-func updateImage(f clone.Files, file string, img Image, render func() ([]byte, error)) error {
+func updateImage(f clone.Files, file string, img imageRef, render func() ([]byte, error)) error {
 	data, err := f.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrNoOverlay, file, err)
+		return fmt.Errorf("%w: %s: %w", errNoOverlay, file, err)
 	}
-	has, err := HasImage(data, img.Repository)
+	has, err := hasImage(data, img.Repository)
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
@@ -173,7 +173,7 @@ func updateImage(f clone.Files, file string, img Image, render func() ([]byte, e
 			return err
 		}
 	}
-	out, changed, err := SetImage(data, img, name)
+	out, changed, err := setImage(data, img, name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", file, err)
 	}
@@ -187,7 +187,7 @@ func updateImage(f clone.Files, file string, img Image, render func() ([]byte, e
 }
 
 // renderCheck renders an overlay of the project and checks its image.
-func renderCheck(f clone.Files, p promote.Project, overlay string, img Image) error {
+func renderCheck(f clone.Files, p promote.Project, overlay string, img imageRef) error {
 	rendered, err := Render(f, p.Path, overlay)
 	if err != nil {
 		return err
@@ -203,7 +203,7 @@ func renderCheck(f clone.Files, p promote.Project, overlay string, img Image) er
 // overlay is written assuming the base spells the image as the project does,
 // rendered, and the Service is read from that render. Only when that fails is
 // the base rendered on its own to learn the image's name and the Service.
-func createQA(f clone.Files, p promote.Project, n envNames, env string, img Image) (bool, error) {
+func createQA(f clone.Files, p promote.Project, n envNames, env string, img imageRef) (bool, error) {
 	dir := path.Join("overlays", "qa", env)
 	service := p.Service
 	if err := writeQAFiles(f, p, n, env, img, img.Repository, service); err != nil {
@@ -237,13 +237,13 @@ func createQA(f clone.Files, p promote.Project, n envNames, env string, img Imag
 
 // writeQAFiles writes the three files of a QA overlay; name is how the base
 // spells the image.
-func writeQAFiles(f clone.Files, p promote.Project, n envNames, env string, img Image, name, service string) error {
+func writeQAFiles(f clone.Files, p promote.Project, n envNames, env string, img imageRef, name, service string) error {
 	ns := n.namespace(p, env)
 	kust, err := yaml.MarshalWithOptions(qaKustomization(n, ns), &yaml.EncoderOptions{SeqIndent: yaml.CompactSequenceStyle})
 	if err != nil {
 		return fmt.Errorf("encode kustomization.yaml: %w", err)
 	}
-	if kust, _, err = SetImage(kust, img, name); err != nil {
+	if kust, _, err = setImage(kust, img, name); err != nil {
 		return fmt.Errorf("kustomization.yaml: %w", err)
 	}
 	if err := f.WriteFile(path.Join(qaDir(p, env), "kustomization.yaml"), kust); err != nil {
@@ -359,7 +359,7 @@ func discoverService(rendered []byte, id string) (string, error) {
 		}
 	}
 	if svc == nil {
-		return "", fmt.Errorf("%w: the base renders %d Services, none named %s; set the project's service", ErrNoService, len(services), id)
+		return "", fmt.Errorf("%w: the base renders %d Services, none named %s; set the project's service", errNoService, len(services), id)
 	}
 	ports, err := svc.Pipe(yaml.Lookup("spec", "ports"))
 	if err == nil && ports != nil && ports.YNode().Kind == yaml.SequenceNode && len(ports.YNode().Content) > 0 {
@@ -368,7 +368,7 @@ func discoverService(rendered []byte, id string) (string, error) {
 			return svc.GetName() + ":" + v, nil
 		}
 	}
-	return "", fmt.Errorf("%w: Service %s has no port", ErrNoService, svc.GetName())
+	return "", fmt.Errorf("%w: Service %s has no port", errNoService, svc.GetName())
 }
 
 // trailers writes Meta and the change as the commit's trailers, in order,

@@ -250,8 +250,8 @@ func TestQAOverlayCollision(t *testing.T) {
 	}
 	f.put("apps/hello/overlays/qa/branch-demo2/notes.txt", "mine")
 	f.put("apps/hello/overlays/qa/branch-demo2-"+hash8(promote.KindBranch, "demo2")+"/notes.txt", "mine too")
-	if _, err := deploy("demo2"); !errors.Is(err, ErrEnvCollision) {
-		t.Errorf("demo2: err = %v, want ErrEnvCollision", err)
+	if _, err := deploy("demo2"); !errors.Is(err, errEnvCollision) {
+		t.Errorf("demo2: err = %v, want errEnvCollision", err)
 	}
 	// Delete removes only the env owned by exactly that target.
 	del := must(t)(DeleteQAOverlay(hello, promote.KindBranch, "feature-a", meta))
@@ -286,7 +286,7 @@ func TestQAOverlayHostileTargets(t *testing.T) {
 				if !errors.Is(err, ErrInvalidTarget) {
 					t.Fatalf("err = %v, want ErrInvalidTarget", err)
 				}
-				if ValidateTarget(target) == nil {
+				if validateTarget(target) == nil {
 					t.Fatalf("refused a valid target: %v", err)
 				}
 				return
@@ -322,18 +322,18 @@ func TestEditConstructorsRefuse(t *testing.T) {
 	}{
 		{"foreign qa", second(QAOverlay(hello, promote.KindBranch, "main", "registry.example.com/acme/other:1", meta)), ErrForeignImage},
 		{"foreign production", second(ProductionImage(hello, "evil.example.com/acme/hello:1", meta, nil)), ErrForeignImage},
-		{"no tag", second(ProductionImage(hello, "registry.example.com/acme/hello", meta, nil)), ErrInvalidImage},
+		{"no tag", second(ProductionImage(hello, "registry.example.com/acme/hello", meta, nil)), errInvalidImage},
 		{"bad target", second(QAOverlay(hello, promote.KindBranch, "../../etc", "registry.example.com/acme/hello:1", meta)), ErrInvalidTarget},
 		{"bad kind", second(QAOverlay(hello, "pr", "main", "registry.example.com/acme/hello:1", meta)), ErrInvalidKind},
 		{"bad delete target", second(DeleteQAOverlay(hello, promote.KindTag, "a\nb", meta)), ErrInvalidTarget},
-		{"bad project", second(ProductionImage(bad, "registry.example.com/acme/hello:1", meta, nil)), ErrInvalidProject},
+		{"bad project", second(ProductionImage(bad, "registry.example.com/acme/hello:1", meta, nil)), errInvalidProject},
 	}
 	for _, tt := range tests {
 		if !errors.Is(tt.err, tt.want) {
 			t.Errorf("%s: err = %v, want %v", tt.name, tt.err, tt.want)
 		}
 	}
-	var fe *ForeignImageError
+	var fe *foreignImageError
 	if !errors.As(tests[0].err, &fe) {
 		t.Errorf("foreign: %T", tests[0].err)
 	}
@@ -354,15 +354,15 @@ func TestQAOverlayFailures(t *testing.T) {
 		}, hello, func(err error) bool { var re *RenderError; return errors.As(err, &re) }},
 		{"remote base", func(f *memFiles) {
 			f.put("apps/hello/base/kustomization.yaml", "resources:\n- deployment.yaml\n- https://github.com/acme/x//svc?ref=main\n")
-		}, hello, func(err error) bool { return errors.Is(err, ErrRemoteReference) }},
+		}, hello, func(err error) bool { return errors.Is(err, errRemoteReference) }},
 		{"two services", func(f *memFiles) {
 			f.put("apps/hello/base/service.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\nspec:\n  ports:\n  - port: 1\n---\n"+
 				"apiVersion: v1\nkind: Service\nmetadata:\n  name: b\nspec:\n  ports:\n  - port: 2\n")
-		}, hello, func(err error) bool { return errors.Is(err, ErrNoService) }},
+		}, hello, func(err error) bool { return errors.Is(err, errNoService) }},
 		{"image not in base", func(f *memFiles) {
 			dep := "apps/hello/base/deployment.yaml"
 			f.put(dep, strings.Replace(string(f.get(t, dep)), "acme/hello", "acme/other", 1))
-		}, hello, func(err error) bool { return errors.Is(err, ErrImageMismatch) }},
+		}, hello, func(err error) bool { return errors.Is(err, errImageMismatch) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -442,7 +442,7 @@ func TestProductionImage(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := edit(f)
-		if !errors.Is(err, ErrNoOverlay) || !errors.Is(err, fs.ErrNotExist) {
+		if !errors.Is(err, errNoOverlay) || !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("err = %v", err)
 		}
 	})

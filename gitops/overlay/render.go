@@ -38,14 +38,14 @@ func (e *RenderError) Error() string { return fmt.Sprintf("kustomize build %s: %
 // Unwrap returns kustomize's error and promote.ErrPermanent.
 func (e *RenderError) Unwrap() []error { return []error{e.Err, promote.ErrPermanent} }
 
-// ErrRemoteReference is returned, before kustomize runs, for a kustomization
+// errRemoteReference is returned, before kustomize runs, for a kustomization
 // that names something kustomize would fetch over the network (a remote
 // base, resource, component or file).
-var ErrRemoteReference = promote.NewPermanent("remote reference refused")
+var errRemoteReference = promote.NewPermanent("remote reference refused")
 
-// ErrImageMismatch is returned by CheckImage when the rendered manifests do
+// errImageMismatch is returned by CheckImage when the rendered manifests do
 // not run the wanted image.
-var ErrImageMismatch = promote.NewPermanent("rendered image mismatch")
+var errImageMismatch = promote.NewPermanent("rendered image mismatch")
 
 var (
 	// renderMu serializes kustomize runs: krusty keeps global state (the
@@ -258,7 +258,7 @@ func checkLocal(fsys filesys.FileSystem, name string) error {
 	return nil
 }
 
-// refuseRemote returns ErrRemoteReference for the first remote value.
+// refuseRemote returns errRemoteReference for the first remote value.
 func refuseRemote(name string, values []string) error {
 	for _, v := range values {
 		if strings.Contains(v, "\n") {
@@ -266,7 +266,7 @@ func refuseRemote(name string, values []string) error {
 		}
 		_, file, _ := strings.Cut(v, "=") // generator files: "key=path"
 		if isRemote(v) || isRemote(file) {
-			return fmt.Errorf("%w: %s names %q, which is not a local path", ErrRemoteReference, strings.TrimPrefix(name, "/"), v)
+			return fmt.Errorf("%w: %s names %q, which is not a local path", errRemoteReference, strings.TrimPrefix(name, "/"), v)
 		}
 	}
 	return nil
@@ -307,7 +307,7 @@ func checkPluginDocs(name string, data []byte) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%w: %s: cannot check it for plugin configurations: %v", ErrRemoteReference, name, err)
+			return fmt.Errorf("%w: %s: cannot check it for plugin configurations: %v", errRemoteReference, name, err)
 		}
 		if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
 			continue
@@ -432,10 +432,10 @@ func CheckImage(rendered []byte, repository, want string) error {
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("%w: want %s: %s", ErrImageMismatch, want, strings.Join(bad, "; "))
+		return fmt.Errorf("%w: want %s: %s", errImageMismatch, want, strings.Join(bad, "; "))
 	}
 	if found == 0 {
-		return fmt.Errorf("%w: no container runs %s", ErrImageMismatch, repo)
+		return fmt.Errorf("%w: no container runs %s", errImageMismatch, repo)
 	}
 	return nil
 }

@@ -16,17 +16,17 @@ import (
 
 // TestRenderImageForms pins what kustomize v0.21.2 renders for each images:
 // override form, over a base image that has a tag and a digest: an override
-// replaces both, so the result is always Image.String().
+// replaces both, so the result is always imageRef.String().
 func TestRenderImageForms(t *testing.T) {
 	const base = "registry.example.com/acme/hello:0.0.0@" + digestA
 	tests := []struct {
 		name string
-		img  Image
+		img  imageRef
 		want string
 	}{
-		{"tag", Image{hello.Image, "1.4.0", ""}, "registry.example.com/acme/hello:1.4.0"},
-		{"digest", Image{hello.Image, "", digestB}, "registry.example.com/acme/hello@" + digestB},
-		{"tag and digest", Image{hello.Image, "1.4.0", digestB}, "registry.example.com/acme/hello:1.4.0@" + digestB},
+		{"tag", imageRef{hello.Image, "1.4.0", ""}, "registry.example.com/acme/hello:1.4.0"},
+		{"digest", imageRef{hello.Image, "", digestB}, "registry.example.com/acme/hello@" + digestB},
+		{"tag and digest", imageRef{hello.Image, "1.4.0", digestB}, "registry.example.com/acme/hello:1.4.0@" + digestB},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,7 +34,7 @@ func TestRenderImageForms(t *testing.T) {
 			dep := "apps/hello/base/deployment.yaml"
 			f.put(dep, strings.Replace(string(f.get(t, dep)), "registry.example.com/acme/hello:0.0.0", base, 1))
 			prod := "apps/hello/overlays/production/kustomization.yaml"
-			out, _, err := SetImage(f.get(t, prod), tt.img, "")
+			out, _, err := setImage(f.get(t, prod), tt.img, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -107,8 +107,8 @@ func TestRenderRefusesRemote(t *testing.T) {
 			f := loadRepo(t)
 			f.put("apps/hello/base/kustomization.yaml", "resources:\n- deployment.yaml\n"+kust)
 			_, err := Render(f, "apps/hello", "overlays/production")
-			if !errors.Is(err, ErrRemoteReference) {
-				t.Fatalf("err = %v, want ErrRemoteReference", err)
+			if !errors.Is(err, errRemoteReference) {
+				t.Fatalf("err = %v, want errRemoteReference", err)
 			}
 			if !strings.Contains(err.Error(), "apps/hello/base/kustomization.yaml") {
 				t.Errorf("error %q does not name the file", err)
@@ -126,13 +126,13 @@ func TestRenderRefusesRemote(t *testing.T) {
 			f := loadRepo(t)
 			f.put("apps/hello/base/plugin.yaml", config)
 			f.put("apps/hello/base/kustomization.yaml", "resources:\n- deployment.yaml\ntransformers:\n- plugin.yaml\n")
-			if _, err := Render(f, "apps/hello", "base"); !errors.Is(err, ErrRemoteReference) {
-				t.Fatalf("err = %v, want ErrRemoteReference", err)
+			if _, err := Render(f, "apps/hello", "base"); !errors.Is(err, errRemoteReference) {
+				t.Fatalf("err = %v, want errRemoteReference", err)
 			}
 			f.put("apps/hello/base/kustomization.yaml", "resources:\n- deployment.yaml\ngenerators:\n- |\n  "+
 				strings.ReplaceAll(strings.TrimSuffix(config, "\n"), "\n", "\n  ")+"\n")
-			if _, err := Render(f, "apps/hello", "base"); !errors.Is(err, ErrRemoteReference) {
-				t.Fatalf("inline: err = %v, want ErrRemoteReference", err)
+			if _, err := Render(f, "apps/hello", "base"); !errors.Is(err, errRemoteReference) {
+				t.Fatalf("inline: err = %v, want errRemoteReference", err)
 			}
 		})
 	}
@@ -141,8 +141,8 @@ func TestRenderRefusesRemote(t *testing.T) {
 		f.put("apps/hello/base/t/kustomization.yaml", "resources:\n- p.yaml\n")
 		f.put("apps/hello/base/t/p.yaml", plugins["patch transformer file"])
 		f.put("apps/hello/base/kustomization.yaml", "resources:\n- deployment.yaml\ntransformers:\n- t\n")
-		if _, err := Render(f, "apps/hello", "base"); !errors.Is(err, ErrRemoteReference) {
-			t.Fatalf("err = %v, want ErrRemoteReference", err)
+		if _, err := Render(f, "apps/hello", "base"); !errors.Is(err, errRemoteReference) {
+			t.Fatalf("err = %v, want errRemoteReference", err)
 		}
 	})
 	t.Run("local plugin config", func(t *testing.T) {
@@ -272,7 +272,7 @@ func TestCheckImage(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := CheckImage([]byte(tt.rendered), tt.repo, tt.want)
-			if tt.err != (err != nil) || err != nil && !errors.Is(err, ErrImageMismatch) {
+			if tt.err != (err != nil) || err != nil && !errors.Is(err, errImageMismatch) {
 				t.Errorf("CheckImage = %v, want error %v", err, tt.err)
 			}
 		})

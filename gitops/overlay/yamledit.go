@@ -15,22 +15,22 @@ import (
 	"github.com/promotebot/promotebot/promote"
 )
 
-// ErrAmbiguousImage is returned when several images: entries of one
+// errAmbiguousImage is returned when several images: entries of one
 // kustomization name the same repository.
-var ErrAmbiguousImage = promote.NewPermanent("several images entries for one repository")
+var errAmbiguousImage = promote.NewPermanent("several images entries for one repository")
 
-// ErrKustomization is returned for a kustomization file that SetImage cannot
+// errKustomization is returned for a kustomization file that setImage cannot
 // edit: not one YAML mapping document, or images: of an unexpected shape.
-var ErrKustomization = promote.NewPermanent("unusable kustomization")
+var errKustomization = promote.NewPermanent("unusable kustomization")
 
-// errNoSplice tells SetImage that the text cannot be edited in place safely
+// errNoSplice tells setImage that the text cannot be edited in place safely
 // and the node-level rewrite must be used instead.
 var errNoSplice = errors.New("cannot splice")
 
 // field is one key of an images: entry and the value it must hold.
 type field struct{ key, value string }
 
-// imagePlan is what SetImage must do to one kustomization.
+// imagePlan is what setImage must do to one kustomization.
 type imagePlan struct {
 	root      *yaml.Node // top-level mapping; nil for an empty document
 	imagesKey *yaml.Node // the "images" key; nil when absent
@@ -40,7 +40,7 @@ type imagePlan struct {
 	remove    []string   // keys of entry to drop
 }
 
-// SetImage points the images: entry for img.Repository of a kustomization
+// setImage points the images: entry for img.Repository of a kustomization
 // file at img, and returns the new content and whether any byte changed.
 //
 // The entry is the one whose name, else whose newName, is the repository
@@ -58,7 +58,7 @@ type imagePlan struct {
 // which keeps comments and the sequence indentation but may reformat it.
 // The result is re-parsed as kustomize does and checked before it is
 // returned: the entry gives img and nothing else reads differently.
-func SetImage(data []byte, img Image, name string) ([]byte, bool, error) {
+func setImage(data []byte, img imageRef, name string) ([]byte, bool, error) {
 	if name == "" {
 		name = img.Repository
 	}
@@ -89,8 +89,8 @@ func SetImage(data []byte, img Image, name string) ([]byte, bool, error) {
 	return out, !bytes.Equal(out, data), nil
 }
 
-// HasImage reports whether a kustomization has an images: entry for repo.
-func HasImage(data []byte, repo string) (bool, error) {
+// hasImage reports whether a kustomization has an images: entry for repo.
+func hasImage(data []byte, repo string) (bool, error) {
 	doc, err := parseKustomization(data)
 	if err != nil {
 		return false, err
@@ -112,11 +112,11 @@ func parseKustomization(data []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %v", ErrKustomization, err)
+		return nil, fmt.Errorf("%w: %v", errKustomization, err)
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: more than one YAML document", ErrKustomization)
+		return nil, fmt.Errorf("%w: more than one YAML document", errKustomization)
 	}
 	return &doc, nil
 }
@@ -131,7 +131,7 @@ func rootMapping(doc *yaml.Node) (*yaml.Node, error) {
 		return nil, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%w: top level is not a mapping", ErrKustomization)
+		return nil, fmt.Errorf("%w: top level is not a mapping", errKustomization)
 	}
 	return root, nil
 }
@@ -165,7 +165,7 @@ func findEntry(images *yaml.Node, repo string) (entry *yaml.Node, byName bool, e
 	}
 	switch {
 	case len(named) > 1 || len(named) == 0 && len(renamed) > 1:
-		return nil, false, fmt.Errorf("%w: %s", ErrAmbiguousImage, repo)
+		return nil, false, fmt.Errorf("%w: %s", errAmbiguousImage, repo)
 	case len(named) == 1:
 		return named[0], true, nil
 	case len(renamed) == 1:
@@ -175,7 +175,7 @@ func findEntry(images *yaml.Node, repo string) (entry *yaml.Node, byName bool, e
 }
 
 // planImage decides which fields to set and which keys to drop.
-func planImage(doc *yaml.Node, img Image, name string) (imagePlan, error) {
+func planImage(doc *yaml.Node, img imageRef, name string) (imagePlan, error) {
 	root, err := rootMapping(doc)
 	if err != nil {
 		return imagePlan{}, err
@@ -187,7 +187,7 @@ func planImage(doc *yaml.Node, img Image, name string) (imagePlan, error) {
 			return imagePlan{}, err
 		}
 	} else if p.images != nil && !(p.images.Kind == yaml.ScalarNode && p.images.Tag == "!!null") {
-		return imagePlan{}, fmt.Errorf("%w: images is not a sequence", ErrKustomization)
+		return imagePlan{}, fmt.Errorf("%w: images is not a sequence", errKustomization)
 	}
 	p.set, p.remove = wantFields(p.entry, img, name)
 	return p, nil
@@ -195,7 +195,7 @@ func planImage(doc *yaml.Node, img Image, name string) (imagePlan, error) {
 
 // wantFields lists the fields an entry must hold for img and the keys it
 // must lose. A new entry (nil) gets name first.
-func wantFields(entry *yaml.Node, img Image, name string) (set []field, remove []string) {
+func wantFields(entry *yaml.Node, img imageRef, name string) (set []field, remove []string) {
 	keepNewName := false
 	if entry == nil {
 		set = append(set, field{"name", name})
@@ -256,10 +256,10 @@ func hasField(fs []field, key string) bool {
 
 // verifyImage reads a kustomization the way kustomize does and checks that
 // the entry for img.Repository holds exactly img.
-func verifyImage(data []byte, img Image) error {
+func verifyImage(data []byte, img imageRef) error {
 	var k types.Kustomization
 	if err := k.Unmarshal(data); err != nil {
-		return fmt.Errorf("%w: %v", ErrKustomization, err)
+		return fmt.Errorf("%w: %v", errKustomization, err)
 	}
 	return checkEntry(k.Images, img)
 }
@@ -268,10 +268,10 @@ func verifyImage(data []byte, img Image) error {
 // nothing else reads differently than before. kustomize matches keys
 // case-insensitively: an edit of images: next to an "Images:" would silently
 // replace the other entries.
-func verifyEdit(before, after []byte, img Image) error {
+func verifyEdit(before, after []byte, img imageRef) error {
 	var old, k types.Kustomization
 	if err := k.Unmarshal(after); err != nil {
-		return fmt.Errorf("%w: %v", ErrKustomization, err)
+		return fmt.Errorf("%w: %v", errKustomization, err)
 	}
 	if err := checkEntry(k.Images, img); err != nil {
 		return err
@@ -282,17 +282,17 @@ func verifyEdit(before, after []byte, img Image) error {
 	_, old.Images = imageEntries(old.Images, img.Repository)
 	_, k.Images = imageEntries(k.Images, img.Repository)
 	if !reflect.DeepEqual(old, k) {
-		return fmt.Errorf("%w: the edit would change more than the images entry of %s", ErrKustomization, img.Repository)
+		return fmt.Errorf("%w: the edit would change more than the images entry of %s", errKustomization, img.Repository)
 	}
 	return nil
 }
 
 // checkEntry checks that images hold one entry for img.Repository, giving
 // exactly img.
-func checkEntry(images []types.Image, img Image) error {
+func checkEntry(images []types.Image, img imageRef) error {
 	found, _ := imageEntries(images, img.Repository)
 	if len(found) != 1 {
-		return fmt.Errorf("%w: %d images entries for %s after the edit", ErrKustomization, len(found), img.Repository)
+		return fmt.Errorf("%w: %d images entries for %s after the edit", errKustomization, len(found), img.Repository)
 	}
 	e := found[0]
 	repo := e.Name
@@ -300,7 +300,7 @@ func checkEntry(images []types.Image, img Image) error {
 		repo = e.NewName
 	}
 	if !sameRepository(repo, img.Repository) || e.NewTag != img.Tag || e.Digest != img.Digest || e.TagSuffix != "" {
-		return fmt.Errorf("%w: images entry %+v does not give %s", ErrKustomization, e, img)
+		return fmt.Errorf("%w: images entry %+v does not give %s", errKustomization, e, img)
 	}
 	return nil
 }
@@ -324,7 +324,7 @@ func imageEntries(images []types.Image, repo string) (found, others []types.Imag
 
 // rewriteImage is the fallback: it edits the parsed nodes and re-serializes
 // the whole file, keeping comments and the sequence indentation style.
-func rewriteImage(data []byte, img Image, name string) ([]byte, error) {
+func rewriteImage(data []byte, img imageRef, name string) ([]byte, error) {
 	doc, err := parseKustomization(data)
 	if err != nil {
 		return nil, err

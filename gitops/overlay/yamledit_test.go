@@ -41,41 +41,41 @@ func TestSetImageGolden(t *testing.T) {
 	const repo = "registry.example.com/acme/hello"
 	tests := []struct {
 		name, in string
-		img      Image
+		img      imageRef
 		base     string // how the base spells the image, for a new entry
 		fallback bool   // whole-file rewrite expected
 	}{
-		{name: "production-tag", in: "production", img: Image{repo, "1.4.0", ""}},
-		{name: "production-digest", in: "production", img: Image{repo, "", digestB}},
-		{name: "production-tag-digest", in: "production", img: Image{repo, "1.4.0", digestB}},
-		{name: "production-zeros", in: "production", img: Image{repo, "007", ""}},
-		{name: "production-float", in: "production", img: Image{repo, "1.10", ""}},
-		{name: "production-hex", in: "production", img: Image{repo, "553640e6", ""}},
-		{name: "plain-plain", in: "plain", img: Image{repo, "v1.4.0", ""}},
-		{name: "plain-semver", in: "plain", img: Image{repo, "1.4.0", ""}},
-		{name: "plain-float", in: "plain", img: Image{repo, "1.10", ""}},
-		{name: "plain-hex", in: "plain", img: Image{repo, "553640e6", ""}},
-		{name: "plain-exp", in: "plain", img: Image{repo, "1e3", ""}},
-		{name: "plain-zeros", in: "plain", img: Image{repo, "007", ""}},
-		{name: "plain-yaml11-bool", in: "plain", img: Image{repo, "yes", ""}},
-		{name: "plain-hexlike-string", in: "plain", img: Image{repo, "abc123f", ""}},
-		{name: "plain-tag-digest", in: "plain", img: Image{repo, "v2", digestB}},
-		{name: "single-tag", in: "single", img: Image{repo, "1.10", ""}},
-		{name: "single-tag-digest", in: "single", img: Image{repo, "1.4.0", digestB}},
-		{name: "missing-entry", in: "missing-entry", img: Image{repo, "1.4.0", digestB}},
-		{name: "no-images-wide", in: "no-images-wide", img: Image{repo, "1.10", ""}},
-		{name: "no-images-compact-no-eol", in: "no-images-compact-no-eol", img: Image{repo, "", digestB}},
-		{name: "compact", in: "compact", img: Image{repo, "1.4.0", digestB}},
-		{name: "compact-digest", in: "compact", img: Image{repo, "", digestB}},
-		{name: "crlf", in: "crlf", img: Image{repo, "1.4.0", digestB}},
-		{name: "newname", in: "newname", img: Image{repo, "", digestB}},
-		{name: "drop-newname", in: "drop-newname", img: Image{repo, "1.4.0", ""}},
-		{name: "dockerhub", in: "dockerhub", img: Image{"docker.io/library/nginx", "1.27", ""}},
-		{name: "dockerhub-new", in: "plain", img: Image{"docker.io/library/nginx", "1.27", ""}, base: "nginx"},
-		{name: "flow", in: "flow", img: Image{repo, "1.10", ""}, fallback: true},
-		{name: "first-key", in: "first-key", img: Image{repo, "", digestB}, fallback: true},
-		{name: "multiline", in: "multiline", img: Image{repo, "1.4.0", ""}, fallback: true},
-		{name: "null-value", in: "null-value", img: Image{repo, "1.4.0", ""}, fallback: true},
+		{name: "production-tag", in: "production", img: imageRef{repo, "1.4.0", ""}},
+		{name: "production-digest", in: "production", img: imageRef{repo, "", digestB}},
+		{name: "production-tag-digest", in: "production", img: imageRef{repo, "1.4.0", digestB}},
+		{name: "production-zeros", in: "production", img: imageRef{repo, "007", ""}},
+		{name: "production-float", in: "production", img: imageRef{repo, "1.10", ""}},
+		{name: "production-hex", in: "production", img: imageRef{repo, "553640e6", ""}},
+		{name: "plain-plain", in: "plain", img: imageRef{repo, "v1.4.0", ""}},
+		{name: "plain-semver", in: "plain", img: imageRef{repo, "1.4.0", ""}},
+		{name: "plain-float", in: "plain", img: imageRef{repo, "1.10", ""}},
+		{name: "plain-hex", in: "plain", img: imageRef{repo, "553640e6", ""}},
+		{name: "plain-exp", in: "plain", img: imageRef{repo, "1e3", ""}},
+		{name: "plain-zeros", in: "plain", img: imageRef{repo, "007", ""}},
+		{name: "plain-yaml11-bool", in: "plain", img: imageRef{repo, "yes", ""}},
+		{name: "plain-hexlike-string", in: "plain", img: imageRef{repo, "abc123f", ""}},
+		{name: "plain-tag-digest", in: "plain", img: imageRef{repo, "v2", digestB}},
+		{name: "single-tag", in: "single", img: imageRef{repo, "1.10", ""}},
+		{name: "single-tag-digest", in: "single", img: imageRef{repo, "1.4.0", digestB}},
+		{name: "missing-entry", in: "missing-entry", img: imageRef{repo, "1.4.0", digestB}},
+		{name: "no-images-wide", in: "no-images-wide", img: imageRef{repo, "1.10", ""}},
+		{name: "no-images-compact-no-eol", in: "no-images-compact-no-eol", img: imageRef{repo, "", digestB}},
+		{name: "compact", in: "compact", img: imageRef{repo, "1.4.0", digestB}},
+		{name: "compact-digest", in: "compact", img: imageRef{repo, "", digestB}},
+		{name: "crlf", in: "crlf", img: imageRef{repo, "1.4.0", digestB}},
+		{name: "newname", in: "newname", img: imageRef{repo, "", digestB}},
+		{name: "drop-newname", in: "drop-newname", img: imageRef{repo, "1.4.0", ""}},
+		{name: "dockerhub", in: "dockerhub", img: imageRef{"docker.io/library/nginx", "1.27", ""}},
+		{name: "dockerhub-new", in: "plain", img: imageRef{"docker.io/library/nginx", "1.27", ""}, base: "nginx"},
+		{name: "flow", in: "flow", img: imageRef{repo, "1.10", ""}, fallback: true},
+		{name: "first-key", in: "first-key", img: imageRef{repo, "", digestB}, fallback: true},
+		{name: "multiline", in: "multiline", img: imageRef{repo, "1.4.0", ""}, fallback: true},
+		{name: "null-value", in: "null-value", img: imageRef{repo, "1.4.0", ""}, fallback: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,7 +83,7 @@ func TestSetImageGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, changed, err := SetImage(in, tt.img, tt.base)
+			out, changed, err := setImage(in, tt.img, tt.base)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,7 +91,7 @@ func TestSetImageGolden(t *testing.T) {
 				t.Errorf("changed = %v, bytes equal = %v", changed, bytes.Equal(in, out))
 			}
 			golden(t, "yamledit/"+tt.name+".golden.yaml", out)
-			again, changed, err := SetImage(out, tt.img, tt.base)
+			again, changed, err := setImage(out, tt.img, tt.base)
 			if err != nil || changed || !bytes.Equal(again, out) {
 				t.Errorf("second run: changed = %v, err = %v", changed, err)
 			}
@@ -120,7 +120,7 @@ func TestSetImageKeepsOtherLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _, err := SetImage(in, Image{hello.Image, "2.0.0", ""}, "")
+	out, _, err := setImage(in, imageRef{hello.Image, "2.0.0", ""}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,28 +140,28 @@ func TestSetImageUnchanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, changed, err := SetImage(in, Image{hello.Image, "1.3.0", ""}, "")
+	out, changed, err := setImage(in, imageRef{hello.Image, "1.3.0", ""}, "")
 	if err != nil || changed || !bytes.Equal(in, out) {
 		t.Fatalf("changed = %v, err = %v", changed, err)
 	}
 }
 
 func TestSetImageErrors(t *testing.T) {
-	img := Image{hello.Image, "1", ""}
+	img := imageRef{hello.Image, "1", ""}
 	tests := []struct {
 		name, in string
 		want     error
 	}{
-		{"two documents", "images: []\n---\nimages: []\n", ErrKustomization},
-		{"not a mapping", "- a\n- b\n", ErrKustomization},
-		{"images not a list", "images: foo\n", ErrKustomization},
-		{"not yaml", "images: [\n", ErrKustomization},
-		{"ambiguous", "images:\n- name: registry.example.com/acme/hello\n  newTag: a\n- name: registry.example.com/acme/hello\n  newTag: b\n", ErrAmbiguousImage},
-		{"unknown field", "images: []\nbogus: 1\n", ErrKustomization},
+		{"two documents", "images: []\n---\nimages: []\n", errKustomization},
+		{"not a mapping", "- a\n- b\n", errKustomization},
+		{"images not a list", "images: foo\n", errKustomization},
+		{"not yaml", "images: [\n", errKustomization},
+		{"ambiguous", "images:\n- name: registry.example.com/acme/hello\n  newTag: a\n- name: registry.example.com/acme/hello\n  newTag: b\n", errAmbiguousImage},
+		{"unknown field", "images: []\nbogus: 1\n", errKustomization},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, _, err := SetImage([]byte(tt.in), img, ""); !errors.Is(err, tt.want) {
+			if _, _, err := setImage([]byte(tt.in), img, ""); !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)
 			}
 		})
@@ -170,7 +170,7 @@ func TestSetImageErrors(t *testing.T) {
 
 func TestSetImageEmptyFile(t *testing.T) {
 	for _, in := range []string{"", "# only a comment\n"} {
-		out, changed, err := SetImage([]byte(in), Image{hello.Image, "1.0", ""}, "")
+		out, changed, err := setImage([]byte(in), imageRef{hello.Image, "1.0", ""}, "")
 		if err != nil || !changed {
 			t.Fatalf("%q: changed %v err %v", in, changed, err)
 		}
