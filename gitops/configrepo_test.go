@@ -3,33 +3,17 @@ package gitops_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/promotebot/promotebot/gitops"
-	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/clone/clonetest"
 	"github.com/promotebot/promotebot/gitops/gittest"
 	"github.com/promotebot/promotebot/promote"
 )
 
 const seed = "../testdata/configrepo"
-
-// open opens a clone of url for the test.
-func open(t *testing.T, url string) *clone.Repo {
-	t.Helper()
-	r, err := clone.Open(context.Background(), clone.Options{URL: url, Dir: filepath.Join(t.TempDir(), "clone")})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := r.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return r
-}
 
 var helloConfig = promote.Project{ID: "hello", URL: "https://hello.example.com", Image: "registry.example.com/acme/hello", Path: "apps/hello"}
 
@@ -53,7 +37,7 @@ func TestConfigRepoCheck(t *testing.T) {
 
 func TestConfigRepoDeployQAIsIdempotent(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
-	c := gitops.NewConfigRepo(open(t, bare))
+	c := gitops.NewConfigRepo(clonetest.Open(t, bare))
 	b := promote.Build{ID: "01JB", Project: "hello", Image: "registry.example.com/acme/hello:1.4.0", Kind: promote.KindBranch,
 		Target: "feature/login", Commit: "0123abc", BuildURL: "https://ci.example.com/7",
 		Author: "Ada Lovelace\n<ada@example.com>"} // a line break cannot forge a trailer
@@ -87,7 +71,7 @@ func TestConfigRepoDeployQAIsIdempotent(t *testing.T) {
 
 func TestConfigRepoPromote(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
-	c := gitops.NewConfigRepo(open(t, bare))
+	c := gitops.NewConfigRepo(clonetest.Open(t, bare))
 	b := promote.Build{ID: "01JP", Project: "hello", Image: "registry.example.com/acme/hello:2.0.0", Kind: promote.KindTag,
 		Target: "v2.0.0", Commit: "0123abc"}
 	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)

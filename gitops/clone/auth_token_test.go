@@ -20,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/clone/clonetest"
 	"github.com/promotebot/promotebot/gitops/gittest"
 	"github.com/promotebot/promotebot/promote"
 )
@@ -112,7 +113,7 @@ func TestTokenAuthIsAskedBeforeEachPush(t *testing.T) {
 	if s := fmt.Sprint(auth); !strings.Contains(s, "token source set: true") {
 		t.Errorf("Auth.String() = %s", s)
 	}
-	r := open(t, base+"/"+filepath.Base(bare), func(o *clone.Options) {
+	r := clonetest.Open(t, base+"/"+filepath.Base(bare), func(o *clone.Options) {
 		o.Auth = auth
 		o.MaxAttempts = 3
 		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -163,7 +164,7 @@ func TestTokenSourceFailures(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
 	_, base := newTokenGate(t, filepath.Dir(bare), "tok-1")
 	var fail atomic.Pointer[error] // nil: the token source works
-	r := open(t, base+"/"+filepath.Base(bare), func(o *clone.Options) {
+	r := clonetest.Open(t, base+"/"+filepath.Base(bare), func(o *clone.Options) {
 		o.MaxAttempts = 3
 		o.Auth = clone.Auth{Token: func(context.Context) (string, error) {
 			if err := fail.Load(); err != nil {
@@ -207,7 +208,7 @@ func TestRevokedTokenIsReplacedOnce(t *testing.T) {
 	var mu sync.Mutex
 	current, forgotten := "ghs_good", []string{}
 	replacement := "ghs_good"
-	r := open(t, srv.RepoURL(bare), func(o *clone.Options) {
+	r := clonetest.Open(t, srv.RepoURL(bare), func(o *clone.Options) {
 		o.Auth = clone.Auth{
 			Token: func(context.Context) (string, error) {
 				mu.Lock()

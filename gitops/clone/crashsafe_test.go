@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/clone/clonetest"
 	"github.com/promotebot/promotebot/gitops/gittest"
 )
 
@@ -69,7 +70,7 @@ func killedAt(t *testing.T, bare, idxName string, idx []byte, cut int) {
 	if err := restarted.Close(); err != nil {
 		t.Fatal(err)
 	}
-	again := open(t, bare, func(o *clone.Options) { o.Dir = dir })
+	again := clonetest.Open(t, bare, func(o *clone.Options) { o.Dir = dir })
 	res, err := again.Apply(context.Background(), writeFile("after-the-crash.txt", "ok\n"))
 	if err != nil || !res.Changed {
 		t.Fatalf("Apply after the crash: %+v, %v", res, err)
@@ -88,7 +89,7 @@ func killedAt(t *testing.T, bare, idxName string, idx []byte, cut int) {
 func TestDamagedIndexIsRefetched(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
 	dir := filepath.Join(t.TempDir(), "clone")
-	r := open(t, bare, func(o *clone.Options) { o.Dir = dir })
+	r := clonetest.Open(t, bare, func(o *clone.Options) { o.Dir = dir })
 	apply(t, r, writeFile("before.txt", "one\n"))
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
@@ -107,7 +108,7 @@ func TestDamagedIndexIsRefetched(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	again := open(t, bare, func(o *clone.Options) { o.Dir = dir })
+	again := clonetest.Open(t, bare, func(o *clone.Options) { o.Dir = dir })
 	if res := apply(t, again, writeFile("after.txt", "two\n")); !res.Changed {
 		t.Fatalf("Apply after the damage: %+v", res)
 	}
@@ -139,7 +140,7 @@ func TestLostObjectsAreFetchedAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := open(t, bare, func(o *clone.Options) { o.Dir = dir })
+	r := clonetest.Open(t, bare, func(o *clone.Options) { o.Dir = dir })
 	if res := apply(t, r, writeFile("after.txt", "two\n")); !res.Changed {
 		t.Fatalf("Apply after the loss: %+v", res)
 	}
@@ -173,7 +174,7 @@ func TestRefKilledWhileWritten(t *testing.T) {
 			if err := os.WriteFile(ref, []byte(content), 0o640); err != nil {
 				t.Fatal(err)
 			}
-			again := open(t, bare, func(o *clone.Options) { o.Dir = dir })
+			again := clonetest.Open(t, bare, func(o *clone.Options) { o.Dir = dir })
 			if res := apply(t, again, writeFile("after.txt", "1\n")); !res.Changed {
 				t.Fatalf("Apply after the crash: %+v", res)
 			}

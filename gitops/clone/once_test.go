@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/clone/clonetest"
 	"github.com/promotebot/promotebot/gitops/gittest"
 	"github.com/promotebot/promotebot/gitops/trailer"
 )
@@ -16,7 +17,7 @@ import (
 // land twice (that would put a's file back over b's).
 func TestApplyOnceAfterTheBranchMovedOn(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
-	first, second := open(t, bare), open(t, bare)
+	first, second := clonetest.Open(t, bare), clonetest.Open(t, bare)
 	asked := time.Now()
 	onceA := clone.Once{Since: asked, Trailers: []trailer.Trailer{{Key: "Promotebot-Build", Value: "a.txt"}}}
 
@@ -28,7 +29,7 @@ func TestApplyOnceAfterTheBranchMovedOn(t *testing.T) {
 	apply(t, second, byBuild("b", "a.txt", "from b\n")) // b's change of the same file
 	tip := gittest.Head(t, bare, "main")
 
-	for _, r := range []*clone.Repo{second, open(t, bare)} {
+	for _, r := range []*clone.Repo{second, clonetest.Open(t, bare)} {
 		again, err := r.ApplyOnce(context.Background(), onceA, writeFile("a.txt", "from a\n"))
 		if err != nil {
 			t.Fatal(err)
@@ -57,7 +58,7 @@ func byBuild(build, name, content string) clone.Edit {
 // for clocks) is not looked at, so a change asked for anew does land.
 func TestApplyOnceSearchIsBounded(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
-	r := open(t, bare)
+	r := clonetest.Open(t, bare)
 	trailers := []trailer.Trailer{{Key: "Promotebot-Build", Value: "a.txt"}}
 	apply(t, r, writeFile("a.txt", "one\n"))
 	apply(t, r, writeFile("a.txt", "two\n"))

@@ -20,6 +20,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/clone/clonetest"
 	"github.com/promotebot/promotebot/gitops/gittest"
 	"github.com/promotebot/promotebot/gitops/overlay"
 	"github.com/promotebot/promotebot/gitops/trailer"
@@ -38,26 +39,10 @@ func writeFile(name, content string) clone.Edit {
 	}
 }
 
+// open opens the bot's clone of url.
 func open(t *testing.T, url string, mod ...func(*clone.Options)) *clone.Repo {
 	t.Helper()
-	o := clone.Options{
-		URL: url, Dir: filepath.Join(t.TempDir(), "clone"),
-		Author:  clone.Signature{Name: "promotebot", Email: "bot@example.com"},
-		Backoff: 5 * time.Millisecond,
-	}
-	for _, m := range mod {
-		m(&o)
-	}
-	r, err := clone.Open(context.Background(), o)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := r.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return r
+	return clonetest.Open(t, url, mod...)
 }
 
 func apply(t *testing.T, r *clone.Repo, e clone.Edit) clone.Result {
@@ -80,7 +65,7 @@ func TestApplyOverFileAndHTTP(t *testing.T) {
 			case "http":
 				url = gittest.NewServer(t, filepath.Dir(bare), "ci", "s3cret-pass").RepoURL(bare)
 			}
-			r := open(t, url, func(o *clone.Options) {
+			r := clonetest.Open(t, url, func(o *clone.Options) {
 				o.Auth = clone.Auth{Username: "ci", Password: "s3cret-pass"}
 			})
 			res := apply(t, r, writeFile("apps/hello/overlays/qa/x/kustomization.yaml", "a: 1\n"))
@@ -159,7 +144,7 @@ func subjects(log []gittest.Commit) []string {
 func TestRaceIsRetriedOnNewTip(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
 	work := gittest.Clone(t, bare)
-	r := open(t, bare)
+	r := clonetest.Open(t, bare)
 	var runs atomic.Int32
 	edit := func(f clone.Files) (clone.Outcome, error) {
 		if runs.Add(1) == 1 {
@@ -183,7 +168,7 @@ func TestRaceIsRetriedOnNewTip(t *testing.T) {
 func TestRetriesRunOut(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
 	work := gittest.Clone(t, bare)
-	r := open(t, bare, func(o *clone.Options) { o.MaxAttempts = 3 })
+	r := clonetest.Open(t, bare, func(o *clone.Options) { o.MaxAttempts = 3 })
 	n := 0
 	edit := func(f clone.Files) (clone.Outcome, error) {
 		n++ // every attempt loses the race
@@ -204,7 +189,7 @@ func TestRetriesRunOut(t *testing.T) {
 // TestTwoWritersRace runs two bots with their own clones against one remote.
 func TestTwoWritersRace(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
-	bots := []*clone.Repo{open(t, bare), open(t, bare)}
+	bots := []*clone.Repo{clonetest.Open(t, bare), clonetest.Open(t, bare)}
 	const each = 15
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*each)
@@ -244,7 +229,7 @@ func TestTwoWritersRace(t *testing.T) {
 func TestQueuedChangesShareAPush(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
 	srv := gittest.NewServer(t, filepath.Dir(bare), "u", "p")
-	r := open(t, srv.RepoURL(bare), func(o *clone.Options) { o.Auth = clone.Auth{Username: "u", Password: "p"} })
+	r := clonetest.Open(t, srv.RepoURL(bare), func(o *clone.Options) { o.Auth = clone.Auth{Username: "u", Password: "p"} })
 	const n = 40
 	var wg sync.WaitGroup
 	results := make([]clone.Result, n)
@@ -273,7 +258,7 @@ func TestQueuedChangesShareAPush(t *testing.T) {
 
 func TestFailedEditCommitsNothing(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
-	r := open(t, bare)
+	r := clonetest.Open(t, bare)
 	before := gittest.Head(t, bare, "main")
 	boom := errors.New("render failed: kustomize says no")
 	_, err := r.Apply(context.Background(), func(f clone.Files) (clone.Outcome, error) {
@@ -330,7 +315,7 @@ func TestRefusedPushIsNotRetried(t *testing.T) {
 		http.Error(w, "no write access", http.StatusForbidden)
 		return true
 	})
-	r := open(t, srv.RepoURL(bare), func(o *clone.Options) { o.Auth = clone.Auth{Username: "ci", Password: "pw"} })
+	r := clonetest.Open(t, srv.RepoURL(bare), func(o *clone.Options) { o.Auth = clone.Auth{Username: "ci", Password: "pw"} })
 	_, err := r.Apply(context.Background(), writeFile("x.txt", "1"))
 	var exhausted *clone.RetriesExhaustedError
 	if !promote.IsPermanent(err) || errors.As(err, &exhausted) || pushes.Load() != 1 {
@@ -341,7 +326,7 @@ func TestRefusedPushIsNotRetried(t *testing.T) {
 func TestServerErrorsAreRetried(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
 	srv := gittest.NewServer(t, filepath.Dir(bare), "u", "p")
-	r := open(t, srv.RepoURL(bare), func(o *clone.Options) { o.Auth = clone.Auth{Username: "u", Password: "p"} })
+	r := clonetest.Open(t, srv.RepoURL(bare), func(o *clone.Options) { o.Auth = clone.Auth{Username: "u", Password: "p"} })
 	srv.FailPushes(2, 0)
 	res := apply(t, r, writeFile("x.txt", "1"))
 	if gittest.Head(t, bare, "main") != res.Commit {
@@ -362,7 +347,7 @@ func TestHookRejectionIsTerminal(t *testing.T) {
 			gittest.InstallHook(t, bare, "pre-receive", "#!/bin/sh\n"+
 				"printf '\\033[31mmain is protected\\033[0m\\r\\n' >&2\n"+
 				"echo 'ask #platform; your password s3cret-pass is wrong' >&2\nexit 1\n")
-			r := open(t, url, func(o *clone.Options) {
+			r := clonetest.Open(t, url, func(o *clone.Options) {
 				o.MaxAttempts = 5
 				o.Auth = clone.Auth{Username: "ci", Password: "s3cret-pass"}
 			})
@@ -393,7 +378,7 @@ func TestHookRejectionIsTerminal(t *testing.T) {
 func TestRemoteMessagesAreBounded(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
 	gittest.InstallHook(t, bare, "pre-receive", "#!/bin/sh\nyes 'refused: é' | head -c 200000 >&2\nexit 1\n")
-	r := open(t, bare, func(o *clone.Options) { o.MaxAttempts = 2 })
+	r := clonetest.Open(t, bare, func(o *clone.Options) { o.MaxAttempts = 2 })
 	_, err := r.Apply(context.Background(), writeFile("x.txt", "1"))
 	var rej *clone.PushRejectedError
 	if !errors.As(err, &rej) {
@@ -411,7 +396,7 @@ func TestRemoteMessagesAreBounded(t *testing.T) {
 func TestNoSuccessWithoutThePush(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
 	gittest.RejectPushes(t, bare, "main is protected")
-	r := open(t, bare, func(o *clone.Options) { o.MaxAttempts = 2 })
+	r := clonetest.Open(t, bare, func(o *clone.Options) { o.MaxAttempts = 2 })
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
@@ -436,7 +421,7 @@ func TestSignedCommitsVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	bare := gittest.NewRemote(t, seed)
-	r := open(t, bare, func(o *clone.Options) { o.SignKey = key })
+	r := clonetest.Open(t, bare, func(o *clone.Options) { o.SignKey = key })
 	res := apply(t, r, writeFile("signed.txt", "1"))
 
 	repo, err := git.PlainOpen(bare)
@@ -520,7 +505,7 @@ func TestSmallPacksAreMerged(t *testing.T) {
 func TestApplyOverSSH(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
 	srv := gittest.NewSSHServer(t, filepath.Dir(bare))
-	r := open(t, srv.RepoURL(bare), func(o *clone.Options) {
+	r := clonetest.Open(t, srv.RepoURL(bare), func(o *clone.Options) {
 		o.Auth = clone.Auth{SSHKeyFile: srv.KeyFile, KnownHostsFile: srv.KnownHostsFile}
 	})
 	res := apply(t, r, writeFile("over-ssh.txt", "1"))
@@ -546,7 +531,7 @@ var hello = promote.Project{ID: "hello", Path: "apps/hello", Image: "registry.ex
 func TestOverlaysThroughARealRemote(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
 	srv := gittest.NewServer(t, filepath.Dir(bare), "u", "p")
-	r := open(t, srv.RepoURL(bare), func(o *clone.Options) { o.Auth = clone.Auth{Username: "u", Password: "p"} })
+	r := clonetest.Open(t, srv.RepoURL(bare), func(o *clone.Options) { o.Auth = clone.Auth{Username: "u", Password: "p"} })
 	edit := func(e clone.Edit, err error) clone.Edit {
 		t.Helper()
 		if err != nil {
@@ -604,7 +589,7 @@ func TestOverlaysThroughARealRemote(t *testing.T) {
 // branch on the tip of the moment.
 func TestApplyToBranch(t *testing.T) {
 	bare := gittest.NewRemote(t, seed)
-	r := open(t, bare)
+	r := clonetest.Open(t, bare)
 	main := gittest.Head(t, bare, "main")
 	res, err := r.ApplyToBranch(context.Background(), "promotebot/hello/B1", writeFile("prod.txt", "1"))
 	if err != nil || !res.Changed || res.Base != main {
