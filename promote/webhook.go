@@ -1,6 +1,7 @@
 package promote
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -11,9 +12,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -25,7 +29,8 @@ import (
 // CI authenticates; the other is "Authorization: Bearer <secret>".
 const SignatureHeader = "X-Promotebot-Signature-256"
 
-// maxBodyBytes bounds a webhook body; FLOW.md answers 413 beyond it.
+// maxBodyBytes bounds a webhook body; the contract (docs/contracts.md)
+// answers 413 beyond it.
 const maxBodyBytes = 64 << 10
 
 // maxFieldBytes bounds every field CI reports: they end up in Slack
@@ -89,12 +94,15 @@ type buildRequest struct {
 	BuildURL string `json:"buildURL"`
 }
 
-// buildAnswer is the answer to a webhook call (FLOW.md).
+// buildAnswer is the answer to a webhook call (docs/contracts.md).
 type buildAnswer struct {
 	ID          string `json:"id"`
 	Environment string `json:"environment"`
 	URL         string `json:"url"`
 	State       State  `json:"state"`
+	// Warnings name what the bot ignored in the call, such as unknown
+	// fields; absent when there is nothing to say.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // recorded is what the webhook did with a reported build.
@@ -118,7 +126,7 @@ func (h *webhook) create(w http.ResponseWriter, r *http.Request) {
 	}
 	h.metrics.webhookRequest(outcome)
 	h.log.Info("webhook", "outcome", outcome, "build", rec.answer.ID, "project", rec.project,
-		"state", rec.answer.State, "env", rec.answer.Environment)
+		"state", rec.answer.State, "env", rec.answer.Environment, "warnings", len(rec.answer.Warnings))
 	writeJSON(w, status, rec.answer)
 }
 
@@ -132,7 +140,7 @@ func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, erro
 	if !authorized(r.Header, body, h.secret) {
 		return recorded{}, errUnauthorized
 	}
-	req, err := decodeBuildRequest(r.Header.Get("Content-Type"), body)
+	req, warnings, err := decodeBuildRequest(r.Header.Get("Content-Type"), body)
 	if err != nil {
 		return recorded{}, err
 	}
@@ -141,13 +149,15 @@ func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, erro
 	}
 	p, ok := h.cfg.Project(req.Project)
 	if !ok {
-		return recorded{}, refuse(http.StatusNotFound, outcomeUnknownProject, "unknown project %q", req.Project)
+		return recorded{}, refuse(http.StatusNotFound, outcomeUnknownProject,
+			"unknown project %q; known projects: %s", req.Project, projectIDs(h.cfg.Projects))
 	}
 	kind := Kind(req.Type)
 	env, qaURL, err := h.repo.Check(p, kind, req.Target, req.Image)
 	switch {
 	case errors.Is(err, ErrInvalid):
-		return recorded{}, invalid("%s", err.Error())
+		return recorded{}, invalid("%s (project %s takes a target that is a valid git %s name and an image of %s with a :tag or an @sha256: digest)",
+			withoutMarker(err), p.ID, kind, p.Image)
 	case err != nil:
 		return recorded{}, internal("could not check the build; the server log has the details",
 			fmt.Errorf("check %s %s %s: %w", p.ID, kind, req.Target, err))
@@ -156,7 +166,36 @@ func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, erro
 		Project: p.ID, Image: req.Image, Kind: kind, Target: req.Target,
 		Commit: req.Commit, Author: req.Author, BuildURL: req.BuildURL,
 	}
-	return h.save(r.Context(), b, env, qaURL)
+	rec, err := h.save(r.Context(), b, env, qaURL)
+	rec.answer.Warnings = warnings
+	return rec, err
+}
+
+// maxListedProjects bounds the project ids an unknown-project answer lists.
+const maxListedProjects = 20
+
+// projectIDs lists the configured project ids for an answer; ids are not
+// secrets, and naming them is the quickest way to show a typo.
+func projectIDs(projects []Project) string {
+	if len(projects) == 0 {
+		return "none are configured"
+	}
+	ids := make([]string, 0, min(len(projects), maxListedProjects))
+	for _, p := range projects[:min(len(projects), maxListedProjects)] {
+		ids = append(ids, p.ID)
+	}
+	list := strings.Join(ids, ", ")
+	if len(projects) > maxListedProjects {
+		list += fmt.Sprintf(", … (%d in all)", len(projects))
+	}
+	return list
+}
+
+// withoutMarker is err's message without the ErrInvalid marker in front:
+// adapters wrap their own message, which already says what is invalid, and
+// the answer should not read "invalid: invalid target …".
+func withoutMarker(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")
 }
 
 // save stores b, as received, with the jobs that deploy it to QA and tell
@@ -217,7 +256,7 @@ func (h *webhook) refuse(w http.ResponseWriter, r *http.Request, err error) stri
 // allowed is enough to know the body is too large.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	tooLarge := refuse(http.StatusRequestEntityTooLarge, outcomeTooLarge,
-		"body larger than %d bytes", maxBodyBytes)
+		"body larger than %d bytes: report only the build's fields", maxBodyBytes)
 	if r.ContentLength > maxBodyBytes {
 		return nil, tooLarge
 	}
@@ -276,33 +315,124 @@ func validSignature(header string, body []byte, secret string) bool {
 	return hmac.Equal(got, mac.Sum(nil))
 }
 
-// decodeBuildRequest decodes a JSON or form-encoded body; unknown JSON fields
-// are ignored.
-func decodeBuildRequest(contentType string, body []byte) (buildRequest, error) {
-	unsupported := refuse(http.StatusUnsupportedMediaType, outcomeUnsupportedMedia,
-		"Content-Type must be application/json or application/x-www-form-urlencoded")
+// decodeBuildRequest decodes a JSON or form-encoded body. Unknown fields
+// are not refused, so that a CI script written for a newer contract (or
+// sending extras) keeps working; they come back as warnings in the answer.
+func decodeBuildRequest(contentType string, body []byte) (buildRequest, []string, error) {
 	mediaType, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return buildRequest{}, unsupported
+	switch {
+	case contentType == "":
+		return buildRequest{}, nil, unsupportedMedia("no Content-Type header", body)
+	case err != nil:
+		return buildRequest{}, nil, unsupportedMedia(fmt.Sprintf("Content-Type %q does not parse", contentType), body)
 	}
 	var req buildRequest
 	switch mediaType {
 	case "application/json":
 		if err := json.Unmarshal(body, &req); err != nil {
-			return buildRequest{}, jsonProblem(err)
+			return buildRequest{}, nil, jsonProblem(err)
 		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(body, &fields); err != nil {
+			return buildRequest{}, nil, jsonProblem(err)
+		}
+		return req, unknownFields(slices.Collect(maps.Keys(fields))), nil
 	case "application/x-www-form-urlencoded":
+		if looksLikeJSON(body) {
+			// curl -d sends JSON under this media type unless told otherwise.
+			return buildRequest{}, nil, refuse(http.StatusUnsupportedMediaType, outcomeUnsupportedMedia,
+				"the body is JSON but Content-Type is application/x-www-form-urlencoded (curl -d sends that): send Content-Type: application/json")
+		}
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
-			return buildRequest{}, invalid("malformed form body")
+			return buildRequest{}, nil, invalid("malformed form body: percent-encode each value (curl --data-urlencode), or send JSON")
 		}
 		for _, f := range req.fields() {
 			*f.value = form.Get(f.name)
 		}
-	default:
-		return buildRequest{}, unsupported
+		return req, unknownFields(slices.Collect(maps.Keys(form))), nil
 	}
-	return req, nil
+	return buildRequest{}, nil, unsupportedMedia(fmt.Sprintf("Content-Type %s is not supported", mediaType), body)
+}
+
+// unsupportedMedia refuses a body whose media type the webhook does not
+// take, saying which type to send: JSON when the body looks like it.
+func unsupportedMedia(problem string, body []byte) *refusal {
+	if looksLikeJSON(body) {
+		return refuse(http.StatusUnsupportedMediaType, outcomeUnsupportedMedia,
+			"%s and the body is JSON: send Content-Type: application/json", problem)
+	}
+	return refuse(http.StatusUnsupportedMediaType, outcomeUnsupportedMedia,
+		"%s: send Content-Type: application/json (or application/x-www-form-urlencoded for form fields)", problem)
+}
+
+// looksLikeJSON reports whether body is a JSON object; no form body is.
+func looksLikeJSON(body []byte) bool {
+	trimmed := bytes.TrimSpace(body)
+	return len(trimmed) > 0 && trimmed[0] == '{' && json.Valid(trimmed)
+}
+
+// fieldAliases are the names CI scripts commonly use for the contract's
+// fields; a warning about one of them names the field meant.
+var fieldAliases = map[string]string{
+	"sha": "commit", "commit_sha": "commit", "commitsha": "commit", "revision": "commit", "git_sha": "commit",
+	"build_url": "buildURL", "ci_url": "buildURL", "run_url": "buildURL", "pipeline_url": "buildURL",
+	"kind": "type", "branch": "target", "tag": "target", "ref": "target",
+	"user": "author", "committer": "author", "pusher": "author",
+}
+
+// maxWarnings bounds the warnings of one answer; a body may hold thousands
+// of unknown fields.
+const maxWarnings = 10
+
+// unknownFields warns about each name that is not one of the contract's
+// fields, in sorted order. encoding/json matches field names without regard
+// to case, so "Commit" is used, not unknown; the form decoder is exact.
+func unknownFields(names []string) []string {
+	var known buildRequest
+	var unknown []string
+	for _, name := range names {
+		if !slices.ContainsFunc(known.fields(), func(f requestField) bool { return strings.EqualFold(f.name, name) }) {
+			unknown = append(unknown, name)
+		}
+	}
+	slices.Sort(unknown)
+	var warnings []string
+	for i, name := range unknown {
+		if i == maxWarnings {
+			warnings = append(warnings, fmt.Sprintf("and %d more unknown fields, ignored", len(unknown)-maxWarnings))
+			break
+		}
+		quoted := strconv.Quote(truncate(name, 64))
+		if meant, ok := fieldAliases[strings.ToLower(name)]; ok {
+			warnings = append(warnings, fmt.Sprintf("unknown field %s ignored: send it as %q", quoted, meant))
+			continue
+		}
+		warnings = append(warnings, fmt.Sprintf("unknown field %s ignored; the fields are %s", quoted, fieldNames()))
+	}
+	return warnings
+}
+
+// fieldNames lists the contract's fields for messages.
+func fieldNames() string {
+	var q buildRequest
+	names := make([]string, 0, len(q.fields()))
+	for _, f := range q.fields() {
+		names = append(names, f.name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// truncate shortens s to at most n bytes, on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 func jsonProblem(err error) *refusal {
@@ -350,7 +480,7 @@ func (q *buildRequest) validate() error {
 		}
 	}
 	if len(missing) > 0 {
-		return invalid("missing required field(s): %s", strings.Join(missing, ", "))
+		return invalid("missing required field(s): %s; a build needs project, image, type (branch or tag) and target", strings.Join(missing, ", "))
 	}
 	for _, f := range q.fields() {
 		if problem := fieldProblem(*f.value); problem != "" {
@@ -386,7 +516,7 @@ func isWebURL(s string) bool {
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
-// buildView is the answer to GET /v1/builds/{id} (FLOW.md).
+// buildView is the answer to GET /v1/builds/{id} (docs/contracts.md).
 type buildView struct {
 	ID               string         `json:"id"`
 	Project          string         `json:"project"`
@@ -438,7 +568,8 @@ func (h *webhook) view(r *http.Request) (buildView, error) {
 		return buildView{}, errUnauthorized
 	}
 	// GET calls are not counted as webhook calls; the outcome is for the log.
-	unknown := refuse(http.StatusNotFound, "unknown_build", "unknown build")
+	unknown := refuse(http.StatusNotFound, "unknown_build",
+		"unknown build: use the id that POST /v1/builds answered")
 	id := r.PathValue("id")
 	if len(id) > maxIDBytes {
 		return buildView{}, unknown
