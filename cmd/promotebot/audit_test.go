@@ -36,26 +36,9 @@ func newAuditFixture(t *testing.T) *auditFixture {
 	t.Helper()
 	f := &auditFixture{bare: gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))}
 	dir := t.TempDir()
-	entity, err := openpgp.NewEntity("promotebot", "", "bot@example.com", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var entity *openpgp.Entity
+	entity, f.keyring = newKeyring(t, dir)
 	f.keyID = entity.PrimaryKey.KeyIdString()
-	f.keyring = filepath.Join(dir, "pub.asc")
-	var pub bytes.Buffer
-	w, err := armor.Encode(&pub, openpgp.PublicKeyType, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := entity.Serialize(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.keyring, pub.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	at := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
 	repo, err := gitops.Open(context.Background(), gitops.Options{
 		URL: f.bare, Dir: filepath.Join(dir, "clone"),
@@ -102,6 +85,32 @@ func newAuditFixture(t *testing.T) *auditFixture {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// newKeyring makes a signing key and writes its armored public key to a
+// file in dir.
+func newKeyring(t *testing.T, dir string) (*openpgp.Entity, string) {
+	t.Helper()
+	entity, err := openpgp.NewEntity("promotebot", "", "bot@example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pub bytes.Buffer
+	w, err := armor.Encode(&pub, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := entity.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	keyring := filepath.Join(dir, "pub.asc")
+	if err := os.WriteFile(keyring, pub.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return entity, keyring
 }
 
 func exitCode(err error) int {
@@ -513,7 +522,8 @@ func TestAuditTableFits120Columns(t *testing.T) {
 		args := []string{"audit", "--repo", bare}
 		if verify {
 			// A keyring that signed none of them: the column is there all the same.
-			args = append(args, "--verify", "--keyring", newAuditFixture(t).keyring)
+			_, keyring := newKeyring(t, t.TempDir())
+			args = append(args, "--verify", "--keyring", keyring)
 		}
 		table, _, err := runWith(t, nil, args...)
 		if err != nil {
