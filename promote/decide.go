@@ -9,7 +9,7 @@ import (
 )
 
 // ActionKind is what a person asks of a build from Slack; the values are
-// the buttons' action_id (FLOW.md, Slack actions).
+// the buttons' action_id (docs/contracts.md, Slack actions).
 type ActionKind string
 
 // The actions people take on builds.

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// errorBody is the shape of every refusal the server writes (FLOW.md).
+// errorBody is the shape of every refusal the server writes (docs/contracts.md, HTTP).
 type errorBody struct {
 	Error string `json:"error"`
 }

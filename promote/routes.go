@@ -67,7 +67,7 @@ func NewServer(d ServerDeps) http.Handler {
 	}
 	mux := http.NewServeMux()
 
-	// CI (FLOW.md, HTTP).
+	// CI (docs/contracts.md, HTTP).
 	handle(mux, http.MethodPost, "/v1/builds", wh.create)
 	handle(mux, http.MethodPost, "/build-complete", wh.create)
 	handle(mux, http.MethodGet, "/v1/builds/{id}", wh.get)

@@ -2,10 +2,11 @@ package promote
 
 import "fmt"
 
-// State is where a build is in its life; the names are FLOW.md's contract.
+// State is where a build is in its life; the names are a contract
+// (docs/contracts.md, States).
 type State string
 
-// The states of FLOW.md.
+// The states of docs/contracts.md.
 const (
 	StateReceived      State = "received"
 	StateDeploying     State = "deploying"

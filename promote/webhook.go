@@ -6,18 +6,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of a webhook
@@ -25,12 +20,9 @@ import (
 // CI authenticates; the other is "Authorization: Bearer <secret>".
 const SignatureHeader = "X-Promotebot-Signature-256"
 
-// maxBodyBytes bounds a webhook body; FLOW.md answers 413 beyond it.
+// maxBodyBytes bounds a webhook body; the contract (docs/contracts.md)
+// answers 413 beyond it.
 const maxBodyBytes = 64 << 10
-
-// maxFieldBytes bounds every field CI reports: they end up in Slack
-// messages, git trailers and logs.
-const maxFieldBytes = 512
 
 // maxIDBytes bounds the id of GET /v1/builds/{id}; longer ids are unknown
 // without asking the store.
@@ -78,23 +70,15 @@ type webhook struct {
 	wake    chan<- struct{} // may be nil
 }
 
-// buildRequest is a build as CI reports it, in JSON or as a form.
-type buildRequest struct {
-	Project  string `json:"project"`
-	Image    string `json:"image"`
-	Type     string `json:"type"`
-	Target   string `json:"target"`
-	Commit   string `json:"commit"`
-	Author   string `json:"author"`
-	BuildURL string `json:"buildURL"`
-}
-
-// buildAnswer is the answer to a webhook call (FLOW.md).
+// buildAnswer is the answer to a webhook call (docs/contracts.md).
 type buildAnswer struct {
 	ID          string `json:"id"`
 	Environment string `json:"environment"`
 	URL         string `json:"url"`
 	State       State  `json:"state"`
+	// Warnings name what the bot ignored in the call, such as unknown
+	// fields; absent when there is nothing to say.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // recorded is what the webhook did with a reported build.
@@ -118,7 +102,7 @@ func (h *webhook) create(w http.ResponseWriter, r *http.Request) {
 	}
 	h.metrics.webhookRequest(outcome)
 	h.log.Info("webhook", "outcome", outcome, "build", rec.answer.ID, "project", rec.project,
-		"state", rec.answer.State, "env", rec.answer.Environment)
+		"state", rec.answer.State, "env", rec.answer.Environment, "warnings", len(rec.answer.Warnings))
 	writeJSON(w, status, rec.answer)
 }
 
@@ -132,7 +116,7 @@ func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, erro
 	if !authorized(r.Header, body, h.secret) {
 		return recorded{}, errUnauthorized
 	}
-	req, err := decodeBuildRequest(r.Header.Get("Content-Type"), body)
+	req, warnings, err := decodeBuildRequest(r.Header.Get("Content-Type"), body)
 	if err != nil {
 		return recorded{}, err
 	}
@@ -141,13 +125,15 @@ func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, erro
 	}
 	p, ok := h.cfg.Project(req.Project)
 	if !ok {
-		return recorded{}, refuse(http.StatusNotFound, outcomeUnknownProject, "unknown project %q", req.Project)
+		return recorded{}, refuse(http.StatusNotFound, outcomeUnknownProject,
+			"unknown project %q; known projects: %s", req.Project, projectIDs(h.cfg.Projects))
 	}
 	kind := Kind(req.Type)
 	env, qaURL, err := h.repo.Check(p, kind, req.Target, req.Image)
 	switch {
 	case errors.Is(err, ErrInvalid):
-		return recorded{}, invalid("%s", err.Error())
+		return recorded{}, invalid("%s (project %s takes a target that is a valid git %s name and an image of %s with a :tag or an @sha256: digest)",
+			err, p.ID, kind, p.Image)
 	case err != nil:
 		return recorded{}, internal("could not check the build; the server log has the details",
 			fmt.Errorf("check %s %s %s: %w", p.ID, kind, req.Target, err))
@@ -156,7 +142,29 @@ func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, erro
 		Project: p.ID, Image: req.Image, Kind: kind, Target: req.Target,
 		Commit: req.Commit, Author: req.Author, BuildURL: req.BuildURL,
 	}
-	return h.save(r.Context(), b, env, qaURL)
+	rec, err := h.save(r.Context(), b, env, qaURL)
+	rec.answer.Warnings = warnings
+	return rec, err
+}
+
+// maxListedProjects bounds the project ids an unknown-project answer lists.
+const maxListedProjects = 20
+
+// projectIDs lists the configured project ids for an answer; ids are not
+// secrets, and naming them is the quickest way to show a typo.
+func projectIDs(projects []Project) string {
+	if len(projects) == 0 {
+		return "none are configured"
+	}
+	ids := make([]string, 0, min(len(projects), maxListedProjects))
+	for _, p := range projects[:min(len(projects), maxListedProjects)] {
+		ids = append(ids, p.ID)
+	}
+	list := strings.Join(ids, ", ")
+	if len(projects) > maxListedProjects {
+		list += fmt.Sprintf(", … (%d in all)", len(projects))
+	}
+	return list
 }
 
 // save stores b, as received, with the jobs that deploy it to QA and tell
@@ -217,7 +225,7 @@ func (h *webhook) refuse(w http.ResponseWriter, r *http.Request, err error) stri
 // allowed is enough to know the body is too large.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	tooLarge := refuse(http.StatusRequestEntityTooLarge, outcomeTooLarge,
-		"body larger than %d bytes", maxBodyBytes)
+		"body larger than %d bytes: report only the build's fields", maxBodyBytes)
 	if r.ContentLength > maxBodyBytes {
 		return nil, tooLarge
 	}
@@ -276,117 +284,7 @@ func validSignature(header string, body []byte, secret string) bool {
 	return hmac.Equal(got, mac.Sum(nil))
 }
 
-// decodeBuildRequest decodes a JSON or form-encoded body; unknown JSON fields
-// are ignored.
-func decodeBuildRequest(contentType string, body []byte) (buildRequest, error) {
-	unsupported := refuse(http.StatusUnsupportedMediaType, outcomeUnsupportedMedia,
-		"Content-Type must be application/json or application/x-www-form-urlencoded")
-	mediaType, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return buildRequest{}, unsupported
-	}
-	var req buildRequest
-	switch mediaType {
-	case "application/json":
-		if err := json.Unmarshal(body, &req); err != nil {
-			return buildRequest{}, jsonProblem(err)
-		}
-	case "application/x-www-form-urlencoded":
-		form, err := url.ParseQuery(string(body))
-		if err != nil {
-			return buildRequest{}, invalid("malformed form body")
-		}
-		for _, f := range req.fields() {
-			*f.value = form.Get(f.name)
-		}
-	default:
-		return buildRequest{}, unsupported
-	}
-	return req, nil
-}
-
-func jsonProblem(err error) *refusal {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) && typeErr.Field != "" {
-		return invalid("field %q must be a string", typeErr.Field)
-	}
-	var syntaxErr *json.SyntaxError
-	if errors.As(err, &syntaxErr) {
-		return invalid("malformed JSON at byte %d: %s", syntaxErr.Offset, syntaxErr.Error())
-	}
-	if errors.As(err, &typeErr) {
-		return invalid("the body must be a JSON object")
-	}
-	return invalid("malformed JSON")
-}
-
-type requestField struct {
-	name     string
-	value    *string
-	required bool
-}
-
-// fields lists the request's fields with their names in the contract; the
-// one table that the form decoder and the checks share.
-func (q *buildRequest) fields() []requestField {
-	return []requestField{
-		{"project", &q.Project, true},
-		{"image", &q.Image, true},
-		{"type", &q.Type, true},
-		{"target", &q.Target, true},
-		{"commit", &q.Commit, false},
-		{"author", &q.Author, false},
-		{"buildURL", &q.BuildURL, false},
-	}
-}
-
-// validate refuses what no project could accept; whether the project accepts
-// the image and target is ConfigRepo.Check's to say.
-func (q *buildRequest) validate() error {
-	var missing []string
-	for _, f := range q.fields() {
-		if f.required && *f.value == "" {
-			missing = append(missing, f.name)
-		}
-	}
-	if len(missing) > 0 {
-		return invalid("missing required field(s): %s", strings.Join(missing, ", "))
-	}
-	for _, f := range q.fields() {
-		if problem := fieldProblem(*f.value); problem != "" {
-			return invalid("%s %s", f.name, problem)
-		}
-	}
-	if q.BuildURL != "" && !isWebURL(q.BuildURL) {
-		return invalid("buildURL must be an absolute http or https URL")
-	}
-	switch Kind(q.Type) {
-	case KindBranch, KindTag:
-	default:
-		return invalid("type must be %q or %q, not %q", KindBranch, KindTag, q.Type)
-	}
-	return nil
-}
-
-// fieldProblem says what is wrong with a field's value, or "".
-func fieldProblem(v string) string {
-	switch {
-	case len(v) > maxFieldBytes:
-		return fmt.Sprintf("is longer than %d bytes", maxFieldBytes)
-	case !utf8.ValidString(v):
-		return "is not valid UTF-8"
-	case strings.ContainsFunc(v, unicode.IsControl):
-		return "contains control characters"
-	}
-	return ""
-}
-
-func isWebURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
-}
-
-// buildView is the answer to GET /v1/builds/{id} (FLOW.md).
+// buildView is the answer to GET /v1/builds/{id} (docs/contracts.md).
 type buildView struct {
 	ID               string         `json:"id"`
 	Project          string         `json:"project"`
@@ -438,7 +336,8 @@ func (h *webhook) view(r *http.Request) (buildView, error) {
 		return buildView{}, errUnauthorized
 	}
 	// GET calls are not counted as webhook calls; the outcome is for the log.
-	unknown := refuse(http.StatusNotFound, "unknown_build", "unknown build")
+	unknown := refuse(http.StatusNotFound, "unknown_build",
+		"unknown build: use the id that POST /v1/builds answered")
 	id := r.PathValue("id")
 	if len(id) > maxIDBytes {
 		return buildView{}, unknown

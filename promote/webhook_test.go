@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -218,10 +219,10 @@ func (f fakeRepo) Check(p Project, kind Kind, target, image string) (string, str
 		return "", "", f.err
 	}
 	if !strings.HasPrefix(image, p.Image+":") && !strings.HasPrefix(image, p.Image+"@") {
-		return "", "", fmt.Errorf("%w: image %q is foreign to project %s (%s)", ErrInvalid, image, p.ID, p.Image)
+		return "", "", Invalid(fmt.Errorf("image %q is foreign to project %s (%s)", image, p.ID, p.Image))
 	}
 	if strings.Contains(target, "..") || strings.HasPrefix(target, "-") {
-		return "", "", fmt.Errorf("%w: target %q is not a valid %s name", ErrInvalid, target, kind)
+		return "", "", Invalid(fmt.Errorf("target %q is not a valid %s name", target, kind))
 	}
 	slug := strings.Trim(slugRun.ReplaceAllString(strings.ToLower(target), "-"), "-")
 	return fmt.Sprintf("qa/%s-%s", kind, slug), fmt.Sprintf("https://%s.%s.%s", slug, kind, p.Host()), nil
@@ -344,6 +345,15 @@ func formBuild(edit map[string]string) []byte {
 	return []byte(v.Encode())
 }
 
+// manyFields adds n unknown fields, x00 to x<n-1>, to a valid report.
+func manyFields(n int) map[string]any {
+	extra := make(map[string]any, n)
+	for i := range n {
+		extra[fmt.Sprintf("x%02d", i)] = i
+	}
+	return extra
+}
+
 // paddedJSON is a valid report of exactly n bytes, padded in an unknown field.
 func paddedJSON(n int) []byte {
 	base := jsonBuild(nil)
@@ -369,6 +379,8 @@ type webhookCase struct {
 	want        int
 	wantErr     string // substring of the JSON error
 	wantAllow   string
+	// wantWarnings are the warnings of a 2xx answer, in order.
+	wantWarnings []string
 }
 
 func webhookCases() []webhookCase {
@@ -379,12 +391,31 @@ func webhookCases() []webhookCase {
 		{name: "hmac json", body: valid, auth: hmacAuth(testSecret), want: 202},
 		{name: "lower-case bearer scheme", body: valid, auth: withHeader("Authorization", "bearer "+testSecret), want: 202},
 		{name: "json with charset", contentType: ctJSON + "; charset=utf-8", body: valid, auth: hmacAuth(testSecret), want: 202},
-		{name: "unknown json fields ignored", body: jsonBuild(map[string]any{"extra": map[string]any{"a": 1}}), auth: bearer(testSecret), want: 202},
+		{name: "unknown json fields warned about", body: jsonBuild(map[string]any{"extra": map[string]any{"a": 1}}), auth: bearer(testSecret), want: 202,
+			wantWarnings: []string{`unknown field "extra" ignored; the fields are project, image, type, target, commit, author, buildURL`}},
+		{name: "common misnamed fields named", body: jsonBuild(map[string]any{"commit": "-", "buildURL": "-", "sha": "0123abc", "build_url": "https://ci/1", "branch": "x"}),
+			auth: bearer(testSecret), want: 202, wantWarnings: []string{
+				`unknown field "branch" ignored: send it as "target"`,
+				`unknown field "build_url" ignored: send it as "buildURL"`,
+				`unknown field "sha" ignored: send it as "commit"`,
+			}},
+		{name: "field names in another case are used", body: jsonBuild(map[string]any{"buildURL": "-", "BuildUrl": "https://ci/1"}), auth: bearer(testSecret), want: 202},
+		{name: "unknown form fields warned about", contentType: ctForm, body: formBuild(map[string]string{"sha": "abc"}), auth: bearer(testSecret), want: 202,
+			wantWarnings: []string{`unknown field "sha" ignored: send it as "commit"`}},
+		{name: "many unknown fields, bounded", body: jsonBuild(manyFields(12)), auth: bearer(testSecret), want: 202, wantWarnings: append(
+			slices.Collect(func(yield func(string) bool) {
+				for i := range 10 {
+					if !yield(fmt.Sprintf(`unknown field "x%02d" ignored; the fields are project, image, type, target, commit, author, buildURL`, i)) {
+						return
+					}
+				}
+			}), "and 2 more unknown fields, ignored")},
 		{name: "form build-complete", path: "/build-complete", contentType: ctForm, body: formBuild(nil), auth: hmacAuth(testSecret), want: 202},
 		{name: "form v1", contentType: ctForm, body: formBuild(map[string]string{"commit": "abc", "buildURL": "http://ci/1"}), auth: bearer(testSecret), want: 202},
 		{name: "json build-complete", path: "/build-complete", body: valid, auth: bearer(testSecret), want: 202},
 		{name: "digest image", body: jsonBuild(map[string]any{"image": "registry.example.com/acme/hello@sha256:" + strings.Repeat("a", 64)}), auth: bearer(testSecret), want: 202},
-		{name: "exactly 64 KiB", body: paddedJSON(maxBodyBytes), auth: hmacAuth(testSecret), want: 202},
+		{name: "exactly 64 KiB", body: paddedJSON(maxBodyBytes), auth: hmacAuth(testSecret), want: 202,
+			wantWarnings: []string{`unknown field "padding" ignored; the fields are project, image, type, target, commit, author, buildURL`}},
 
 		{name: "no credentials", body: valid, auth: noAuth, want: 401, wantErr: "credentials"},
 		{name: "wrong bearer", body: valid, auth: bearer("nope"), want: 401},
@@ -404,16 +435,25 @@ func webhookCases() []webhookCase {
 		{name: "too large even unauthenticated", body: paddedJSON(maxBodyBytes + 1), auth: noAuth, want: 413},
 
 		{name: "text/plain", contentType: "text/plain", body: valid, auth: bearer(testSecret), want: 415, wantErr: "Content-Type"},
-		{name: "no content type", contentType: "-", body: valid, auth: bearer(testSecret), want: 415},
+		{name: "json without content type", contentType: "-", body: valid, auth: bearer(testSecret), want: 415,
+			wantErr: "no Content-Type header and the body is JSON: send Content-Type: application/json"},
+		{name: "form without content type", contentType: "-", body: formBuild(nil), auth: bearer(testSecret), want: 415,
+			wantErr: "no Content-Type header: send Content-Type: application/json (or application/x-www-form-urlencoded for form fields)"},
+		{name: "json sent as a form (curl -d)", contentType: ctForm, body: valid, auth: bearer(testSecret), want: 415,
+			wantErr: "the body is JSON but Content-Type is application/x-www-form-urlencoded (curl -d sends that): send Content-Type: application/json"},
+		{name: "json as text/plain", contentType: "text/plain", body: valid, auth: bearer(testSecret), want: 415,
+			wantErr: "Content-Type text/plain is not supported and the body is JSON: send Content-Type: application/json"},
 		{name: "multipart", contentType: "multipart/form-data; boundary=x", body: valid, auth: bearer(testSecret), want: 415},
-		{name: "bad media type", contentType: "application/json; ===", body: valid, auth: bearer(testSecret), want: 415},
+		{name: "bad media type", contentType: "application/json; ===", body: valid, auth: bearer(testSecret), want: 415,
+			wantErr: `Content-Type "application/json; ===" does not parse and the body is JSON: send Content-Type: application/json`},
 
 		{name: "malformed json", body: []byte(`{"project":`), auth: hmacAuth(testSecret), want: 400, wantErr: "malformed JSON"},
 		{name: "json array", body: []byte(`[1]`), auth: hmacAuth(testSecret), want: 400, wantErr: "JSON object"},
 		{name: "trailing garbage", body: append(jsonBuild(nil), "x"...), auth: hmacAuth(testSecret), want: 400, wantErr: "malformed JSON"},
 		{name: "number field", body: jsonBuild(map[string]any{"project": 5}), auth: bearer(testSecret), want: 400, wantErr: `"project" must be a string`},
-		{name: "malformed form", contentType: ctForm, body: []byte("project=%zz"), auth: bearer(testSecret), want: 400, wantErr: "malformed form"},
-		{name: "missing fields named", body: jsonBuild(map[string]any{"image": "-", "target": ""}), auth: bearer(testSecret), want: 400, wantErr: "missing required field(s): image, target"},
+		{name: "malformed form", contentType: ctForm, body: []byte("project=%zz"), auth: bearer(testSecret), want: 400, wantErr: "malformed form body: percent-encode each value"},
+		{name: "missing fields named", body: jsonBuild(map[string]any{"image": "-", "target": ""}), auth: bearer(testSecret), want: 400,
+			wantErr: "missing required field(s): image, target; a build needs project, image, type (branch or tag) and target"},
 		{name: "empty json object", body: []byte(`{}`), auth: bearer(testSecret), want: 400, wantErr: "project, image, type, target"},
 		{name: "missing form fields", contentType: ctForm, body: []byte("project=hello"), auth: bearer(testSecret), want: 400, wantErr: "image, type, target"},
 		{name: "type not branch or tag", body: jsonBuild(map[string]any{"type": "commit"}), auth: bearer(testSecret), want: 400, wantErr: `type must be "branch" or "tag"`},
@@ -427,10 +467,14 @@ func webhookCases() []webhookCase {
 		{name: "target newline", body: jsonBuild(map[string]any{"target": "main\n"}), auth: bearer(testSecret), want: 400, wantErr: "target contains control"},
 		{name: "form invalid utf-8", contentType: ctForm, body: formBuild(map[string]string{"author": "\xff"}), auth: bearer(testSecret), want: 400, wantErr: "author is not valid UTF-8"},
 		{name: "buildURL not a web url", body: jsonBuild(map[string]any{"buildURL": "javascript:alert(1)"}), auth: bearer(testSecret), want: 400, wantErr: "buildURL must be"},
-		{name: "foreign image", body: jsonBuild(map[string]any{"image": "docker.io/evil/hello:1"}), auth: bearer(testSecret), want: 400, wantErr: "foreign"},
-		{name: "invalid target", body: jsonBuild(map[string]any{"target": "a..b"}), auth: bearer(testSecret), want: 400, wantErr: "not a valid branch name"},
+		{name: "foreign image", body: jsonBuild(map[string]any{"image": "docker.io/evil/hello:1"}), auth: bearer(testSecret), want: 400,
+			wantErr: `image "docker.io/evil/hello:1" is foreign to project hello (registry.example.com/acme/hello) (project hello takes a target that is a valid git branch name and an image of registry.example.com/acme/hello with a :tag or an @sha256: digest)`},
+		{name: "invalid target", body: jsonBuild(map[string]any{"target": "a..b"}), auth: bearer(testSecret), want: 400,
+			wantErr: `target "a..b" is not a valid branch name (project hello takes a target that is a valid git branch name`},
+		{name: "invalid tag", body: jsonBuild(map[string]any{"type": "tag", "target": "-v1"}), auth: bearer(testSecret), want: 400,
+			wantErr: `target "-v1" is not a valid tag name (project hello takes a target that is a valid git tag name`},
 
-		{name: "unknown project", body: jsonBuild(map[string]any{"project": "nope"}), auth: bearer(testSecret), want: 404, wantErr: `unknown project "nope"`},
+		{name: "unknown project", body: jsonBuild(map[string]any{"project": "nope"}), auth: bearer(testSecret), want: 404, wantErr: `unknown project "nope"; known projects: hello`},
 		{name: "unknown project form", path: "/build-complete", contentType: ctForm, body: formBuild(map[string]string{"project": "nope"}), auth: hmacAuth(testSecret), want: 404},
 
 		{name: "check fails", repo: fakeRepo{err: errors.New("fetch https://bot:hunter2@git.example.com: boom")}, body: valid, auth: bearer(testSecret), want: 500, wantErr: "could not check the build"},
@@ -461,6 +505,16 @@ func TestWebhookStatus(t *testing.T) {
 			}
 			w := f.do(t, method, path, ct, tc.body, tc.auth)
 			checkAnswer(t, w, tc.want, tc.wantErr)
+			if tc.want < 300 {
+				if got := decodeAnswer(t, w).Warnings; !slices.Equal(got, tc.wantWarnings) {
+					t.Errorf("warnings = %q, want %q", got, tc.wantWarnings)
+				}
+			}
+			// The adapters' messages already say what is invalid; the
+			// marker must not say it again.
+			if strings.Contains(w.Body.String(), "invalid: ") {
+				t.Errorf("answer repeats the invalid marker: %s", w.Body)
+			}
 			if tc.wantAllow != "" && w.Header().Get("Allow") != tc.wantAllow {
 				t.Errorf("Allow = %q, want %q", w.Header().Get("Allow"), tc.wantAllow)
 			}
@@ -513,6 +567,32 @@ func decodeAnswer(t *testing.T, w *httptest.ResponseRecorder) buildAnswer {
 	return a
 }
 
+func TestProjectIDs(t *testing.T) {
+	projects := func(n int) []Project {
+		ps := make([]Project, n)
+		for i := range ps {
+			ps[i].ID = fmt.Sprintf("p%d", i)
+		}
+		return ps
+	}
+	for _, tc := range []struct {
+		name string
+		n    int
+		want string
+	}{
+		{"none", 0, "none are configured"},
+		{"two", 2, "p0, p1"},
+		{"twenty", 20, "p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15, p16, p17, p18, p19"},
+		{"more than twenty", 25, "p0, p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11, p12, p13, p14, p15, p16, p17, p18, p19, … (25 in all)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := projectIDs(projects(tc.n)); got != tc.want {
+				t.Errorf("projectIDs(%d projects) = %q, want %q", tc.n, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestWebhookRepeat(t *testing.T) {
 	f := newFixture(t, testSecret, fakeRepo{})
 	body := jsonBuild(nil)
@@ -520,7 +600,7 @@ func TestWebhookRepeat(t *testing.T) {
 	checkAnswer(t, first, http.StatusAccepted, "")
 	a := decodeAnswer(t, first)
 	want := buildAnswer{ID: a.ID, Environment: "qa/branch-feature-login", URL: "https://feature-login.branch.hello.example.com", State: StateReceived}
-	if a != want {
+	if !reflect.DeepEqual(a, want) {
 		t.Errorf("answer = %+v, want %+v", a, want)
 	}
 
@@ -529,7 +609,7 @@ func TestWebhookRepeat(t *testing.T) {
 		"type": {"branch"}, "target": {"feature/Login"}}.Encode())
 	again := f.do(t, http.MethodPost, "/build-complete", ctForm, form, bearer(testSecret))
 	checkAnswer(t, again, http.StatusOK, "")
-	if got := decodeAnswer(t, again); got != want {
+	if got := decodeAnswer(t, again); !reflect.DeepEqual(got, want) {
 		t.Errorf("repeat answer = %+v, want %+v", got, want)
 	}
 
@@ -551,7 +631,7 @@ func TestWebhookRepeat(t *testing.T) {
 	}
 	third := decodeAnswer(t, f.do(t, http.MethodPost, "/v1/builds", ctJSON, body, bearer(testSecret)))
 	want.Environment, want.URL, want.State = "qa/branch-feature-login-3f2a", "https://feature-login-3f2a.branch.hello.example.com", StateDeploying
-	if third != want {
+	if !reflect.DeepEqual(third, want) {
 		t.Errorf("answer after deploy = %+v, want %+v", third, want)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/promotebot/promotebot/promote"
 )
 
-// The action ids of the buttons promotebot puts in messages (FLOW.md's
+// The action ids of the buttons promotebot puts in messages (docs/contracts.md
 // contract). Every button's value is the build id and nothing else.
 const (
 	ActionQAApprove  = "qa_approve"

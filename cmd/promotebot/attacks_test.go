@@ -52,6 +52,7 @@ type attack struct {
 }
 
 func TestAttacks(t *testing.T) {
+	skipIfShort(t, "three dozen attacks on a real server, each watched for 250 ms in which nothing may change, about 17 s")
 	b := startAttackBot(t)
 	hello := `{"project":"hello","image":"registry.example.com/acme/hello:9.9.9","type":"branch","target":"attack/one"}`
 	withTarget := func(target string) string {

@@ -41,6 +41,7 @@ func auditCommand(d deps) *cli.Command {
 			&cli.StringFlag{Name: "since", Usage: "only changes committed at or after `TIME` (RFC 3339, or YYYY-MM-DD in UTC)"},
 			&cli.StringFlag{Name: "until", Usage: "only changes committed at or before `TIME` (RFC 3339, or YYYY-MM-DD: that whole day, UTC)"},
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "output `FORMAT`: table, json (one object per line) or csv"},
+			&cli.BoolFlag{Name: "wide", Usage: "table: every field in full and the CI link, however wide the lines get (json always has them)"},
 			&cli.BoolFlag{Name: "verify", Usage: "check each commit's OpenPGP signature against --keyring"},
 			&cli.StringFlag{Name: "keyring", Usage: "armored OpenPGP public keys `FILE` for --verify", TakesFile: true},
 			&cli.BoolFlag{Name: "check", Usage: "list the production changes that break the rules; exit status 1 when any does"},
@@ -60,7 +61,7 @@ type auditRun struct {
 	src, format, configName string
 	cfg                     *promote.Config
 	opts                    history.Options
-	check                   bool
+	check, wide             bool
 }
 
 func runAudit(c *cli.Context, d deps) error {
@@ -80,7 +81,7 @@ func runAudit(c *cli.Context, d deps) error {
 			return err
 		}
 	}
-	return writeChanges(d.stdout, a.format, changes, a.opts.KeyRing != "")
+	return writeChanges(d.stdout, a.format, changes, a.opts.KeyRing != "", a.wide)
 }
 
 func runAuditCheck(c *cli.Context, d deps, a *auditRun) error {
@@ -116,7 +117,7 @@ func runAuditCheck(c *cli.Context, d deps, a *auditRun) error {
 }
 
 func parseAudit(c *cli.Context, d deps) (*auditRun, error) {
-	a := &auditRun{src: c.String("repo"), format: c.String("format"), check: c.Bool("check")}
+	a := &auditRun{src: c.String("repo"), format: c.String("format"), check: c.Bool("check"), wide: c.Bool("wide")}
 	switch a.format {
 	case "table", "json", "csv":
 	default:
@@ -256,7 +257,7 @@ func signatureSummary(changes []history.Change) string {
 }
 
 // writeChanges prints the history in format, newest first.
-func writeChanges(w io.Writer, format string, changes []history.Change, verified bool) error {
+func writeChanges(w io.Writer, format string, changes []history.Change, verified, wide bool) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
@@ -280,21 +281,7 @@ func writeChanges(w io.Writer, format string, changes []history.Change, verified
 		cw.Flush()
 		return cw.Error()
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	head := "TIME\tPROJECT\tENV\tIMAGE\tSOURCE\tAPPROVED BY\tPROMOTED BY\tPR\tCOMMIT"
-	if verified {
-		head += "\tSIGNATURE"
-	}
-	fmt.Fprintln(tw, head)
-	for _, c := range changes {
-		row := []string{c.Time.Format(time.RFC3339), c.Project, c.Environment, shortImage(c.Image), c.Source,
-			approvedBy(c), promotedBy(c), c.PR, c.Commit[:min(12, len(c.Commit))]}
-		if verified {
-			row = append(row, c.Signature)
-		}
-		writeRow(tw, row)
-	}
-	return tw.Flush()
+	return writeChangesTable(w, changes, verified, wide)
 }
 
 // stableJSON gives every list field a value, so that each object has the
@@ -371,16 +358,10 @@ func writeFindings(w io.Writer, format string, findings []history.Finding) error
 	return tw.Flush()
 }
 
-// writeRow writes one table row, "-" for an empty cell. A cell cannot break
-// the table or reach the terminal with control characters: they come from
-// commit messages, which anyone who can push writes.
+// writeRow writes one table row of tableCells.
 func writeRow(w io.Writer, cells []string) {
 	for i, v := range cells {
-		v = cleanText(v)
-		if v == "" {
-			v = "-"
-		}
-		cells[i] = v
+		cells[i] = tableCell(v)
 	}
 	fmt.Fprintln(w, strings.Join(cells, "\t"))
 }
@@ -404,38 +385,4 @@ func csvCell(s string) string {
 		return "'" + s
 	}
 	return s
-}
-
-// shortImage is the image's last path element with its tag, and the digest
-// cut to 12 hex digits: "hello:1.4.0@sha256:0123456789ab".
-func shortImage(ref string) string {
-	name, digest, hasDigest := strings.Cut(ref, "@")
-	name = name[strings.LastIndex(name, "/")+1:]
-	if hasDigest {
-		algo, hex, _ := strings.Cut(digest, ":")
-		name += "@" + algo + ":" + hex[:min(12, len(hex))]
-	}
-	return name
-}
-
-func approvedBy(c history.Change) string {
-	names := make([]string, len(c.Approvals))
-	for i, a := range c.Approvals {
-		who := a.Name
-		if who == "" {
-			who = a.SlackID
-		}
-		names[i] = who + " (" + a.At.Format("2006-01-02 15:04Z") + ")"
-	}
-	return strings.Join(names, ", ")
-}
-
-func promotedBy(c history.Change) string {
-	switch {
-	case !c.Trailers:
-		return "no trailers: " + c.Author
-	case c.PromotedBy.Name != "":
-		return c.PromotedBy.Name
-	}
-	return c.PromotedBy.SlackID
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
@@ -36,26 +38,9 @@ func newAuditFixture(t *testing.T) *auditFixture {
 	t.Helper()
 	f := &auditFixture{bare: gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))}
 	dir := t.TempDir()
-	entity, err := openpgp.NewEntity("promotebot", "", "bot@example.com", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var entity *openpgp.Entity
+	entity, f.keyring = newKeyring(t, dir)
 	f.keyID = entity.PrimaryKey.KeyIdString()
-	f.keyring = filepath.Join(dir, "pub.asc")
-	var pub bytes.Buffer
-	w, err := armor.Encode(&pub, openpgp.PublicKeyType, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := entity.Serialize(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(f.keyring, pub.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	at := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
 	repo, err := clone.Open(context.Background(), clone.Options{
 		URL: f.bare, Dir: filepath.Join(dir, "clone"),
@@ -104,6 +89,32 @@ func newAuditFixture(t *testing.T) *auditFixture {
 	return f
 }
 
+// newKeyring makes a signing key and writes its armored public key to a
+// file in dir.
+func newKeyring(t *testing.T, dir string) (*openpgp.Entity, string) {
+	t.Helper()
+	entity, err := openpgp.NewEntity("promotebot", "", "bot@example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pub bytes.Buffer
+	w, err := armor.Encode(&pub, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := entity.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	keyring := filepath.Join(dir, "pub.asc")
+	if err := os.WriteFile(keyring, pub.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return entity, keyring
+}
+
 func exitCode(err error) int {
 	var ec cli.ExitCoder
 	if errors.As(err, &ec) {
@@ -119,13 +130,36 @@ func TestAuditTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf(""+
-		"TIME                  PROJECT  ENV                      IMAGE        SOURCE                                                   APPROVED BY               PROMOTED BY  PR  COMMIT\n"+
-		"2026-01-10T12:00:00Z  hello    production               hello:1.5.0  tag v1.5.0                                               Olga (2026-01-10 11:45Z)  Olga         -   %s\n"+
-		"2026-01-10T11:00:00Z  hello    production               hello:1.4.0  branch feature/login @ 0123abc https://ci.example.com/7  Ada (2026-01-10 10:30Z)   Olga         -   %s\n"+
-		"2026-01-10T10:00:00Z  hello    qa/branch-feature-login  hello:1.4.0  branch feature/login @ 0123abc https://ci.example.com/7  -                         -            -   %s\n",
-		f.prod2[:12], f.prod1[:12], f.qa[:12])
+		"TIME (UTC)        PROJECT  ENV                     IMAGE  SOURCE                   APPROVED BY  PROMOTED BY  PR  COMMIT\n"+
+		"2026-01-10 12:00  hello    production              1.5.0  v1.5.0                   Olga         Olga         -   %s\n"+
+		"2026-01-10 11:00  hello    production              1.4.0  feature/login @ 0123abc  Ada          Olga         -   %s\n"+
+		"2026-01-10 10:00  hello    qa/branch-feature-log…  1.4.0  feature/login @ 0123abc  -            -            -   %s\n",
+		f.prod2[:7], f.prod1[:7], f.qa[:7])
 	if stdout != want {
 		t.Fatalf("stdout\n%s\nwant\n%s", stdout, want)
+	}
+
+	// --wide: every field in full, and the CI link in a column of its own.
+	for _, wide := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--wide"}, nil},
+		{nil, map[string]string{"PROMOTEBOT_WIDE": "true"}},
+	} {
+		stdout, _, err = runWith(t, wide.env, append([]string{"audit", "--repo", f.bare, "--until", "2026-01-31"}, wide.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = fmt.Sprintf(""+
+			"TIME                  PROJECT  ENV                      IMAGE        SOURCE                          CI                        APPROVED BY               PROMOTED BY  PR  COMMIT\n"+
+			"2026-01-10T12:00:00Z  hello    production               hello:1.5.0  tag v1.5.0                      -                         Olga (2026-01-10 11:45Z)  Olga         -   %s\n"+
+			"2026-01-10T11:00:00Z  hello    production               hello:1.4.0  branch feature/login @ 0123abc  https://ci.example.com/7  Ada (2026-01-10 10:30Z)   Olga         -   %s\n"+
+			"2026-01-10T10:00:00Z  hello    qa/branch-feature-login  hello:1.4.0  branch feature/login @ 0123abc  https://ci.example.com/7  -                         -            -   %s\n",
+			f.prod2[:12], f.prod1[:12], f.qa[:12])
+		if stdout != want {
+			t.Fatalf("%v %v: stdout\n%s\nwant\n%s", wide.args, wide.env, stdout, want)
+		}
 	}
 
 	// Filters, and the repository from the environment.
@@ -133,14 +167,14 @@ func TestAuditTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lines := strings.Split(strings.TrimSpace(stdout), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[1], f.qa[:12]) {
+	if lines := strings.Split(strings.TrimSpace(stdout), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[1], f.qa[:7]) {
 		t.Fatalf("--env qa:\n%s", stdout)
 	}
 	stdout, _, err = runWith(t, nil, "audit", "--repo", f.bare, "--since", "2026-01-10T10:30:00Z", "--until", "2026-01-10T11:00:00Z")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lines := strings.Split(strings.TrimSpace(stdout), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[1], f.prod1[:12]) {
+	if lines := strings.Split(strings.TrimSpace(stdout), "\n"); len(lines) != 2 || !strings.HasSuffix(lines[1], f.prod1[:7]) {
 		t.Fatalf("--since --until:\n%s", stdout)
 	}
 }
@@ -284,8 +318,8 @@ func TestAuditVerify(t *testing.T) {
 	// The table gets a column; --check reports the unsigned commit (not
 	// the root: history starts there).
 	stdout, _, err = runWith(t, nil, "audit", "--repo", f.bare, "--verify", "--keyring", f.keyring, "--env", "qa")
-	if err != nil || !strings.HasSuffix(strings.Split(stdout, "\n")[0], "COMMIT        SIGNATURE") ||
-		!strings.HasSuffix(strings.TrimSpace(stdout), f.qa[:12]+"  "+good) {
+	if err != nil || !strings.HasSuffix(strings.Split(stdout, "\n")[0], "COMMIT   SIGNATURE") ||
+		!strings.HasSuffix(strings.TrimSpace(stdout), f.qa[:7]+"  "+good) {
 		t.Fatalf("err %v\n%s", err, stdout)
 	}
 
@@ -374,11 +408,19 @@ func TestAuditCleansWhatCommitsSay(t *testing.T) {
 			"Promotebot-Source: \x1b[2J\x1b]8;;https://evil.example.com\x07click\tme\u202e\n"+
 			"Promoted-by: =HYPERLINK(\"https://evil.example.com\") <slack:UEVE>\n")
 	gittest.Push(t, work)
-	stdout, _, err := runWith(t, nil, "audit", "--repo", bare, "--env", "qa")
+	// Wide, so that no cell is elided; the default table cleans the same way.
+	stdout, _, err := runWith(t, nil, "audit", "--repo", bare, "--env", "qa", "--wide")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if row := strings.Split(stdout, "\n")[1]; !strings.Contains(row, "  ?[2J?]8;;https://evil.example.com?click?me?  ") {
+		t.Fatalf("table row %q", row)
+	}
+	stdout, _, err = runWith(t, nil, "audit", "--repo", bare, "--env", "qa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row := strings.Split(stdout, "\n")[1]; !strings.Contains(row, "  ?[2J?]8;;") || strings.ContainsFunc(row, unicode.IsControl) {
 		t.Fatalf("table row %q", row)
 	}
 	stdout, _, err = runWith(t, nil, "audit", "--repo", bare, "--env", "qa", "--format", "csv")
@@ -391,5 +433,167 @@ func TestAuditCleansWhatCommitsSay(t *testing.T) {
 	}
 	if recs[1][8] != `'=HYPERLINK("https://evil.example.com") <slack:UEVE>` || strings.ContainsRune(recs[1][6], '\x1b') {
 		t.Fatalf("csv row %q", recs[1])
+	}
+}
+
+// realisticHistory is a config repository as a busy team's bot leaves it,
+// written by the real bot code: long branch names, full commit hashes, CI
+// links, images pinned by digest, several approvers with full names, a
+// promotion merged through a pull request, and a person's edit of
+// production. It returns the bare repository and the CI and PR links.
+func realisticHistory(t *testing.T) (bare, ciLink, prLink string) {
+	t.Helper()
+	bare = gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	repo, err := clone.Open(context.Background(), clone.Options{
+		URL: bare, Dir: filepath.Join(t.TempDir(), "clone"),
+		Author: clone.Signature{Name: "promotebot", Email: "promotebot@example.com"},
+		Now: func() time.Time {
+			at = at.Add(17 * time.Minute)
+			return at
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	cr := gitops.NewConfigRepo(repo)
+	p := promote.Project{ID: "hello-service", URL: "https://hello.example.com",
+		Image: "registry.example.com/acme/hello", Path: "apps/hello", RequiredApprovals: 2}
+	ciLink = "https://github.com/acme/hello-service/actions/runs/12345678901/job/34567890123"
+	people := []promote.Approval{
+		{User: "U01ADALOVELACE", Name: "Ada Lovelace", Verdict: promote.Approve},
+		{User: "U02GRACEHOPPER", Name: "Grace Hopper", Verdict: promote.Approve},
+		{User: "U03MHAMILTON", Name: "Margaret Hamilton", Verdict: promote.Approve},
+	}
+	promoter := promote.Person{ID: "U04OLGA", Name: "Olga Ladyzhenskaya"}
+	ctx := context.Background()
+	var last promote.Build
+	for i, target := range []string{
+		"feature/JIRA-1234-remember-me-on-login",
+		"bugfix/JIRA-2345-session-cookie-expiry",
+		"release/2026.03",
+	} {
+		b := promote.Build{ID: fmt.Sprintf("01JNZ4Q8W3K5V7X9B%d", i), Project: p.ID, Kind: promote.KindBranch, Target: target,
+			Image:  fmt.Sprintf("registry.example.com/acme/hello:2026.03.%d-rc.1@sha256:%s", i, strings.Repeat(fmt.Sprint(i), 64)),
+			Commit: strings.Repeat(fmt.Sprintf("%x", 10+i), 40), BuildURL: ciLink, Author: "U05DEV"}
+		if _, err := cr.DeployQA(ctx, p, b); err != nil {
+			t.Fatal(err)
+		}
+		approvals := append([]promote.Approval(nil), people...)
+		for j := range approvals {
+			approvals[j].At = at.Add(time.Duration(j) * time.Minute)
+		}
+		if _, err := cr.Promote(ctx, p, b, approvals, promoter); err != nil {
+			t.Fatal(err)
+		}
+		last = b
+	}
+
+	// A promotion merged through a pull request, as GitHub merges it with
+	// the bot's message.
+	last.ID, last.Image = "01JNZ4Q8W3K5V7X9BPR", "registry.example.com/acme/hello:2026.03.9"
+	branch := "promotebot/" + p.ID + "/" + last.ID
+	approvals := append([]promote.Approval(nil), people...)
+	for j := range approvals {
+		approvals[j].At = at.Add(time.Duration(j) * time.Minute)
+	}
+	pc, err := cr.PromoteBranch(ctx, p, last, approvals, promoter, branch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prLink = "https://github.com/acme/deploy-config/pull/1234"
+	work := gittest.Clone(t, bare)
+	gittest.Git(t, work, "fetch", "-q", "origin", branch)
+	gittest.Git(t, work, "merge", "-q", "--no-ff", "-m", "Merge pull request #1234 from acme/"+branch+"\n\nMerges "+prLink+".\n\n"+pc.Trailers, "FETCH_HEAD")
+
+	// A person's edit of production, without trailers.
+	gittest.CommitFiles(t, work, map[string]string{"apps/hello/overlays/production/notes.txt": "hotfix\n"},
+		"Hotfix the production overlay by hand during the incident")
+	gittest.Push(t, work)
+	return bare, ciLink, prLink
+}
+
+// TestAuditTableFits120Columns: on a realistic history the default table
+// fits 120 columns, one line per change, while --wide shows every field in
+// full, the CI link and the pull request's URL among them, and json keeps
+// the link too.
+func TestAuditTableFits120Columns(t *testing.T) {
+	bare, ciLink, prLink := realisticHistory(t)
+	for _, verify := range []bool{false, true} {
+		args := []string{"audit", "--repo", bare}
+		if verify {
+			// A keyring that signed none of them: the column is there all the same.
+			_, keyring := newKeyring(t, t.TempDir())
+			args = append(args, "--verify", "--keyring", keyring)
+		}
+		table, _, err := runWith(t, nil, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wide, _, err := runWith(t, nil, append(args, "--wide")...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
+		wideLines := strings.Split(strings.TrimSuffix(wide, "\n"), "\n")
+		// The sample repository's root, three QA deployments, three direct
+		// promotions, a merged pull request and a person's edit; and headers.
+		if len(lines) != 10 || len(wideLines) != 10 {
+			t.Fatalf("verify %v: %d lines, %d wide, want 10:\n%s\n%s", verify, len(lines), len(wideLines), table, wide)
+		}
+		widest := 0
+		for _, l := range wideLines {
+			widest = max(widest, utf8.RuneCountInString(l))
+		}
+		if widest <= tableWidth {
+			t.Fatalf("verify %v: the history is not wide enough to test fitting (%d columns):\n%s", verify, widest, wide)
+		}
+		for _, l := range lines {
+			if n := utf8.RuneCountInString(l); n > tableWidth {
+				t.Errorf("verify %v: line of %d columns:\n%s", verify, n, l)
+			}
+		}
+		if strings.Contains(table, ciLink) || strings.Contains(table, prLink) || !strings.Contains(table, "#1234") {
+			t.Errorf("verify %v: default table has a link, or no PR number:\n%s", verify, table)
+		}
+		if !strings.Contains(wide, "  "+ciLink+"  ") || !strings.Contains(wide, "  "+prLink+"  ") ||
+			!strings.Contains(wide, "Grace Hopper (2026-03-02") {
+			t.Errorf("verify %v: --wide lacks the CI link, the PR or an approval in full:\n%s", verify, wide)
+		}
+	}
+	js, _, err := runWith(t, nil, "audit", "--repo", bare, "--format", "json", "--env", "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(js, ciLink) || !strings.Contains(js, prLink) {
+		t.Errorf("json lacks the CI link or the PR:\n%s", js)
+	}
+}
+
+func TestAuditCells(t *testing.T) {
+	for _, tc := range []struct {
+		name, got, want string
+	}{
+		{"end", elideEnd("Olga Ladyzhenskaya", 10), "Olga Lady…"},
+		{"end fits", elideEnd("Olga", 4), "Olga"},
+		{"middle", elideMiddle("2026.03.2-rc.1", 10), "2026.…rc.1"},
+		{"source keeps its commit", elideBefore(" @ ")("feature/JIRA-1234 @ 0123abc", 16), "featu… @ 0123abc"},
+		{"source too narrow for its commit", elideBefore(" @ ")("feature/JIRA-1234 @ 0123abc", 8), "feature…"},
+		{"approvers keep their count", elideBefore(" +")("Ada Lovelace +2", 10), "Ada Lo… +2"},
+		{"source: kind, link and long commit go", shortSource("branch feature/login @ 0123456789abcdef https://ci.example.com/7"), "feature/login @ 0123456"},
+		{"source of a tag without commit", shortSource("tag v1.5.0"), "v1.5.0"},
+		{"split source", strings.Join(func() []string { a, b := splitSource("tag v1 https://ci/1"); return []string{a, b} }(), "|"), "tag v1|https://ci/1"},
+		{"source without link", strings.Join(func() []string { a, b := splitSource("tag v1 @ abc"); return []string{a, b} }(), "|"), "tag v1 @ abc|"},
+		{"tag", imageVersion("registry.example.com:5000/acme/hello:1.4.0@sha256:0123456789abcdef"), "1.4.0"},
+		{"digest only", imageVersion("registry.example.com:5000/acme/hello@sha256:0123456789abcdef"), "@sha256:0123456789ab"},
+		{"github pr", shortPR("https://github.com/acme/deploy-config/pull/1234"), "#1234"},
+		{"pr number", shortPR("#12"), "#12"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.got != tc.want {
+				t.Errorf("got %q, want %q", tc.got, tc.want)
+			}
+		})
 	}
 }

@@ -84,6 +84,7 @@ func kill(t *testing.T, cmd *exec.Cmd) {
 // deploys them, restarts it on the same data dir, and checks every accepted
 // build ends qa-ready with exactly one QA commit.
 func TestKillNineMidDeploy(t *testing.T) {
+	skipIfShort(t, "forty builds and three SIGKILLs of a server process, about 6 s")
 	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
 	config := helloConfig(t, remote, "")
 	cmd, base := child(t, config)

@@ -120,6 +120,7 @@ func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
 // is brought up to date), and once the server is back each reaches QA with
 // exactly one commit.
 func TestFaultGitServerDown(t *testing.T) {
+	skipIfShort(t, "the git server is down while builds wait out their retries, about 12 s")
 	f := startFaultServe(t, true)
 	head := gittest.Head(t, f.remote, "main")
 	var down atomic.Bool
@@ -190,6 +191,7 @@ func TestFaultGitServerDown(t *testing.T) {
 // TestFaultGitServerSlow: every request to the git server takes 300 ms;
 // builds still reach QA, one commit each, and no job fails for it.
 func TestFaultGitServerSlow(t *testing.T) {
+	skipIfShort(t, "every git request takes 300 ms, about 3 s")
 	f := startFaultServe(t, true)
 	var slowed atomic.Int64
 	f.git.Intercept(func(_ http.ResponseWriter, r *http.Request) bool {
@@ -260,6 +262,7 @@ func TestFaultPushRejectedByHook(t *testing.T) {
 // ok:false internal_error. The build reaches QA before Slack accepts
 // anything; the messages catch up, each posted once.
 func TestFaultSlackFlaky(t *testing.T) {
+	skipIfShort(t, "Slack fails three ways and the messages wait out their retries, about 4 s")
 	f := startFaultServe(t, false)
 	for _, fail := range []slacktest.Failure{{Status: http.StatusTooManyRequests, RetryAfter: 1},
 		{Status: http.StatusInternalServerError}, {Error: "internal_error"}} {
@@ -326,6 +329,7 @@ func TestFaultSlackRefusesEverything(t *testing.T) {
 // limit (Retry-After: 1). The build says it is retried; the promotion lands
 // through its one pull request.
 func TestFaultGitHubMergeRetried(t *testing.T) {
+	skipIfShort(t, "the merge waits out a 502 and a rate limit, about 3 s")
 	base, remote, gh, fake := prServe(t)
 	gh.Fail(githubtest.RouteMergePull, githubtest.Failure{Status: http.StatusBadGateway})
 	gh.Fail(githubtest.RouteMergePull, githubtest.Failure{SecondaryRateLimit: true, RetryAfter: 1})

@@ -31,6 +31,16 @@ import (
 	"github.com/promotebot/promotebot/slackui/slacktest"
 )
 
+// skipIfShort skips a long test under go test -short, the fast tier for
+// iterating; the full suite (go test -race ./..., as CI runs it) runs it.
+// what says what makes it long.
+func skipIfShort(t *testing.T, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("long test (%s): the full suite runs it, go test -short skips it", what)
+	}
+}
+
 // envInt reads a test knob: the long runs of hack/ and bench/ set them.
 func envInt(t *testing.T, name string, def int) int {
 	t.Helper()

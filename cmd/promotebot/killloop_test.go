@@ -71,6 +71,7 @@ func (c *client) drive(ctx context.Context, i int) (string, error) {
 // PROMOTEBOT_KILL_BUILDS and PROMOTEBOT_KILLS size it; CI runs the
 // defaults, hack/killloop.sh a longer run.
 func TestKillLoop(t *testing.T) {
+	skipIfShort(t, "a hundred builds through the whole flow under fifty SIGKILLs, about 20 s")
 	builds := envInt(t, "PROMOTEBOT_KILL_BUILDS", 100)
 	kills := envInt(t, "PROMOTEBOT_KILLS", 50)
 	fake := loopSlack(t, "C0HELLO")

@@ -128,6 +128,7 @@ func (c *client) waitAll(ctx context.Context, ids []string, state string, timeou
 // small defaults; bench/load.sh runs 500 builds, 100 projects and 300
 // clicks); PROMOTEBOT_LOAD_REPORT names a file for the figures.
 func TestLoad(t *testing.T) {
+	skipIfShort(t, "a load run of a hundred builds over twenty projects, about 6 s")
 	builds := envInt(t, "PROMOTEBOT_LOAD_BUILDS", 100)
 	projects := envInt(t, "PROMOTEBOT_LOAD_PROJECTS", 20)
 	clicks := min(envInt(t, "PROMOTEBOT_LOAD_CLICKS", 60), builds)

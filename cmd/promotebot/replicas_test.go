@@ -22,6 +22,7 @@ import (
 // again, to the other replica), and checks that every build is deployed with
 // exactly one QA commit.
 func TestTwoReplicasOnePostgres(t *testing.T) {
+	skipIfShort(t, "two server replicas on PostgreSQL taking a hundred builds")
 	dsn := pgtest.Fresh(t)
 	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
 	start := gittest.Head(t, remote, "main")
@@ -88,6 +89,7 @@ func TestTwoReplicasOnePostgres(t *testing.T) {
 // The other finishes everything: the jobs the dead one had claimed come
 // back when their leases end.
 func TestReplicaKilledMidRun(t *testing.T) {
+	skipIfShort(t, "two server replicas on PostgreSQL, one killed mid-run, waiting for its leases to end")
 	dsn := pgtest.Fresh(t)
 	fake := loopSlack(t, "C0HELLO")
 	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
