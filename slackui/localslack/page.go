@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/promotebot/promotebot/slackui/fakeslack"
 )
 
 //go:embed page.js
@@ -87,7 +89,7 @@ func (s *Slack) snapshot(as string) snapshot {
 	}
 	if viewer != "" {
 		r.b.WriteString(`<section><h2>Direct messages with promotebot</h2>`)
-		s.conversation(r, dmID(viewer), viewer)
+		s.conversation(r, fakeslack.DMID(viewer), viewer)
 		r.b.WriteString(`</section>`)
 	}
 	for _, c := range s.opts.Channels {
@@ -125,7 +127,7 @@ func (s *Slack) conversation(r *renderer, ch, viewer string) {
 		f = &form{CSRF: s.csrf, As: viewer, Channel: ch}
 	}
 	shown := false
-	for _, m := range slices.Backward(s.messages) {
+	for _, m := range slices.Backward(s.ws.Messages()) {
 		if m.Channel != ch || m.ThreadTS != "" || m.Ephemeral && m.User != viewer {
 			continue
 		}
@@ -137,7 +139,7 @@ func (s *Slack) conversation(r *renderer, ch, viewer string) {
 	}
 }
 
-func (s *Slack) writeMessage(r *renderer, m *message, f *form) {
+func (s *Slack) writeMessage(r *renderer, m *fakeslack.Message, f *form) {
 	class := "msg"
 	if m.Ephemeral {
 		class += " eph"
@@ -162,8 +164,8 @@ func (s *Slack) writeMessage(r *renderer, m *message, f *form) {
 		r.mrkdwn(m.Text)
 	}
 	r.b.WriteString(`</div>`)
-	var replies []*message
-	for _, c := range s.messages {
+	var replies []*fakeslack.Message
+	for _, c := range s.ws.Messages() {
 		if c.Channel == m.Channel && c.ThreadTS == m.TS && (!c.Ephemeral || f != nil && c.User == f.As) {
 			replies = append(replies, c)
 		}
