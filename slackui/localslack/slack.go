@@ -87,11 +87,24 @@ type Slack struct {
 	channels    map[string]Channel
 	views       []*view
 	triggers    map[string]trigger
-	notices     map[string][]string // user id → what the page tells them
+	notices     []notice // what the page told people, oldest first
 	interaction string
 	seq         int
 	version     int // bumped by every change the page shows
 }
+
+// notice is something the page tells one person, such as a click the bot
+// refused: like Slack's own ephemeral messages, it takes its place in a
+// conversation's timeline, after the messages posted before it.
+type notice struct {
+	user, channel string
+	after         int // how many messages the workspace held when it was told
+	at            time.Time
+	text          string
+}
+
+// maxNotices is how many notices the page keeps for one person.
+const maxNotices = 20
 
 type trigger struct {
 	user, channel string
@@ -120,7 +133,7 @@ func New(o Options) *Slack {
 		o.Now = time.Now
 	}
 	s := &Slack{opts: o, csrf: rand.Text(), ws: fakeslack.New(identity, o.Now), people: map[string]Person{},
-		channels: map[string]Channel{}, triggers: map[string]trigger{}, notices: map[string][]string{}}
+		channels: map[string]Channel{}, triggers: map[string]trigger{}}
 	for _, p := range o.People {
 		s.people[p.ID] = p
 		s.ws.AddUser(fakeslack.User{ID: p.ID, Name: strings.ToLower(p.Name), DisplayName: p.Name,
@@ -211,16 +224,26 @@ func (s *Slack) sortedPeople() []Person {
 	return slices.Clone(s.opts.People)
 }
 
-// notify keeps something the page tells user (newest last, at most 5).
-func (s *Slack) notify(user, text string) {
-	s.opts.Logger.Info("localslack: told a person", "user", user, "text", text)
+// notify tells user text in the conversation ch, or in their DM with the
+// bot when they do not see ch; it keeps the newest maxNotices of each person.
+func (s *Slack) notify(user, ch, text string) {
+	s.opts.Logger.Info("localslack: told a person", "user", user, "channel", ch, "text", text)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := append(s.notices[user], s.opts.Now().Format("15:04:05")+" "+text)
-	if len(n) > 5 {
-		n = n[len(n)-5:]
+	if !s.canSee(user, ch) {
+		ch = fakeslack.DMID(user)
 	}
-	s.notices[user] = n
+	s.notices = append(s.notices, notice{user: user, channel: ch, after: len(s.ws.Messages()),
+		at: s.opts.Now(), text: text})
+	mine := 0
+	for i := len(s.notices) - 1; i >= 0; i-- {
+		if s.notices[i].user != user {
+			continue
+		}
+		if mine++; mine > maxNotices {
+			s.notices = slices.Delete(s.notices, i, i+1)
+		}
+	}
 	s.version++
 }
 
