@@ -410,6 +410,28 @@ func findChromium(t testing.TB) string {
 	return ""
 }
 
+// TestQuickstartScriptHasItsOwnDirectory: examples/quickstart.sh and the
+// quickstart subcommand keep their repository and configuration in
+// different directories by default, so that one does not break the other.
+func TestQuickstartScriptHasItsOwnDirectory(t *testing.T) {
+	script, err := os.ReadFile(filepath.Join("..", "..", "examples", "quickstart.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^work=\$\{[A-Z_]+:-([^}]+)\}$`).FindSubmatch(script)
+	if m == nil {
+		t.Fatal("examples/quickstart.sh sets no default work directory (work=${VAR:-DIR})")
+	}
+	tmp := t.TempDir()
+	dir, err := quickstartDir("", func(k string) string { return map[string]string{"TMPDIR": tmp}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Base(string(m[1])) == filepath.Base(dir) {
+		t.Errorf("examples/quickstart.sh works in %s, the quickstart in %s: the same folder name", m[1], dir)
+	}
+}
+
 // outcomeTB records how a helper ended the test it was given.
 type outcomeTB struct {
 	testing.TB
