@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # promotebot's main job on this machine, with nothing to configure: a local
 # bare "remote" config repo seeded with the sample project, then the QA deploy
-# of a branch into it, then the commit it made.
+# of a branch into it, then the commit it made. It keeps them in a directory
+# of its own, apart from `promotebot quickstart`'s (they would break each
+# other's configuration and repository).
 #
 #   examples/quickstart.sh [feature/login] [registry.example.com/acme/hello:1.4.0]
 set -euo pipefail
@@ -9,7 +11,7 @@ cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
 target=${1:-feature/login}
 image=${2:-registry.example.com/acme/hello:1.4.0}
-work=${PROMOTEBOT_QUICKSTART_DIR:-/tmp/promotebot-quickstart}
+work=${PROMOTEBOT_EXAMPLE_DIR:-/tmp/promotebot-example}
 remote=$work/config.git
 if [ ! -d "$remote" ]; then
   mkdir -p "$work"

@@ -18,8 +18,12 @@ func ownerMessage(v promote.BuildView) Message {
 	d.add(facts(v, onQA(b.State)))
 	d.context(labelled("QA:", mentions(v.QAMembers)), tally(v))
 	switch b.State {
-	case promote.StateQAReady, promote.StateApproved, promote.StateRejected, promote.StatePromoteFailed:
-		d.add(ownerActions(b))
+	case promote.StateQAReady, promote.StateApproved, promote.StatePromoteFailed:
+		d.add(ownerActions(b, true))
+	case promote.StateRejected:
+		// Only a new build lifts a rejection (the service refuses Deploy):
+		// closing is all that is left to do.
+		d.add(ownerActions(b, false))
 	}
 	d.context(ownerNote(v))
 	return d.message()
@@ -87,16 +91,10 @@ func ownerNote(v promote.BuildView) string {
 	return ""
 }
 
-// ownerActions are the Deploy and Close buttons, each asking to confirm.
-func ownerActions(b promote.Build) *slack.ActionBlock {
+// ownerActions are the Deploy (when deployable) and Close buttons, each
+// asking to confirm.
+func ownerActions(b promote.Build, deployable bool) *slack.ActionBlock {
 	img := plain(b.Image, 150)
-	deploy := slack.NewButtonBlockElement(ActionProdDeploy, b.ID, pt("Deploy to production", maxButtonText)).
-		WithStyle(slack.StylePrimary).
-		WithConfirm(slack.NewConfirmationBlockObject(
-			pt("Deploy to production?", maxConfirmTitle),
-			pt("Deploy "+img+" to production?", maxConfirmText),
-			pt("Deploy", maxConfirmButton),
-			pt("Cancel", maxConfirmButton)).WithStyle(slack.StylePrimary))
 	closeBuild := slack.NewButtonBlockElement(ActionBuildClose, b.ID, pt("Close", maxButtonText)).
 		WithStyle(slack.StyleDanger).
 		WithConfirm(slack.NewConfirmationBlockObject(
@@ -105,6 +103,16 @@ func ownerActions(b promote.Build) *slack.ActionBlock {
 				maxConfirmText),
 			pt("Close", maxConfirmButton),
 			pt("Cancel", maxConfirmButton)).WithStyle(slack.StyleDanger))
+	if !deployable {
+		return slack.NewActionBlock("", closeBuild)
+	}
+	deploy := slack.NewButtonBlockElement(ActionProdDeploy, b.ID, pt("Deploy to production", maxButtonText)).
+		WithStyle(slack.StylePrimary).
+		WithConfirm(slack.NewConfirmationBlockObject(
+			pt("Deploy to production?", maxConfirmTitle),
+			pt("Deploy "+img+" to production?", maxConfirmText),
+			pt("Deploy", maxConfirmButton),
+			pt("Cancel", maxConfirmButton)).WithStyle(slack.StylePrimary))
 	return slack.NewActionBlock("", deploy, closeBuild)
 }
 

@@ -310,10 +310,11 @@ func TestButtonsCarryOnlyTheBuildID(t *testing.T) {
 		}
 	}
 	ownerButtons := map[string]want{ActionProdDeploy: {"primary", "Deploy"}, ActionBuildClose: {"danger", "Close"}}
-	for _, s := range []promote.State{promote.StateQAReady, promote.StateApproved, promote.StateRejected,
-		promote.StatePromoteFailed} {
+	for _, s := range []promote.State{promote.StateQAReady, promote.StateApproved, promote.StatePromoteFailed} {
 		check("owner/"+string(s), Render(post(promote.MessageOwner, "UOWN1", testView(s))), ownerButtons)
 	}
+	check("owner/rejected", Render(post(promote.MessageOwner, "UOWN1", testView(promote.StateRejected))),
+		map[string]want{ActionBuildClose: {"danger", "Close"}})
 	qaButtons := map[string]want{ActionQAApprove: {"primary", ""}, ActionQAReject: {"danger", ""}, ActionOpenQA: {}}
 	for _, s := range []promote.State{promote.StateQAReady, promote.StateApproved} {
 		check("qa/"+string(s), Render(post(promote.MessageQA, "UQA3", testView(s))), qaButtons)
@@ -349,6 +350,17 @@ func TestNoActionsOnceDecided(t *testing.T) {
 	// Nor does one whose build someone else rejected.
 	if m := Render(post(promote.MessageQA, "UQA3", testView(promote.StateRejected))); hasActions(t, m) {
 		t.Errorf("qa on a rejected build: has buttons")
+	}
+	// A rejected build offers Deploy to no one, in no message.
+	for name, m := range everyMessage(testView) {
+		if !strings.HasSuffix(name, "/"+string(promote.StateRejected)) {
+			continue
+		}
+		for _, b := range buttons(t, m) {
+			if b["action_id"] == ActionProdDeploy {
+				t.Errorf("%s: a rejected build has a Deploy button", name)
+			}
+		}
 	}
 	// The channel drops its QA link once the build is in production, closed or superseded.
 	for _, s := range []promote.State{promote.StatePromoted, promote.StateClosed, promote.StateSuperseded} {

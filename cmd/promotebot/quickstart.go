@@ -10,23 +10,17 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	git "github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/storage"
 	"github.com/urfave/cli/v2"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/promotebot/promotebot/cmd/promotebot/internal/quickstart"
 	"github.com/promotebot/promotebot/slackui/localslack"
 )
 
@@ -60,27 +54,24 @@ func quickstartCommand(d deps) *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8080", Usage: "the bot's `HOST:PORT`"},
 			&cli.StringFlag{Name: "page", Value: "127.0.0.1:8081", Usage: "the local Slack page's `HOST:PORT`"},
 		},
-		Action: func(c *cli.Context) error { return quickstart(c.Context, c, d) },
+		Action: func(c *cli.Context) error { return runQuickstart(c.Context, c, d) },
 	}
 }
 
-// quickstartProject is a project found in the config repo.
-type quickstartProject struct {
-	ID, Image, Tag string
-}
-
-func quickstart(ctx context.Context, c *cli.Context, d deps) (err error) {
+// runQuickstart makes or reuses the config repo, starts the local Slack and
+// the bot, prints what to try, then the bot's commits until ctx ends.
+func runQuickstart(ctx context.Context, c *cli.Context, d deps) (err error) {
 	out := &lockedWriter{w: d.stdout}
 	dir, err := quickstartDir(c.String("dir"), d.getenv)
 	if err != nil {
 		return err
 	}
 	remote := filepath.Join(dir, "config.git")
-	origin, err := ensureQuickstartRemote(remote, c.String("seed"))
+	origin, err := quickstart.EnsureRemote(remote, c.String("seed"), quickstartSeeds)
 	if err != nil {
 		return err
 	}
-	projects, head, err := quickstartProjects(remote)
+	projects, head, err := quickstart.Projects(remote)
 	if err != nil {
 		return err
 	}
@@ -135,34 +126,56 @@ func quickstart(ctx context.Context, c *cli.Context, d deps) (err error) {
 		return fmt.Errorf("the bot did not start (see %s): %w", logPath, serveErr)
 	}
 	slack.SetInteractionURL(bot + "/slack/interactions")
-	if err := printNextSteps(out, pageURL, bot, webhook, projects[0], head); err != nil {
+	if err := printNextSteps(out, nextSteps{page: pageURL, bot: bot, webhook: webhook, remote: remote,
+		project: projects[0], head: head}); err != nil {
 		return err
 	}
-	watchCommits(ctx, remote, head.Hash, out, stopped)
+	quickstart.WatchCommits(ctx, remote, head.Hash, out, stopped)
 	<-stopped
 	return serveErr
 }
 
+// nextSteps is what printNextSteps tells.
+type nextSteps struct {
+	page, bot, webhook, remote string
+	project                    quickstart.Project
+	head                       *object.Commit
+}
+
 // printNextSteps tells how to try the flow: the page, a curl that reports a
-// build of p, and where the bot's commits will show.
-func printNextSteps(out io.Writer, page, bot, webhook string, p quickstartProject, head *object.Commit) error {
+// build of the project that is new to the config repo (a repeat would
+// answer 200 with the earlier build and change nothing), and where the
+// bot's commits will show, with the git command to read them.
+func printNextSteps(out io.Writer, n nextSteps) error {
+	p := n.project
 	body, err := json.Marshal(struct {
 		Project string `json:"project"`
 		Image   string `json:"image"`
 		Type    string `json:"type"`
 		Target  string `json:"target"`
-	}{p.ID, p.Image + ":" + nextTag(p.Tag), "branch", "feature/quickstart"})
+	}{p.ID, p.Image + ":" + p.NextTag(), "branch", "feature/quickstart"})
 	if err != nil {
-		return err
+		return fmt.Errorf("build body: %w", err)
 	}
 	_, err = fmt.Fprintf(out, "\n1. Open the local Slack: %s/\n"+
 		"   %s approves at %s/?as=%s, %s deploys at %s/?as=%s\n"+
-		"2. Report a build, as CI would:\n"+
+		"2. Report a build, as CI would (its tag is new to the config repo; reporting the same project, image\n"+
+		"   and target again answers 200 with the earlier build and changes nothing: change the tag for another):\n"+
 		"   curl -sS -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '%s' %s/v1/builds\n"+
-		"3. The bot's commits to the config repo, as it makes them (main is at %s):\n",
-		page, quickstartQA.Label, page, quickstartQA.ID, quickstartOwner.Label, page, quickstartOwner.ID,
-		webhook, body, bot, strings.TrimPrefix(commitLine(head), "commit "))
+		"3. The bot's commits to the config repo, as it makes them (main is at %s); the last one with its trailers:\n"+
+		"   git --git-dir %s log -1 main\n",
+		n.page, quickstartQA.Label, n.page, quickstartQA.ID, quickstartOwner.Label, n.page, quickstartOwner.ID,
+		n.webhook, body, n.bot, strings.TrimPrefix(quickstart.CommitLine(n.head), "commit "), shellQuote(n.remote))
 	return err
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but letters,
+// digits and /._-+:@,
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+:@,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // runServe runs the serve subcommand with --config config, as the command
@@ -209,214 +222,7 @@ func quickstartEnv(getenv func(string) string, secrets map[string]string) func(s
 	}
 }
 
-// ensureQuickstartRemote makes the bare config repo at remote from the seed
-// files, unless it exists; it says which it did.
-func ensureQuickstartRemote(remote, seed string) (string, error) {
-	if _, err := git.PlainOpen(remote); err == nil {
-		return "reused", nil
-	}
-	if seed == "" {
-		for _, s := range quickstartSeeds {
-			if fi, err := os.Stat(s); err == nil && fi.IsDir() {
-				seed = s
-				break
-			}
-		}
-		if seed == "" {
-			return "", fmt.Errorf("no files to seed the config repo with: run from promotebot's source tree or give --seed DIR (%s)",
-				strings.Join(quickstartSeeds, ", "))
-		}
-	}
-	repo, err := git.PlainInitWithOptions(remote, &git.PlainInitOptions{Bare: true,
-		InitOptions: git.InitOptions{DefaultBranch: plumbing.Main}})
-	if err != nil {
-		return "", fmt.Errorf("config repo: %w", err)
-	}
-	tree, files, err := writeSeedTree(repo.Storer, seed)
-	if err == nil && files == 0 {
-		err = errors.New("no files")
-	}
-	if err != nil {
-		return "", errors.Join(fmt.Errorf("seed %s: %w", seed, err), os.RemoveAll(remote))
-	}
-	sig := object.Signature{Name: "promotebot quickstart", Email: "quickstart@localhost", When: time.Now()}
-	commit := &object.Commit{Author: sig, Committer: sig, TreeHash: tree,
-		Message: "Seed the config repository from " + filepath.ToSlash(seed) + "\n"}
-	h, err := storeObject(repo.Storer, commit)
-	if err != nil {
-		return "", err
-	}
-	if err := repo.Storer.SetReference(plumbing.NewHashReference(plumbing.Main, h)); err != nil {
-		return "", err
-	}
-	return "new, seeded from " + filepath.ToSlash(seed), nil
-}
-
-// writeSeedTree stores the files below dir as a git tree; it returns the
-// tree and how many files it holds. Symbolic links and .git are left out.
-func writeSeedTree(st storage.Storer, dir string) (plumbing.Hash, int, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return plumbing.ZeroHash, 0, err
-	}
-	var tree object.Tree
-	files := 0
-	for _, e := range entries {
-		name := filepath.Join(dir, e.Name())
-		switch {
-		case e.Name() == ".git":
-		case e.IsDir():
-			h, n, err := writeSeedTree(st, name)
-			if err != nil {
-				return plumbing.ZeroHash, 0, err
-			}
-			if n > 0 { // git keeps no empty folders
-				tree.Entries = append(tree.Entries, object.TreeEntry{Name: e.Name(), Mode: filemode.Dir, Hash: h})
-				files += n
-			}
-		case e.Type().IsRegular():
-			data, err := os.ReadFile(name)
-			if err != nil {
-				return plumbing.ZeroHash, 0, err
-			}
-			obj := st.NewEncodedObject()
-			obj.SetType(plumbing.BlobObject)
-			w, err := obj.Writer()
-			if err == nil {
-				_, err = w.Write(data)
-				err = errors.Join(err, w.Close())
-			}
-			if err != nil {
-				return plumbing.ZeroHash, 0, err
-			}
-			h, err := st.SetEncodedObject(obj)
-			if err != nil {
-				return plumbing.ZeroHash, 0, err
-			}
-			mode := filemode.Regular
-			if info, err := e.Info(); err == nil && info.Mode()&0o111 != 0 {
-				mode = filemode.Executable
-			}
-			tree.Entries = append(tree.Entries, object.TreeEntry{Name: e.Name(), Mode: mode, Hash: h})
-			files++
-		}
-	}
-	// git orders a tree's entries by name, a folder's name as if it ended in "/".
-	key := func(e object.TreeEntry) string {
-		if e.Mode == filemode.Dir {
-			return e.Name + "/"
-		}
-		return e.Name
-	}
-	slices.SortFunc(tree.Entries, func(a, b object.TreeEntry) int { return strings.Compare(key(a), key(b)) })
-	h, err := storeObject(st, &tree)
-	return h, files, err
-}
-
-// storeObject encodes and stores a tree or commit.
-func storeObject(st storage.Storer, o interface {
-	Encode(plumbing.EncodedObject) error
-}) (plumbing.Hash, error) {
-	obj := st.NewEncodedObject()
-	if err := o.Encode(obj); err != nil {
-		return plumbing.ZeroHash, err
-	}
-	return st.SetEncodedObject(obj)
-}
-
-var projectIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
-
-// quickstartProjects finds the projects on the config repo's main: every
-// apps/<app> with an overlays/production/kustomization.yaml that lists an
-// image. It also returns main's commit.
-func quickstartProjects(remote string) ([]quickstartProject, *object.Commit, error) {
-	repo, err := git.PlainOpen(remote)
-	if err != nil {
-		return nil, nil, err
-	}
-	ref, err := repo.Reference(plumbing.Main, true)
-	if err != nil {
-		return nil, nil, fmt.Errorf("config repo %s: main: %w", remote, err)
-	}
-	head, err := repo.CommitObject(ref.Hash())
-	if err != nil {
-		return nil, nil, err
-	}
-	root, err := head.Tree()
-	if err != nil {
-		return nil, nil, err
-	}
-	apps, err := root.Tree("apps")
-	if err != nil {
-		return nil, nil, fmt.Errorf("config repo %s has no apps/ folder", remote)
-	}
-	var projects []quickstartProject
-	for _, e := range apps.Entries {
-		if e.Mode != filemode.Dir || !projectIDPattern.MatchString(e.Name) {
-			continue
-		}
-		f, err := apps.File(path.Join(e.Name, "overlays", "production", "kustomization.yaml"))
-		if err != nil {
-			continue
-		}
-		text, err := f.Contents()
-		if err != nil {
-			return nil, nil, err
-		}
-		if image, tag := productionImage(text, e.Name); image != "" {
-			projects = append(projects, quickstartProject{ID: e.Name, Image: image, Tag: tag})
-		}
-	}
-	if len(projects) == 0 {
-		return nil, nil, fmt.Errorf("config repo %s: no apps/<app>/overlays/production/kustomization.yaml with an images: entry", remote)
-	}
-	return projects, head, nil
-}
-
-// productionImage picks the app's entry under images: (the one whose
-// repository ends in /<app>, else the first) and returns its repository
-// (newName, else name) and tag.
-func productionImage(kustomization, app string) (image, tag string) {
-	var k struct {
-		Images []struct {
-			Name    string `yaml:"name"`
-			NewName string `yaml:"newName"`
-			NewTag  string `yaml:"newTag"`
-		} `yaml:"images"`
-	}
-	if yaml.Unmarshal([]byte(kustomization), &k) != nil || len(k.Images) == 0 {
-		return "", ""
-	}
-	pick := k.Images[0]
-	for _, im := range k.Images {
-		if strings.HasSuffix(im.Name, "/"+app) || strings.HasSuffix(im.NewName, "/"+app) {
-			pick = im
-			break
-		}
-	}
-	image = pick.Name
-	if pick.NewName != "" {
-		image = pick.NewName
-	}
-	return image, pick.NewTag
-}
-
-// nextTag is a new tag after tag: 1.3.0 → 1.4.0, else "quickstart".
-func nextTag(tag string) string {
-	v, rest := "", tag
-	if strings.HasPrefix(rest, "v") {
-		v, rest = "v", rest[1:]
-	}
-	parts := strings.Split(rest, ".")
-	if len(parts) == 3 {
-		if minor, err := strconv.Atoi(parts[1]); err == nil {
-			return v + parts[0] + "." + strconv.Itoa(minor+1) + ".0"
-		}
-	}
-	return "quickstart"
-}
-
-func writeQuickstartConfig(file, listen, dir, remote, apiURL string, projects []quickstartProject) error {
+func writeQuickstartConfig(file, listen, dir, remote, apiURL string, projects []quickstart.Project) error {
 	type project struct {
 		ID                string   `yaml:"id"`
 		URL               string   `yaml:"url"`
@@ -490,63 +296,6 @@ func dialable(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// watchCommits prints each new commit on the config repo's main, oldest
-// first, every second until ctx ends or the bot stops.
-func watchCommits(ctx context.Context, remote string, last plumbing.Hash, out io.Writer, stopped <-chan struct{}) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-stopped:
-			return
-		case <-t.C:
-		}
-		commits, err := newCommits(remote, last)
-		if err != nil || len(commits) == 0 {
-			continue // a push in progress, or nothing new: look again next second
-		}
-		for _, c := range slices.Backward(commits) {
-			if _, err := fmt.Fprintln(out, commitLine(c)); err != nil {
-				return
-			}
-		}
-		last = commits[0].Hash
-	}
-}
-
-// newCommits lists main's commits after last, newest first (at most 100,
-// along first parents).
-func newCommits(remote string, last plumbing.Hash) ([]*object.Commit, error) {
-	repo, err := git.PlainOpen(remote)
-	if err != nil {
-		return nil, err
-	}
-	ref, err := repo.Reference(plumbing.Main, true)
-	if err != nil {
-		return nil, err
-	}
-	var out []*object.Commit
-	for h := ref.Hash(); h != last && len(out) < 100; {
-		c, err := repo.CommitObject(h)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-		if c.NumParents() == 0 {
-			break
-		}
-		h = c.ParentHashes[0]
-	}
-	return out, nil
-}
-
-func commitLine(c *object.Commit) string {
-	subject, _, _ := strings.Cut(c.Message, "\n")
-	return "commit " + c.Hash.String()[:12] + " " + subject
 }
 
 // lockedWriter serializes writes from the bot and the commit watcher.

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -29,21 +30,27 @@ import (
 type quickstartSession struct {
 	dir, page, bot, bearer string
 	build                  map[string]string // the curl's body
+	gitLog                 string            // the git command it prints
+	stop                   func()            // stops it (again: nothing)
 	mu                     sync.Mutex
 	lines                  []string
 }
 
 var curlLine = regexp.MustCompile(`curl -sS -H 'Authorization: Bearer ([^']+)' -H 'Content-Type: application/json' -d '([^']+)' (http://\S+)/v1/builds`)
 
-// startQuickstart runs quickstart in this process, in a fresh --dir, on free
-// ports, and reads the page's address and the curl it prints.
-func startQuickstart(t *testing.T) *quickstartSession {
+// startQuickstart runs quickstart in this process, in dir (a fresh one when
+// ""), on free ports, and reads the page's address, the curl and the git
+// command it prints. It stops at the end of the test, or with s.stop.
+func startQuickstart(t *testing.T, dir string) *quickstartSession {
 	t.Helper()
 	seed := filepath.Join("..", "..", "examples", "config-repo")
 	if _, err := os.Stat(seed); err != nil {
 		seed = filepath.Join("..", "..", "testdata", "configrepo")
 	}
-	s := &quickstartSession{dir: t.TempDir()}
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	s := &quickstartSession{dir: dir}
 	ctx, cancel := context.WithCancel(context.Background())
 	out, w := io.Pipe()
 	done := make(chan error, 1)
@@ -61,21 +68,25 @@ func startQuickstart(t *testing.T) *quickstartSession {
 			s.mu.Unlock()
 		}
 	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("quickstart: %v", err)
+	var once sync.Once
+	s.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("quickstart: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("quickstart did not stop")
 			}
-		case <-time.After(20 * time.Second):
-			t.Error("quickstart did not stop")
-		}
-		if t.Failed() {
-			logs, err := os.ReadFile(filepath.Join(s.dir, "promotebot.log"))
-			t.Logf("quickstart printed:\n%s\nstderr: %s\nbot log (%v):\n%s", s.output(), stderr.String(), err, logs)
-		}
-	})
+			if t.Failed() {
+				logs, err := os.ReadFile(filepath.Join(s.dir, "promotebot.log"))
+				t.Logf("quickstart printed:\n%s\nstderr: %s\nbot log (%v):\n%s", s.output(), stderr.String(), err, logs)
+			}
+		})
+	}
+	t.Cleanup(s.stop)
 	curl := s.waitLine(t, "the curl", func(l string) bool { return curlLine.MatchString(l) })
 	m := curlLine.FindStringSubmatch(curl)
 	s.bearer, s.bot = m[1], m[3]
@@ -84,6 +95,7 @@ func startQuickstart(t *testing.T) *quickstartSession {
 	}
 	open := s.waitLine(t, "the page's address", func(l string) bool { return strings.HasPrefix(l, "1. Open the local Slack: ") })
 	s.page = strings.TrimSuffix(strings.TrimPrefix(open, "1. Open the local Slack: "), "/")
+	s.gitLog = strings.TrimSpace(s.waitLine(t, "the git command", func(l string) bool { return strings.HasPrefix(l, "   git ") }))
 	return s
 }
 
@@ -233,7 +245,7 @@ func (s *quickstartSession) checkPromoted(t *testing.T, project, image string) {
 // is rejected through the modal, with a reason that must reach the owner's
 // page escaped.
 func TestQuickstartFlow(t *testing.T) {
-	s := startQuickstart(t)
+	s := startQuickstart(t, "")
 	if !strings.Contains(s.output(), "(new, seeded from ") {
 		t.Errorf("the config repo was not seeded:\n%s", s.output())
 	}
@@ -258,6 +270,17 @@ func TestQuickstartFlow(t *testing.T) {
 	s.submitForm(t, "/click", deploy)
 	s.waitState(t, id, "promoted")
 	s.checkPromoted(t, s.build["project"], s.build["image"])
+
+	// The git command it printed reads the trailers, wherever it runs and
+	// whatever TMPDIR is.
+	if want := "git --git-dir " + s.remote() + " log -1 main"; s.gitLog != want {
+		t.Errorf("printed %q, want %q", s.gitLog, want)
+	}
+	cmd := exec.Command("sh", "-c", s.gitLog)
+	cmd.Dir, cmd.Env = t.TempDir(), []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Promoted-by: Olive <slack:ULOCALOWNER>") {
+		t.Errorf("%s: %v\n%s", s.gitLog, err, out)
+	}
 
 	// Rejected through the dialog the bot opens with views.open.
 	other := map[string]string{"project": s.build["project"], "image": s.build["image"] + "-rc",
@@ -295,6 +318,34 @@ func TestQuickstartFlow(t *testing.T) {
 	if strings.Contains(s.pageAs(t, "ULOCALQA"), `action="/submit"`) {
 		t.Error("the dialog is still open after it was submitted")
 	}
+	// The rejected build offers its owner no Deploy button, only Close.
+	var buttons []string
+	for _, m := range actForm.FindAllStringSubmatch(s.pageAs(t, "ULOCALOWNER"), -1) {
+		if v := formValues(m[1]); v.Get("value") == id2 {
+			buttons = append(buttons, v.Get("action_id"))
+		}
+	}
+	if len(buttons) != 1 || buttons[0] != "build_close" {
+		t.Errorf("the owner's buttons for the rejected build: %q, want only build_close", buttons)
+	}
+}
+
+// TestQuickstartRunAgain: run again in the same directory after trying the
+// printed curl (the build is on QA, production unchanged), quickstart
+// prints a build that is new (202), not the first run's again (200, a
+// duplicate that leaves the fresh page empty).
+func TestQuickstartRunAgain(t *testing.T) {
+	first := startQuickstart(t, "")
+	first.waitState(t, first.postBuild(t, first.build), "qa-ready")
+	first.stop()
+	again := startQuickstart(t, first.dir)
+	if !strings.Contains(again.output(), "(reused)") {
+		t.Errorf("the second run did not reuse the config repo:\n%s", again.output())
+	}
+	if again.build["image"] == first.build["image"] {
+		t.Errorf("the second run prints the build %s again", again.build["image"])
+	}
+	again.waitState(t, again.postBuild(t, again.build), "qa-ready")
 }
 
 // TestQuickstartInChromium drives the same flow through the real page in
@@ -303,7 +354,7 @@ func TestQuickstartFlow(t *testing.T) {
 // is accepted.
 func TestQuickstartInChromium(t *testing.T) {
 	chromium := findChromium(t)
-	s := startQuickstart(t)
+	s := startQuickstart(t, "")
 	b := startChromium(t, chromium)
 
 	// The QA message appears on the open page without a reload.
@@ -336,10 +387,10 @@ func TestQuickstartInChromium(t *testing.T) {
 		`document.getElementById('feed').innerText.includes('@Olive deployed')`)
 }
 
-// findChromium returns a Chromium binary: $PROMOTEBOT_TEST_CHROMIUM, one on
-// PATH, or Debian's package, installed when the test runs as root. It
-// skips only when none is there and installing failed.
-func findChromium(t *testing.T) string {
+// findChromium returns a Chromium binary: $PROMOTEBOT_TEST_CHROMIUM, or
+// one on PATH. Without one the test fails in CI (CI=true: .ci/run installs
+// it) and skips elsewhere, naming the tool either way; tests install nothing.
+func findChromium(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("PROMOTEBOT_TEST_CHROMIUM"); p != "" {
 		return p
@@ -350,47 +401,84 @@ func findChromium(t *testing.T) string {
 			return p
 		}
 	}
-	err := installChromium()
-	if err == nil {
-		if p, lerr := exec.LookPath("chromium"); lerr == nil {
-			return p
-		}
-		err = errors.New("installed, but not on PATH")
+	msg := fmt.Sprintf("chromium is not installed (none of %s on PATH, no PROMOTEBOT_TEST_CHROMIUM); "+
+		"install it, e.g. apt-get install chromium", strings.Join(names, ", "))
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
 	}
-	t.Skipf("chromium is not installed and could not be installed (%v); in CI: apt-get install -y chromium", err)
+	t.Skip(msg)
 	return ""
 }
 
-func installChromium() error {
-	if os.Geteuid() != 0 {
-		return errors.New("not root, so apt-get cannot install it")
+// TestQuickstartScriptHasItsOwnDirectory: examples/quickstart.sh and the
+// quickstart subcommand keep their repository and configuration in
+// different directories by default, so that one does not break the other.
+func TestQuickstartScriptHasItsOwnDirectory(t *testing.T) {
+	script, err := os.ReadFile(filepath.Join("..", "..", "examples", "quickstart.sh"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		return errors.New("no apt-get")
+	m := regexp.MustCompile(`(?m)^work=\$\{[A-Z_]+:-([^}]+)\}$`).FindSubmatch(script)
+	if m == nil {
+		t.Fatal("examples/quickstart.sh sets no default work directory (work=${VAR:-DIR})")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	install := func() error {
-		cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "-q", "chromium")
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("apt-get install -y chromium: %w: %s", err, lastLines(out, 3))
-		}
-		return nil
+	tmp := t.TempDir()
+	dir, err := quickstartDir("", func(k string) string { return map[string]string{"TMPDIR": tmp}[k] })
+	if err != nil {
+		t.Fatal(err)
 	}
-	if install() == nil {
-		return nil
+	if filepath.Base(string(m[1])) == filepath.Base(dir) {
+		t.Errorf("examples/quickstart.sh works in %s, the quickstart in %s: the same folder name", m[1], dir)
 	}
-	if out, err := exec.CommandContext(ctx, "apt-get", "update", "-q").CombinedOutput(); err != nil {
-		return fmt.Errorf("apt-get update: %w: %s", err, lastLines(out, 3))
-	}
-	return install()
 }
 
-func lastLines(b []byte, n int) string {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], " | ")
+// outcomeTB records how a helper ended the test it was given.
+type outcomeTB struct {
+	testing.TB
+	fatal, skip string
+}
+
+func (o *outcomeTB) Helper() {}
+
+func (o *outcomeTB) Fatal(args ...any) {
+	o.fatal = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+
+func (o *outcomeTB) Skip(args ...any) {
+	o.skip = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+
+// TestFindChromiumWithout: without chromium the browser test fails in CI
+// and skips elsewhere, naming chromium either way, and installs nothing.
+func TestFindChromiumWithout(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("PROMOTEBOT_TEST_CHROMIUM", "")
+	for _, ci := range []string{"true", ""} {
+		t.Setenv("CI", ci)
+		o := &outcomeTB{TB: t}
+		done := make(chan string, 2) // the result, then "" when it returns or ends the test
+		go func() {
+			defer func() { done <- "" }()
+			done <- findChromium(o)
+		}()
+		if got := <-done; got != "" {
+			t.Fatalf("CI=%q: found %q on an empty PATH", ci, got)
+		}
+		ended := o.skip
+		if ci == "true" {
+			ended = o.fatal
+			if o.skip != "" {
+				t.Errorf("CI=true: skipped (%s), want a failure", o.skip)
+			}
+		} else if o.fatal != "" {
+			t.Errorf("outside CI: failed (%s), want a skip", o.fatal)
+		}
+		if !strings.Contains(ended, "chromium is not installed") {
+			t.Errorf("CI=%q: the message does not name chromium: %q (fatal %q, skip %q)", ci, ended, o.fatal, o.skip)
+		}
+	}
 }
 
 // browser is a headless Chromium page driven over the DevTools protocol.

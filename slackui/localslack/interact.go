@@ -22,7 +22,7 @@ func (s *Slack) clickPayload(p Person, f url.Values) (map[string]any, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ch, ts := f.Get("channel"), f.Get("ts")
-	m, ok := s.byKey[ch+"/"+ts]
+	m, ok := s.ws.Message(ch, ts)
 	if !ok || !s.canSee(p.ID, ch) || m.Ephemeral && m.User != p.ID {
 		return nil, "That message is gone."
 	}
@@ -32,7 +32,7 @@ func (s *Slack) clickPayload(p Person, f url.Values) (map[string]any, string) {
 	}
 	now := s.opts.Now()
 	trig := s.newTrigger(p.ID, ch)
-	msg := messageJSON(m)
+	msg := s.ws.MessageJSON(m)
 	return map[string]any{
 		"type":       "block_actions",
 		"team":       map[string]string{"id": TeamID, "domain": "local"},

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/slack-go/slack"
 
@@ -41,8 +42,14 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureAt(t, nil)
+}
+
+// newFixtureAt is newFixture with the clock now (nil: time.Now).
+func newFixtureAt(t *testing.T, now func() time.Time) *fixture {
+	t.Helper()
 	f := &fixture{slack: New(Options{Token: testToken, SigningSecret: testSigning, People: []Person{quinn, olive},
-		Channels: []Channel{{ID: "CDEPLOY", Name: "deploys"}}})}
+		Channels: []Channel{{ID: "CDEPLOY", Name: "deploys"}}, Now: now})}
 	bot := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -381,13 +388,13 @@ func TestMrkdwn(t *testing.T) {
 		{"snake_case_name and 2*3*4", "snake_case_name and 2*3*4"},
 		{"a `*code*` b", "a <code>*code*</code> b"},
 		{":rocket: <@UQA> and <@UX|x>", "🚀 <span class=\"mention\">@Quinn</span> and <span class=\"mention\">@UX</span>"},
-		{"<!date^1700000000^{date}|2023-11-14T22:13:20Z>", "<time>2023-11-14T22:13:20Z</time>"},
+		{"<!date^1700000000^{date_short_pretty} {time}|2023-11-14T22:13:20Z>", "<time>today 5:13 PM</time>"},
 		{"<https://x.example/a|*#12*>", `<a href="https://x.example/a" target="_blank" rel="noopener noreferrer"><b>#12</b></a>`},
 		{"one\ntwo", "one<br>two"},
 		{"a &amp; b &lt;c&gt;", "a &amp; b &lt;c&gt;"},
 		{":not_an_emoji: x", ":not_an_emoji: x"},
 	} {
-		r := &renderer{name: names}
+		r := &renderer{name: names, now: time.Date(2023, 11, 14, 20, 0, 0, 0, est)}
 		r.mrkdwn(tc.in)
 		if got := r.b.String(); got != tc.want {
 			t.Errorf("mrkdwn(%q) = %q, want %q", tc.in, got, tc.want)

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/promotebot/promotebot/slackui/fakeslack"
 )
 
 //go:embed page.js
@@ -78,16 +80,9 @@ func (s *Slack) snapshot(as string) snapshot {
 		Version: s.version}
 	viewer := snap.Viewer.ID
 	r := s.renderer()
-	if n := s.notices[viewer]; len(n) > 0 {
-		r.b.WriteString(`<div class="notices">`)
-		for _, text := range slices.Backward(n) {
-			r.b.WriteString(`<p>` + esc(text) + `</p>`)
-		}
-		r.b.WriteString(`</div>`)
-	}
 	if viewer != "" {
 		r.b.WriteString(`<section><h2>Direct messages with promotebot</h2>`)
-		s.conversation(r, dmID(viewer), viewer)
+		s.conversation(r, fakeslack.DMID(viewer), viewer)
 		r.b.WriteString(`</section>`)
 	}
 	for _, c := range s.opts.Channels {
@@ -105,7 +100,7 @@ func (s *Slack) snapshot(as string) snapshot {
 }
 
 func (s *Slack) renderer() *renderer {
-	return &renderer{name: func(kind, id string) string {
+	return &renderer{now: s.opts.Now(), name: func(kind, id string) string {
 		if kind == "user" {
 			if p, ok := s.people[id]; ok {
 				return p.Name
@@ -115,67 +110,6 @@ func (s *Slack) renderer() *renderer {
 		}
 		return id
 	}}
-}
-
-// conversation writes the messages of ch that viewer sees, newest first,
-// each with its thread replies.
-func (s *Slack) conversation(r *renderer, ch, viewer string) {
-	var f *form
-	if viewer != "" && s.canSee(viewer, ch) {
-		f = &form{CSRF: s.csrf, As: viewer, Channel: ch}
-	}
-	shown := false
-	for _, m := range slices.Backward(s.messages) {
-		if m.Channel != ch || m.ThreadTS != "" || m.Ephemeral && m.User != viewer {
-			continue
-		}
-		shown = true
-		s.writeMessage(r, m, f)
-	}
-	if !shown {
-		r.b.WriteString(`<p class="empty">No messages yet.</p>`)
-	}
-}
-
-func (s *Slack) writeMessage(r *renderer, m *message, f *form) {
-	class := "msg"
-	if m.Ephemeral {
-		class += " eph"
-	}
-	r.b.WriteString(`<article class="` + class + `" data-ts="` + esc(m.TS) + `"><div class="meta"><b>promotebot</b> <span class="app">APP</span>`)
-	if m.Updated > 0 {
-		r.b.WriteString(` <span class="edited">(edited)</span>`)
-	}
-	if m.Ephemeral {
-		r.b.WriteString(` <span class="edited">Only visible to you</span>`)
-	}
-	r.b.WriteString(`</div><div class="body">`)
-	var mf *form
-	if f != nil {
-		c := *f
-		c.TS = m.TS
-		mf = &c
-	}
-	if bs := decodeBlocks(m.Blocks); len(bs) > 0 {
-		r.blocks(bs, mf)
-	} else {
-		r.mrkdwn(m.Text)
-	}
-	r.b.WriteString(`</div>`)
-	var replies []*message
-	for _, c := range s.messages {
-		if c.Channel == m.Channel && c.ThreadTS == m.TS && (!c.Ephemeral || f != nil && c.User == f.As) {
-			replies = append(replies, c)
-		}
-	}
-	if len(replies) > 0 {
-		r.b.WriteString(`<div class="replies">`)
-		for _, c := range replies {
-			s.writeMessage(r, c, f)
-		}
-		r.b.WriteString(`</div>`)
-	}
-	r.b.WriteString(`</article>`)
 }
 
 // modalView is what the page reads of a view.
@@ -283,9 +217,9 @@ func (s *Slack) serveClick(w http.ResponseWriter, r *http.Request) {
 	}
 	payload, problem := s.clickPayload(p, r.PostForm)
 	if problem != "" {
-		s.notify(p.ID, problem)
+		s.notify(p.ID, r.PostForm.Get("channel"), problem)
 	} else if _, err := s.deliver(r.Context(), payload); err != nil {
-		s.notify(p.ID, err.Error())
+		s.notify(p.ID, r.PostForm.Get("channel"), err.Error())
 	}
 	back(w, r, p.ID)
 }
@@ -298,13 +232,13 @@ func (s *Slack) serveSubmit(w http.ResponseWriter, r *http.Request) {
 	id := r.PostForm.Get("view")
 	payload, problem := s.submitPayload(p, id, r.PostForm)
 	if problem != "" {
-		s.notify(p.ID, problem)
+		s.notify(p.ID, s.viewChannel(id), problem)
 		back(w, r, p.ID)
 		return
 	}
 	answer, err := s.deliver(r.Context(), payload)
 	if err != nil {
-		s.notify(p.ID, err.Error())
+		s.notify(p.ID, s.viewChannel(id), err.Error())
 		back(w, r, p.ID)
 		return
 	}
@@ -339,6 +273,18 @@ func (s *Slack) setViewErrors(id string, errs map[string]string) {
 			s.version++
 		}
 	}
+}
+
+// viewChannel is the conversation whose click opened the view id, or "".
+func (s *Slack) viewChannel(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range s.views {
+		if v.ID == id {
+			return v.Channel
+		}
+	}
+	return ""
 }
 
 func (s *Slack) closeView(user, id string) {
@@ -378,7 +324,9 @@ form.act{display:inline}
 code{background:#f3f3f3;border:1px solid #e5e5e5;border-radius:3px;padding:0 .2em;font-size:.9em;color:#c01343}
 pre{background:#f6f6f6;border:1px solid #e5e5e5;padding:.5em;white-space:pre-wrap}
 .mention{background:#e8f5fa;color:#1264a3;border-radius:3px;padding:0 .15em}
-.notices p{background:#fff4d6;border:1px solid #e8c66a;border-radius:6px;padding:.4em .8em;margin:.4em 0}
+.conv{max-height:70vh;overflow-y:auto}
+.msg.notice{background:#fff4d6;padding:.6em}
+time.at{font-size:.85em;color:#616061;margin-left:.3em}
 .modal{position:fixed;inset:0;background:rgba(0,0,0,.45);display:flex;align-items:center;justify-content:center}
 .modal form{background:#fff;border-radius:8px;padding:1em 1.4em;min-width:22em;max-width:34em}
 .input{display:block;margin:.8em 0}.input textarea,.input input{display:block;width:100%;box-sizing:border-box;margin-top:.3em;font:inherit}

@@ -1,5 +1,7 @@
 // The local Slack page: a confirmation dialog for buttons that ask for one,
-// and a poll every second that redraws the messages when something changed.
+// a poll every second that redraws the messages when something changed, and
+// each conversation kept scrolled to its newest message, at the bottom, as
+// Slack keeps it (unless the reader scrolled up to read older ones).
 (function () {
   'use strict';
   var main = document.getElementById('main');
@@ -10,6 +12,16 @@
       e.preventDefault();
     }
   });
+  function conversations() {
+    return Array.prototype.slice.call(document.querySelectorAll('#feed .conv'));
+  }
+  function atBottom(c) {
+    return c.scrollHeight - c.scrollTop - c.clientHeight < 40;
+  }
+  function toBottom(cs) {
+    cs.forEach(function (c) { c.scrollTop = c.scrollHeight; });
+  }
+  toBottom(conversations());
   function poll() {
     fetch('/state?as=' + encodeURIComponent(as), {cache: 'no-store'})
       .then(function (r) { return r.json(); })
@@ -18,8 +30,10 @@
           return;
         }
         version = String(s.version);
+        var readingOlder = conversations().map(function (c) { return !atBottom(c); });
         // The server escaped every text in these fragments.
         document.getElementById('feed').innerHTML = s.feed;
+        toBottom(conversations().filter(function (c, i) { return !readingOlder[i]; }));
         if (s.modalKey !== modalKey) {
           modalKey = s.modalKey;
           document.getElementById('modal').innerHTML = s.modal;

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -95,6 +96,7 @@ type form struct {
 // through esc; tags and attribute names are its own.
 type renderer struct {
 	name func(kind, id string) string // display names of mentions
+	now  time.Time                    // for "today", and the reader's time zone
 	b    strings.Builder
 }
 
@@ -344,7 +346,7 @@ func (r *renderer) control(c string, links bool) {
 	case strings.HasPrefix(body, "!subteam^"):
 		r.b.WriteString(`<span class="mention">@` + esc(strings.TrimPrefix(body, "!subteam^")) + `</span>`)
 	case strings.HasPrefix(body, "!date^"):
-		r.b.WriteString(`<time>` + esc(unentity(label)) + `</time>`)
+		r.b.WriteString(`<time>` + esc(r.date(body, unentity(label))) + `</time>`)
 	case strings.HasPrefix(body, "!"):
 		r.b.WriteString(`<span class="mention">@` + esc(unentity(strings.TrimPrefix(body, "!"))) + `</span>`)
 	default:

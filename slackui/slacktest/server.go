@@ -12,7 +12,8 @@
 // for user U<rest> once conversations.open was called for the user or a
 // message was posted to the user's ID. Message timestamps are fixed and
 // increasing: "1700000000.000100", "1700000000.000200", …, shared by all
-// channels.
+// channels. The methods it shares with the quickstart's local Slack
+// (slackui/localslack) are answered by their common core, slackui/fakeslack.
 package slacktest
 
 import (
@@ -20,7 +21,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"mime"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -28,6 +28,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/promotebot/promotebot/slackui/fakeslack"
 )
 
 // Identity of the bot the server answers as (auth.test, message authors).
@@ -42,22 +44,13 @@ const (
 	TeamName = "slacktest"
 )
 
-// tsEpoch is the second of the first message timestamp; each message adds
-// tsStep microseconds.
-const (
-	tsEpoch = 1700000000
-	tsStep  = 100
-)
+// identity is who the server answers as.
+var identity = fakeslack.Identity{BotUserID: BotUserID, BotID: BotID, TeamID: TeamID, TeamName: TeamName,
+	AppID: "ASLACKTEST", URL: "https://" + TeamName + ".slack.com/", Fake: "slacktest"}
 
 // User is a member of the fake workspace, known to users.info,
 // conversations.open, chat.postEphemeral and DMs.
-type User struct {
-	ID       string // U…
-	Name     string // handle, also answered as the profile's display_name
-	RealName string
-	Email    string
-	IsBot    bool
-}
+type User = fakeslack.User
 
 // Call is one recorded request to the server.
 type Call struct {
@@ -78,21 +71,7 @@ type Call struct {
 }
 
 // Message is the current state of a message posted through the server.
-type Message struct {
-	Channel  string // C… or D…
-	TS       string
-	ThreadTS string // parent's ts for a thread reply, else ""
-	Text     string
-	// User is the author (BotUserID), or for an ephemeral message the user
-	// it was shown to.
-	User string
-	// Blocks is the blocks JSON array as sent, nil when there are none.
-	Blocks json.RawMessage
-	// Updated counts the chat.update calls applied to the message.
-	Updated int
-	// Ephemeral reports a message posted with chat.postEphemeral.
-	Ephemeral bool
-}
+type Message = fakeslack.Message
 
 // Failure is an answer injected with Fail in place of a method's normal one.
 type Failure struct {
@@ -125,17 +104,10 @@ type Server struct {
 	closing chan struct{} // closed when the test ends
 
 	mu       sync.Mutex
-	users    map[string]User
-	groups   map[string][]string
-	channels map[string]bool
-	dms      map[string]string // DM channel ID → user ID
-	messages []*Message        // in post order
-	byKey    map[string]*Message
+	ws       *fakeslack.Workspace
 	calls    []Call
 	failures map[string][]Failure
 	views    []json.RawMessage
-	nextTS   int
-	nextView int
 }
 
 // NewServer starts a fake Slack that accepts only token and closes it when
@@ -145,11 +117,7 @@ func NewServer(tb testing.TB, token string) *Server {
 	s := &Server{
 		tb:       tb,
 		token:    token,
-		users:    map[string]User{},
-		groups:   map[string][]string{},
-		channels: map[string]bool{},
-		dms:      map[string]string{},
-		byKey:    map[string]*Message{},
+		ws:       fakeslack.New(identity, nil),
 		failures: map[string][]Failure{},
 		closing:  make(chan struct{}),
 	}
@@ -166,7 +134,7 @@ func NewServer(tb testing.TB, token string) *Server {
 func (s *Server) AddUser(u User) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.users[u.ID] = u
+	s.ws.AddUser(u)
 }
 
 // AddGroup adds or replaces the user group id (S…) with its members, for
@@ -174,14 +142,14 @@ func (s *Server) AddUser(u User) {
 func (s *Server) AddGroup(id string, members ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.groups[id] = append([]string{}, members...)
+	s.ws.AddGroup(id, members)
 }
 
 // AddChannel declares the channel id (C…), which every user is a member of.
 func (s *Server) AddChannel(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.channels[id] = true
+	s.ws.AddChannel(id)
 }
 
 // Fail queues f as the answer to the next call of method. Failures queued
@@ -215,7 +183,7 @@ func (s *Server) Messages(channel string) []Message {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Message
-	for _, m := range s.messages {
+	for _, m := range s.ws.Messages() {
 		if channel == "" || m.Channel == channel {
 			out = append(out, copyMessage(m))
 		}
@@ -227,7 +195,7 @@ func (s *Server) Messages(channel string) []Message {
 func (s *Server) Message(channel, ts string) (Message, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.byKey[msgKey(channel, ts)]
+	m, ok := s.ws.Message(channel, ts)
 	if !ok {
 		return Message{}, false
 	}
@@ -255,14 +223,8 @@ type answer struct {
 	header map[string]string
 }
 
-func okAnswer(fields map[string]any) answer {
-	body := map[string]any{"ok": true}
-	maps.Copy(body, fields)
-	return answer{status: http.StatusOK, body: body}
-}
-
 func errAnswer(code string) answer {
-	return answer{status: http.StatusOK, body: map[string]any{"ok": false, "error": code}}
+	return answer{status: http.StatusOK, body: fakeslack.Err(code)}
 }
 
 // serveHTTP decodes a request, answers it (injected failure, authentication,
@@ -274,7 +236,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	call := Call{Method: method, At: time.Now()}
-	params, jsonBody, code := readParams(r)
+	params, jsonBody, code := fakeslack.ReadParams(r)
 	call.Params = params
 	var a answer
 	if code != "" {
@@ -309,16 +271,18 @@ func (s *Server) answer(r *http.Request, method string, params map[string]string
 	if failing && (f.Status != 0 && f.Status != http.StatusOK || f.Error != "") {
 		return failureAnswer(f)
 	}
-	h, known := handlers[method]
-	if !known {
+	if method != "views.open" && !fakeslack.Implements(method) {
 		return errAnswer("unknown_method")
 	}
-	if code := s.authenticate(r, params, jsonBody); code != "" {
+	if code := fakeslack.Authenticate(r, jsonBody, s.token); code != "" {
 		return errAnswer(code)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return h(s, params)
+	if method == "views.open" {
+		return s.viewsOpen(params)
+	}
+	return answer{status: http.StatusOK, body: s.ws.Answer(method, params)}
 }
 
 func (s *Server) popFailure(method string) (Failure, bool) {
@@ -351,91 +315,6 @@ func failureAnswer(f Failure) answer {
 	}
 }
 
-// authenticate returns "" when the request carries the server's token, else
-// Slack's error code.
-func (s *Server) authenticate(r *http.Request, params map[string]string, jsonBody bool) string {
-	token := ""
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, t, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return "invalid_auth"
-		}
-		token = strings.TrimSpace(t)
-	} else if !jsonBody {
-		token = r.Form.Get("token")
-	}
-	switch {
-	case token == "":
-		return "not_authed"
-	case token != s.token:
-		return "invalid_auth"
-	}
-	return ""
-}
-
-// readParams decodes the request's parameters: the query, and a form or JSON
-// body. It returns Slack's error code when the body cannot be read.
-func readParams(r *http.Request) (params map[string]string, jsonBody bool, code string) {
-	params = map[string]string{}
-	ct := r.Header.Get("Content-Type")
-	mediaType := ""
-	if ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil {
-			return params, false, "invalid_post_type"
-		}
-		mediaType = mt
-	}
-	switch {
-	case mediaType == "application/json":
-		if err := r.ParseForm(); err != nil { // the query only
-			return params, true, "invalid_form_data"
-		}
-		addForm(params, r)
-		return params, true, readJSON(r, params)
-	case mediaType == "multipart/form-data":
-		if err := r.ParseMultipartForm(10 << 20); err != nil {
-			return params, false, "invalid_form_data"
-		}
-	case mediaType == "application/x-www-form-urlencoded" || r.Method == http.MethodGet && mediaType == "":
-		if err := r.ParseForm(); err != nil {
-			return params, false, "invalid_form_data"
-		}
-	default:
-		return params, false, "invalid_post_type"
-	}
-	addForm(params, r)
-	return params, false, ""
-}
-
-func addForm(params map[string]string, r *http.Request) {
-	for k, v := range r.Form {
-		if k != "token" && len(v) > 0 {
-			params[k] = v[0]
-		}
-	}
-}
-
-func readJSON(r *http.Request, params map[string]string) string {
-	var body json.RawMessage
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		return "invalid_json"
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
-		return "json_not_object"
-	}
-	for k, raw := range fields {
-		var str string
-		if json.Unmarshal(raw, &str) == nil {
-			params[k] = str
-		} else {
-			params[k] = string(raw)
-		}
-	}
-	return ""
-}
-
 // write sends a, the one place that writes answers.
 func (s *Server) write(w http.ResponseWriter, a answer) {
 	for k, v := range a.header {
@@ -465,5 +344,3 @@ func copyMessage(m *Message) Message {
 	c.Blocks = bytes.Clone(m.Blocks)
 	return c
 }
-
-func msgKey(channel, ts string) string { return channel + "/" + ts }
