@@ -436,3 +436,29 @@ func safePlain(v string) bool {
 	}
 	return k.NamePrefix == v
 }
+
+// Pin is one images: entry of a kustomization as kustomize applies it.
+type Pin struct {
+	// Name is the image name the entry matches in the manifests.
+	Name string
+	// Repository is what it deploys: newName, else name.
+	Repository string
+	// Tag and Digest are its newTag and digest (either may be empty).
+	Tag, Digest string
+}
+
+// Pins reads a kustomization's images: entries the way kustomize does.
+func Pins(kustomization []byte) ([]Pin, error) {
+	var k types.Kustomization
+	if err := k.Unmarshal(kustomization); err != nil {
+		return nil, fmt.Errorf("%w: %v", errKustomization, err)
+	}
+	pins := make([]Pin, len(k.Images))
+	for i, e := range k.Images {
+		pins[i] = Pin{Name: e.Name, Repository: e.Name, Tag: e.NewTag, Digest: e.Digest}
+		if e.NewName != "" {
+			pins[i].Repository = e.NewName
+		}
+	}
+	return pins, nil
+}

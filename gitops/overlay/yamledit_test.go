@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -253,5 +254,20 @@ func TestObviouslyStringAgreesWithTheParsers(t *testing.T) {
 		if obviouslyString(v) {
 			t.Errorf("%q taken as obviously a string", v)
 		}
+	}
+}
+
+func TestPins(t *testing.T) {
+	pins, err := Pins([]byte("images:\n- name: nginx\n  newName: registry.example.com/acme/web\n  newTag: \"1.10\"\n" +
+		"- name: registry.example.com/acme/hello\n  digest: sha256:abc\n"))
+	want := []Pin{
+		{Name: "nginx", Repository: "registry.example.com/acme/web", Tag: "1.10"},
+		{Name: "registry.example.com/acme/hello", Repository: "registry.example.com/acme/hello", Digest: "sha256:abc"},
+	}
+	if err != nil || !reflect.DeepEqual(pins, want) {
+		t.Fatalf("Pins = %+v, %v; want %+v", pins, err, want)
+	}
+	if _, err := Pins([]byte("images: [")); !errors.Is(err, errKustomization) {
+		t.Fatalf("Pins of broken YAML: %v, want errKustomization", err)
 	}
 }

@@ -11,7 +11,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"go.yaml.in/yaml/v3"
+
+	"github.com/promotebot/promotebot/gitops/overlay"
 )
 
 // Project is a project found in the config repo.
@@ -103,33 +104,23 @@ func project(apps *object.Tree, app string) (Project, bool, error) {
 	return p, true, err
 }
 
-// OverlayImage reads an overlay's kustomization.yaml and picks the app's
-// entry under images: (the one whose repository ends in /<app>, else the
-// first). It returns that entry's repository (newName, else name) and its
+// OverlayImage reads an overlay's kustomization.yaml as the bot does
+// (overlay.Pins) and picks the app's entry under images: (the one whose
+// name or repository ends in /<app>, else the first). It returns that entry's repository (newName, else name) and its
 // newTag; "" when there is no images: entry or the file cannot be read.
 func OverlayImage(kustomization, app string) (image, tag string) {
-	var k struct {
-		Images []struct {
-			Name    string `yaml:"name"`
-			NewName string `yaml:"newName"`
-			NewTag  string `yaml:"newTag"`
-		} `yaml:"images"`
-	}
-	if yaml.Unmarshal([]byte(kustomization), &k) != nil || len(k.Images) == 0 {
+	pins, err := overlay.Pins([]byte(kustomization))
+	if err != nil || len(pins) == 0 {
 		return "", ""
 	}
-	pick := k.Images[0]
-	for _, im := range k.Images {
-		if strings.HasSuffix(im.Name, "/"+app) || strings.HasSuffix(im.NewName, "/"+app) {
-			pick = im
+	pick := pins[0]
+	for _, p := range pins {
+		if strings.HasSuffix(p.Name, "/"+app) || strings.HasSuffix(p.Repository, "/"+app) {
+			pick = p
 			break
 		}
 	}
-	image = pick.Name
-	if pick.NewName != "" {
-		image = pick.NewName
-	}
-	return image, pick.NewTag
+	return pick.Repository, pick.Tag
 }
 
 // NextTag is the tag of a build that is new to the config repo: the next
