@@ -353,6 +353,7 @@ func TestQuickstartRunAgain(t *testing.T) {
 // itself, the buttons submit their forms, and Deploy's confirmation dialog
 // is accepted.
 func TestQuickstartInChromium(t *testing.T) {
+	skipIfShort(t, "a browser drives the local Slack page")
 	chromium := findChromium(t)
 	s := startQuickstart(t, "")
 	b := startChromium(t, chromium)
