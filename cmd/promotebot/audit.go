@@ -314,7 +314,8 @@ func stableJSON(c history.Change) history.Change {
 }
 
 var csvHeader = []string{"commit", "time", "project", "environment", "image", "build", "source", "approvals",
-	"promotedBy", "pr", "author", "committer", "subject", "signed", "signature", "trailers", "botMade", "paths", "malformed"}
+	"promotedBy", "pr", "author", "committer", "subject", "signed", "signature", "trailers", "botMade", "paths", "malformed",
+	"claims", "beyondMerged", "qaPinned"}
 
 func csvRecord(c history.Change) []string {
 	approvals := make([]string, len(c.Approvals))
@@ -324,7 +325,7 @@ func csvRecord(c history.Change) []string {
 	rec := []string{c.Commit, c.Time.Format(time.RFC3339), c.Project, c.Environment, c.Image, c.Build, c.Source,
 		strings.Join(approvals, "; "), c.PromotedBy.String(), c.PR, c.Author, c.Committer, c.Subject,
 		strconv.FormatBool(c.Signed), c.Signature, strconv.FormatBool(c.Trailers), strconv.FormatBool(c.BotMade),
-		strings.Join(c.Paths, " "), strings.Join(c.Malformed, "; ")}
+		strings.Join(c.Paths, " "), strings.Join(c.Malformed, "; "), c.Claims, c.BeyondMerged, strconv.FormatBool(c.QAPinned)}
 	for i, v := range rec {
 		rec[i] = csvCell(v)
 	}

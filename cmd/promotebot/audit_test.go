@@ -187,12 +187,12 @@ func TestAuditCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(recs) != 4 || strings.Join(recs[0], ",") != "commit,time,project,environment,image,build,source,approvals,"+
-		"promotedBy,pr,author,committer,subject,signed,signature,trailers,botMade,paths,malformed" {
+		"promotedBy,pr,author,committer,subject,signed,signature,trailers,botMade,paths,malformed,claims,beyondMerged,qaPinned" {
 		t.Fatalf("csv:\n%s", stdout)
 	}
 	want := []string{f.prod2, "2026-01-10T12:00:00Z", "hello", "production", "registry.example.com/acme/hello:1.5.0", "b2",
 		"tag v1.5.0", "Olga <slack:UOWN1> 2026-01-10T11:45:00Z", "Olga <slack:UOWN1>", "", "promotebot <bot@example.com>",
-		"promotebot <bot@example.com>", "Promote hello 1.5.0 to production", "true", "", "true", "true", "", ""}
+		"promotebot <bot@example.com>", "Promote hello 1.5.0 to production", "true", "", "true", "true", "", "", "", "", "false"}
 	if strings.Join(recs[1], "|") != strings.Join(want, "|") {
 		t.Fatalf("row\n%q\nwant\n%q", recs[1], want)
 	}
