@@ -1,8 +1,9 @@
 // Package history reads the config repository's history as an auditor does:
-// one change per commit with promotebot's trailers, one per project for a
-// commit without them that changed production, with signatures checked
-// when asked; and judges it (Check): who approved and promoted what, and
-// which production changes did not go through the bot.
+// one change per commit with promotebot's trailers, and one per project
+// whose production a commit changed (it renders differently) without the
+// bot's production trailers for it, with signatures checked when asked; and
+// judges it (Check): who approved and promoted what, and which production
+// changes did not go through the bot.
 package history
 
 import (
