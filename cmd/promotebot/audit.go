@@ -27,9 +27,10 @@ func auditCommand(d deps) *cli.Command {
 		Usage:     "list who approved and promoted what, from the config repository's history",
 		ArgsUsage: " ",
 		Description: "audit reads the first-parent history of the config branch (no database needed) and lists every " +
-			"change promotebot made, with its trailers, and every production change someone made without them. " +
-			"--check lists the production changes that break the rules instead and exits with status 1 when there " +
-			"is any; --verify checks each commit's OpenPGP signature against --keyring. A remote repository is " +
+			"change promotebot made, with its trailers, and every production change someone made without them: a " +
+			"commit changes a project's production when its production overlay renders differently, whatever files " +
+			"changed and whatever its message says. --check lists the production changes that break the rules " +
+			"instead and exits with status 1 when there is any; --verify checks each commit's OpenPGP signature against --keyring. A remote repository is " +
 			"cloned into a temporary directory; its credentials come from PROMOTEBOT_GIT_USERNAME and " +
 			"PROMOTEBOT_GIT_PASSWORD (or gitops.sshKeyFile and PROMOTEBOT_GIT_SSH_PASSPHRASE).",
 		Flags: []cli.Flag{
@@ -214,8 +215,8 @@ func (a *auditRun) checkOptions(changes []history.Change) (history.CheckOptions,
 		for _, p := range a.cfg.Projects {
 			o.RequiredApprovals[p.ID] = p.RequiredApprovals
 		}
-		notes = append(notes, fmt.Sprintf("required approvals: what each commit recorded (Promotebot-Required-Approvals), "+
-			"else the project's requiredApprovals in %s as it is now", a.configName))
+		notes = append(notes, fmt.Sprintf("required approvals: the stricter of what each commit recorded "+
+			"(Promotebot-Required-Approvals) and the project's requiredApprovals in %s as it is now", a.configName))
 		unknown := map[string]bool{}
 		for _, c := range changes {
 			if _, ok := o.RequiredApprovals[c.Project]; !ok && c.Trailers && !c.Root &&
@@ -300,7 +301,8 @@ func stableJSON(c history.Change) history.Change {
 }
 
 var csvHeader = []string{"commit", "time", "project", "environment", "image", "build", "source", "approvals",
-	"promotedBy", "pr", "author", "committer", "subject", "signed", "signature", "trailers", "botMade", "paths", "malformed"}
+	"promotedBy", "pr", "author", "committer", "subject", "signed", "signature", "trailers", "botMade", "paths", "malformed",
+	"claims", "beyondMerged", "qaPinned"}
 
 func csvRecord(c history.Change) []string {
 	approvals := make([]string, len(c.Approvals))
@@ -310,7 +312,7 @@ func csvRecord(c history.Change) []string {
 	rec := []string{c.Commit, c.Time.Format(time.RFC3339), c.Project, c.Environment, c.Image, c.Build, c.Source,
 		strings.Join(approvals, "; "), c.PromotedBy.String(), c.PR, c.Author, c.Committer, c.Subject,
 		strconv.FormatBool(c.Signed), c.Signature, strconv.FormatBool(c.Trailers), strconv.FormatBool(c.BotMade),
-		strings.Join(c.Paths, " "), strings.Join(c.Malformed, "; ")}
+		strings.Join(c.Paths, " "), strings.Join(c.Malformed, "; "), c.Claims, c.BeyondMerged, strconv.FormatBool(c.QAPinned)}
 	for i, v := range rec {
 		rec[i] = csvCell(v)
 	}

@@ -195,7 +195,7 @@ func TestAuditJSON(t *testing.T) {
 		`"source":"branch feature/login @ 0123abc https://ci.example.com/7",` +
 		`"approvals":[{"name":"Ada","slackId":"UQA1","at":"2026-01-10T10:30:00Z"}],` +
 		`"promotedBy":{"name":"Olga","slackId":"UOWN1"},"buildAuthor":"","requiredApprovals":2,"pr":"","signed":true,"signature":"","trailers":true,` +
-		`"botMade":true,"root":false,"paths":[],"malformed":[]}`
+		`"botMade":true,"root":false,"paths":[],"claims":"","beyondMerged":"","qaPinned":false,"malformed":[]}`
 	if lines[1] != want {
 		t.Fatalf("line 2\n%s\nwant\n%s", lines[1], want)
 	}
@@ -204,7 +204,8 @@ func TestAuditJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	if root["root"] != true || root["trailers"] != false || root["botMade"] != false ||
-		fmt.Sprint(root["paths"]) != "[apps/hello/overlays/production/kustomization.yaml]" || fmt.Sprint(root["approvals"]) != "[]" {
+		fmt.Sprint(root["paths"]) != "[apps/hello/base/configmap.yaml apps/hello/base/deployment.yaml apps/hello/base/kustomization.yaml "+
+			"apps/hello/base/service.yaml apps/hello/overlays/production/kustomization.yaml]" || fmt.Sprint(root["approvals"]) != "[]" {
 		t.Fatalf("root commit %v", root)
 	}
 }
@@ -220,12 +221,12 @@ func TestAuditCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(recs) != 4 || strings.Join(recs[0], ",") != "commit,time,project,environment,image,build,source,approvals,"+
-		"promotedBy,pr,author,committer,subject,signed,signature,trailers,botMade,paths,malformed" {
+		"promotedBy,pr,author,committer,subject,signed,signature,trailers,botMade,paths,malformed,claims,beyondMerged,qaPinned" {
 		t.Fatalf("csv:\n%s", stdout)
 	}
 	want := []string{f.prod2, "2026-01-10T12:00:00Z", "hello", "production", "registry.example.com/acme/hello:1.5.0", "b2",
 		"tag v1.5.0", "Olga <slack:UOWN1> 2026-01-10T11:45:00Z", "Olga <slack:UOWN1>", "", "promotebot <bot@example.com>",
-		"promotebot <bot@example.com>", "Promote hello 1.5.0 to production", "true", "", "true", "true", "", ""}
+		"promotebot <bot@example.com>", "Promote hello 1.5.0 to production", "true", "", "true", "true", "", "", "", "", "false"}
 	if strings.Join(recs[1], "|") != strings.Join(want, "|") {
 		t.Fatalf("row\n%q\nwant\n%q", recs[1], want)
 	}
@@ -265,7 +266,8 @@ func TestAuditCheck(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Join(recs[0], ",") != "commit,time,project,environment,rule,detail" {
 		t.Fatalf("findings\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	for _, note := range []string{"note: required approvals: what each commit recorded (Promotebot-Required-Approvals), else the project's requiredApprovals in " + f.config,
+	for _, note := range []string{"note: required approvals: the stricter of what each commit recorded (Promotebot-Required-Approvals) " +
+		"and the project's requiredApprovals in " + f.config,
 		"note: an approver who wrote the build is found by Promotebot-Author"} {
 		if !strings.Contains(stderr, note) {
 			t.Errorf("stderr lacks %q:\n%s", note, stderr)
@@ -293,6 +295,46 @@ func TestAuditCheck(t *testing.T) {
 		f.prod2[:12])
 	if exitCode(err) != 1 || stdout != want2 {
 		t.Fatalf("err %v\nstdout:\n%s\nwant:\n%s", err, stdout, want2)
+	}
+}
+
+// TestAuditCheckJudgesChanges: --check judges a commit by what it changes,
+// not by its message (issue 13 item 1).
+func TestAuditCheckJudgesChanges(t *testing.T) {
+	f := newAuditFixture(t)
+	work := gittest.Clone(t, f.bare)
+	configmap, _ := gittest.ReadFile(t, f.bare, "main", "apps/hello/base/configmap.yaml")
+	kust, _ := gittest.ReadFile(t, f.bare, "main", "apps/hello/overlays/production/kustomization.yaml")
+	sneaky := gittest.CommitFiles(t, work, map[string]string{"apps/hello/base/configmap.yaml": configmap + "  EXTRA: \"1\"\n"},
+		"Deploy hello 1.4.0 to qa/x\n\nPromotebot-Build: b9\nPromotebot-Project: hello\nPromotebot-Environment: qa/x\n"+
+			"Promotebot-Image: registry.example.com/acme/hello:1.4.0\n")
+	lowBar := gittest.CommitFiles(t, work, map[string]string{
+		"apps/hello/overlays/production/kustomization.yaml": strings.Replace(kust, "1.5.0", "1.4.0", 1),
+	}, "Promote hello 1.4.0 to production\n\nPromotebot-Build: b10\nPromotebot-Project: hello\n"+
+		"Promotebot-Environment: production\nPromotebot-Image: registry.example.com/acme/hello:1.4.0\n"+
+		"Promotebot-Required-Approvals: 0\nApproved-by: Ada <slack:UQA1> 2026-01-10T10:30:00Z\nPromoted-by: Olga <slack:UOWN1>\n")
+	gittest.Push(t, work)
+
+	stdout, _, err := runWith(t, nil, "audit", "--config", f.config, "--check", "--format", "csv", "--since", "2026-01-11")
+	if exitCode(err) != 1 {
+		t.Fatalf("err %v (exit %d)\nstdout:\n%s", err, exitCode(err), stdout)
+	}
+	recs, cerr := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if cerr != nil {
+		t.Fatal(cerr)
+	}
+	var got []string
+	for _, r := range recs[1:] {
+		got = append(got, r[0][:7]+" "+r[4]+": "+r[5])
+	}
+	want := []string{
+		lowBar[:7] + " too-few-approvals: 1 approval(s), 2 required",
+		sneaky[:7] + " not-by-bot: apps/hello/base/configmap.yaml changed by " +
+			gittest.AuthorName + " <" + gittest.AuthorEmail + "> without promotebot's trailers",
+		sneaky[:7] + " wrong-trailers: production of hello changed (apps/hello/base/configmap.yaml), but the trailers say qa/x of hello",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("findings\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -191,10 +191,3 @@ func refused(err error) error {
 	}
 	return err
 }
-
-func short(h plumbing.Hash) string {
-	if h.IsZero() {
-		return "nothing"
-	}
-	return h.String()[:12]
-}

@@ -39,12 +39,6 @@ func writeFile(name, content string) clone.Edit {
 	}
 }
 
-// open opens the bot's clone of url.
-func open(t *testing.T, url string, mod ...func(*clone.Options)) *clone.Repo {
-	t.Helper()
-	return clonetest.Open(t, url, mod...)
-}
-
 func apply(t *testing.T, r *clone.Repo, e clone.Edit) clone.Result {
 	t.Helper()
 	res, err := r.Apply(context.Background(), e)

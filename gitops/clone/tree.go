@@ -374,3 +374,27 @@ func (t *tree) store(typ plumbing.ObjectType, data []byte, want plumbing.Hash) e
 	}
 	return nil
 }
+
+// ErrReadOnly is returned by a change of a read-only Files view (TreeFiles).
+var ErrReadOnly = promote.NewPermanent("read-only files")
+
+// TreeFiles returns a read-only Files view of the git tree root stored in s:
+// the files of a commit as they were, for reading history (an auditor
+// renders an old commit's overlays with it). WriteFile and RemoveAll return
+// ErrReadOnly, so nothing can be written to s through it.
+func TreeFiles(s storer.EncodedObjectStorer, root plumbing.Hash) Files {
+	return readOnlyTree{newTree(s, root)}
+}
+
+// readOnlyTree is a tree whose changes are refused.
+type readOnlyTree struct{ *tree }
+
+// WriteFile implements Files: it is refused.
+func (readOnlyTree) WriteFile(name string, _ []byte) error {
+	return fmt.Errorf("write %s: %w", name, ErrReadOnly)
+}
+
+// RemoveAll implements Files: it is refused.
+func (readOnlyTree) RemoveAll(name string) error {
+	return fmt.Errorf("remove %s: %w", name, ErrReadOnly)
+}

@@ -230,3 +230,29 @@ func TestTreeReportsSymlinksAndSubmodules(t *testing.T) {
 		t.Fatalf("types %v %v: symlinks and submodules must not look like files", ents[0].Type(), ents[1].Type())
 	}
 }
+
+func TestTreeFilesReadsAndRefusesChanges(t *testing.T) {
+	s := memory.NewStorage()
+	root := buildTree(t, s, map[string]string{"apps/a/base/k.yaml": "a", "README.md": "readme"})
+	f := TreeFiles(s, root)
+	if data, err := f.ReadFile("apps/a/base/k.yaml"); err != nil || string(data) != "a" {
+		t.Fatalf("ReadFile = %q, %v", data, err)
+	}
+	if entries, err := f.ReadDir("apps/a"); err != nil || len(entries) != 1 || entries[0].Name() != "base" || !entries[0].IsDir() {
+		t.Fatalf("ReadDir = %v, %v", entries, err)
+	}
+	for name, err := range map[string]error{
+		"write":  f.WriteFile("README.md", []byte("changed")),
+		"remove": f.RemoveAll("apps"),
+	} {
+		if !errors.Is(err, ErrReadOnly) {
+			t.Errorf("%s: %v, want ErrReadOnly", name, err)
+		}
+	}
+	if got := listFiles(t, s, root); got["README.md"] != "readme" || got["apps/a/base/k.yaml"] != "a" {
+		t.Errorf("tree changed: %v", got)
+	}
+	if data, err := f.ReadFile("README.md"); err != nil || string(data) != "readme" {
+		t.Errorf("ReadFile after a refused write = %q, %v", data, err)
+	}
+}

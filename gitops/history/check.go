@@ -13,11 +13,12 @@ import (
 // Rules that Check applies: malformed-trailer and the signature rules
 // to every change, the others to production changes.
 const (
-	RuleNotByBot         = "not-by-bot"        // no trailers, or no Promotebot-Build: not the bot's commit
+	RuleNotByBot         = "not-by-bot"        // production changed without the bot's trailers for it, or no Promotebot-Build
+	RuleWrongTrailers    = "wrong-trailers"    // production changed by a commit whose trailers say QA or another project
 	RuleTooFewApprovals  = "too-few-approvals" // fewer distinct Approved-by than required
 	RulePromoterApproved = "promoter-approved" // the promoter is among the approvers
 	RuleAuthorApproved   = "author-approved"   // an approver is the build's author (Promotebot-Author)
-	RuleNeverInQA        = "never-in-qa"       // no earlier qa/* change of the project had the image
+	RuleNeverInQA        = "never-in-qa"       // no earlier qa/* commit of the project pinned the image in its QA overlay
 	RuleNoPromoter       = "no-promoter"       // no readable Promoted-by
 	RuleMalformedTrailer = "malformed-trailer" // a trailer that could not be read
 	RuleUnsigned         = "unsigned"          // no signature (with a key ring)
@@ -36,11 +37,14 @@ type Finding struct {
 
 // CheckOptions sets the rules of Check.
 type CheckOptions struct {
-	// RequiredApprovals gives a project's required approvals by id;
-	// projects missing from it need DefaultApprovals.
+	// RequiredApprovals gives a project's required approvals by id, from
+	// the configuration; nil when there is none. A production change needs
+	// the stricter of this and what its commit recorded
+	// (Promotebot-Required-Approvals): a commit cannot lower its own bar.
 	RequiredApprovals map[string]int
-	// DefaultApprovals is what a project missing from RequiredApprovals
-	// needs (0 is taken as 1).
+	// DefaultApprovals stands for the configuration of a project missing
+	// from RequiredApprovals, and for the policy of a commit that recorded
+	// none when there is no configuration (0 is taken as 1).
 	DefaultApprovals int
 	// Only, when set, picks the changes that are checked; all of them
 	// still serve as history (an earlier QA deployment of an image).
@@ -61,7 +65,7 @@ func Check(changes []Change, o CheckOptions) []Finding {
 	var findings []Finding
 	for i := len(changes) - 1; i >= 0; i-- {
 		c := changes[i]
-		if strings.HasPrefix(c.Environment, "qa/") && c.Image != "" {
+		if strings.HasPrefix(c.Environment, "qa/") && c.Image != "" && c.QAPinned {
 			for _, k := range imageKeys(c.Project, c.Image) {
 				inQA[k] = true
 			}
@@ -102,21 +106,12 @@ func productionFindings(c Change, o CheckOptions, inQA map[string]bool) []Findin
 		f = append(f, Finding{Rule: rule, Detail: fmt.Sprintf(format, args...)})
 	}
 	if !c.Trailers {
-		add(RuleNotByBot, "%s changed by %s without promotebot's trailers", strings.Join(c.Paths, ", "), c.Author)
-		return f
+		return changeFindings(c)
 	}
 	if !c.BotMade {
 		add(RuleNotByBot, "promotebot's trailers without Promotebot-Build, committed by %s", c.Committer)
 	}
-	// The policy the commit recorded wins; older commits fall back to the
-	// configuration as it is now.
-	required, ok := c.RequiredApprovals, c.RequiredApprovals >= 0
-	if !ok {
-		required, ok = o.RequiredApprovals[c.Project]
-	}
-	if !ok {
-		required = o.DefaultApprovals
-	}
+	required := o.required(c)
 	approvers := map[string]bool{}
 	for _, a := range c.Approvals {
 		approvers[a.SlackID] = true
@@ -138,6 +133,40 @@ func productionFindings(c Change, o CheckOptions, inQA map[string]bool) []Findin
 		add(RuleNeverInQA, "%s never ran in a QA environment of %s before", c.Image, c.Project)
 	}
 	return f
+}
+
+// changeFindings judges a production change that no trailers cover.
+func changeFindings(c Change) []Finding {
+	paths := strings.Join(c.Paths, ", ")
+	detail := fmt.Sprintf("%s changed by %s without promotebot's trailers", paths, c.Author)
+	if c.BeyondMerged != "" {
+		detail = fmt.Sprintf("%s changed by a merge committed by %s beyond the branch it merged (%s), "+
+			"whose promotebot trailers cover only what that branch brought", paths, c.Committer, c.BeyondMerged)
+	}
+	f := []Finding{{Rule: RuleNotByBot, Detail: detail}}
+	if c.Claims != "" {
+		f = append(f, Finding{Rule: RuleWrongTrailers,
+			Detail: fmt.Sprintf("production of %s changed (%s), but the trailers say %s", c.Project, paths, c.Claims)})
+	}
+	return f
+}
+
+// required returns the approvals a production change needs: the stricter of
+// what its commit recorded and the configuration.
+func (o CheckOptions) required(c Change) int {
+	configured, ok := o.RequiredApprovals[c.Project]
+	if !ok && o.RequiredApprovals != nil {
+		configured, ok = o.DefaultApprovals, true
+	}
+	switch {
+	case ok && c.RequiredApprovals >= 0:
+		return max(configured, c.RequiredApprovals)
+	case ok:
+		return configured
+	case c.RequiredApprovals >= 0:
+		return c.RequiredApprovals
+	}
+	return o.DefaultApprovals
 }
 
 // imageKeys are the keys under which an image counts as having run in QA:

@@ -1,8 +1,9 @@
 // Package history reads the config repository's history as an auditor does:
-// one change per commit with promotebot's trailers, one per project for a
-// commit without them that changed production, with signatures checked
-// when asked; and judges it (Check): who approved and promoted what, and
-// which production changes did not go through the bot.
+// one change per commit with promotebot's trailers, and one per project
+// whose production a commit changed (it renders differently) without the
+// bot's production trailers for it, with signatures checked when asked; and
+// judges it (Check): who approved and promoted what, and which production
+// changes did not go through the bot.
 package history
 
 import (
@@ -10,10 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -22,7 +21,6 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
@@ -31,9 +29,10 @@ import (
 )
 
 // Change is one change of the config repository's history as an auditor
-// reads it: a commit with promotebot's trailers, or a commit without them
-// that changed a project's production overlay (one Change per project it
-// touched). The JSON names are the audit command's output contract.
+// reads it: what a commit's promotebot trailers say, and one Change without
+// trailers per project whose production the commit changed (it renders
+// differently) that its trailers do not cover. The JSON names are the audit
+// command's output contract.
 type Change struct {
 	// Commit is the full commit hash.
 	Commit string `json:"commit"`
@@ -45,7 +44,7 @@ type Change struct {
 	// Subject is the message's first line.
 	Subject string `json:"subject"`
 	// Project is the Promotebot-Project trailer, or for a change without
-	// trailers the project whose folder it touched (Options.ProjectPaths,
+	// trailers the project whose production changed (Options.ProjectPaths,
 	// else the folder's last element).
 	Project string `json:"project"`
 	// Environment is "production" or "qa/<env>".
@@ -73,17 +72,30 @@ type Change struct {
 	// Signature, when Options.KeyRing is set, is "good <key id>",
 	// "none" or "bad"; otherwise empty.
 	Signature string `json:"signature"`
-	// Trailers tells whether the commit carries promotebot's trailers
-	// (its own, or for a merge, those of the branch it merged).
+	// Trailers tells whether the change is what promotebot's trailers say
+	// (the commit's own, or for a merge, those of the branch it merged);
+	// false for a production change they do not cover.
 	Trailers bool `json:"trailers"`
 	// BotMade tells whether it carries a Promotebot-Build trailer, which
 	// only the bot writes.
 	BotMade bool `json:"botMade"`
 	// Root is set for the repository's first commit.
 	Root bool `json:"root"`
-	// Paths, for a change without trailers, lists the production overlay
-	// files it changed.
+	// Paths, for a change without trailers, lists the files production
+	// reads that it changed: the project folder but its other overlays.
 	Paths []string `json:"paths"`
+	// Claims, for a change without trailers of a commit that has some, is
+	// what they say instead: "qa/<env> of <project>", "production of
+	// <project>".
+	Claims string `json:"claims"`
+	// BeyondMerged, for a change without trailers made by a merge whose
+	// trailers cover the project, is the merged branch head: production
+	// after the merge renders as on none of its parents.
+	BeyondMerged string `json:"beyondMerged"`
+	// QAPinned, for a QA change, tells whether the commit really deployed
+	// Image: a project folder it changed pins it in
+	// overlays/qa/<env>/kustomization.yaml.
+	QAPinned bool `json:"qaPinned"`
 	// Malformed lists the trailers that could not be read ("Key: value"):
 	// they count for nothing.
 	Malformed []string `json:"malformed"`
@@ -123,8 +135,9 @@ type Options struct {
 	Env string
 	// Since and Until, when set, keep the changes committed in [Since, Until].
 	Since, Until time.Time
-	// ProjectPaths maps a project's folder ("apps/hello") to its id, to name
-	// the project of a production change without trailers.
+	// ProjectPaths maps a project's folder ("apps/hello") to its id. Any
+	// other folder with overlays/production/kustomization.yaml is a project
+	// too, named by its last element.
 	ProjectPaths map[string]string
 	// KeyRing, when set, is an armored OpenPGP key ring: every change's
 	// commit signature is checked against it (Change.Signature).
@@ -156,9 +169,11 @@ func (o Options) matchesEnv(env string) bool {
 // work tree, or a file:// URL of one), read in place, or a remote URL, cloned
 // (bare, one branch) into a temporary directory that is removed afterwards.
 //
-// Only commits without promotebot trailers are diffed against their first
-// parent, to find the production overlays they changed; the others are
-// known from their trailers alone.
+// Every commit is diffed against its first parent (a merge against every
+// parent) to find the projects whose production it changed: a project's
+// production overlay is rendered before and after, but only when the files
+// it reads changed (productionKey) and the commit's trailers do not cover
+// it, so the bot's own commits and QA-only changes render nothing.
 func Read(ctx context.Context, src string, opts Options) (_ []Change, err error) {
 	if opts.Branch == "" {
 		opts.Branch = "main"
@@ -182,7 +197,8 @@ func Read(ctx context.Context, src string, opts Options) (_ []Change, err error)
 	if err != nil {
 		return nil, fmt.Errorf("branch %s of %s: %w", opts.Branch, clone.RedactURL(src), err)
 	}
-	w := &historyWalker{stor: stor, opts: opts}
+	w := &historyWalker{stor: stor, opts: opts, trees: map[plumbing.Hash][]object.TreeEntry{},
+		renders: map[string]rendered{}}
 	return w.walk(ctx, ref.Hash())
 }
 
@@ -202,8 +218,10 @@ func openForReading(dir string) (*filesystem.Storage, *git.Repository, error) {
 }
 
 type historyWalker struct {
-	stor *filesystem.Storage
-	opts Options
+	stor    *filesystem.Storage
+	opts    Options
+	trees   map[plumbing.Hash][]object.TreeEntry // parsed trees, by hash
+	renders map[string]rendered                  // by folder and productionKey
 }
 
 // walk follows first parents from tip to the root.
@@ -231,7 +249,9 @@ func (w *historyWalker) walk(ctx context.Context, tip plumbing.Hash) ([]Change, 
 	}
 }
 
-// changesOf returns what one commit of the first-parent line did, filtered.
+// changesOf returns what one commit of the first-parent line did, filtered:
+// its trailers' change, and one change without trailers per project whose
+// production it changed that its trailers do not cover.
 func (w *historyWalker) changesOf(c *object.Commit) ([]Change, error) {
 	at := c.Committer.When.UTC()
 	if !w.opts.matchesTime(at) {
@@ -247,68 +267,118 @@ func (w *historyWalker) changesOf(c *object.Commit) ([]Change, error) {
 		Signed:    c.PGPSignature != "",
 		Root:      len(c.ParentHashes) == 0,
 	}
-	m := readMeta(trailer.Parse(c.Message))
-	if !m.trailers && len(c.ParentHashes) > 1 {
-		// A promotion pull request merged by a person on GitHub: the merge
-		// has GitHub's message; the trailers are on the branch it merged.
-		head, err := object.GetCommit(w.stor, c.ParentHashes[1])
-		if err != nil {
-			return nil, fmt.Errorf("read commit %s: %w", c.ParentHashes[1], err)
-		}
-		if hm := readMeta(trailer.Parse(head.Message)); hm.trailers && hm.env == trailer.Production {
-			m = hm
-		}
+	m, err := w.trailersOf(c)
+	if err != nil {
+		return nil, err
 	}
-	if m.trailers {
-		m.fill(&base)
-		if !w.opts.Matches(base) {
-			return nil, nil
-		}
-		return []Change{w.verified(c, base)}, nil
+	parents, err := w.parentTrees(c)
+	if err != nil {
+		return nil, err
 	}
-	if !w.opts.matchesEnv(trailer.Production) {
-		return nil, nil
+	var first plumbing.Hash
+	if len(parents) > 0 {
+		first = parents[0]
 	}
-	return w.humanChanges(c, base)
-}
-
-// humanChanges returns one Change per project whose production overlay a
-// commit without trailers changed.
-func (w *historyWalker) humanChanges(c *object.Commit, base Change) ([]Change, error) {
-	var parentTree plumbing.Hash
-	if len(c.ParentHashes) > 0 {
-		p, err := object.GetCommit(w.stor, c.ParentHashes[0])
-		if err != nil {
-			return nil, fmt.Errorf("read commit %s: %w", c.ParentHashes[0], err)
-		}
-		parentTree = p.TreeHash
-	}
-	var paths []string
-	if err := w.diffTrees(parentTree, c.TreeHash, "", &paths); err != nil {
+	folders, err := w.touched(first, c.TreeHash)
+	if err != nil {
 		return nil, fmt.Errorf("diff %s: %w", c.Hash, err)
 	}
-	byProject := map[string][]string{}
-	var order []string
-	for _, p := range paths {
-		dir, _ := productionPath(p)
-		id := w.opts.ProjectPaths[dir]
-		if id == "" {
-			id = path.Base(dir)
-		}
-		if _, ok := byProject[id]; !ok {
-			order = append(order, id)
-		}
-		byProject[id] = append(byProject[id], p)
-	}
 	var changes []Change
-	for _, id := range order {
+	if m.trailers {
 		ch := base
-		ch.Project, ch.Environment, ch.Paths = id, trailer.Production, byProject[id]
+		m.fill(&ch)
+		ch.QAPinned = w.pinsQA(c.TreeHash, folders, m)
 		if w.opts.Matches(ch) {
 			changes = append(changes, w.verified(c, ch))
 		}
 	}
+	for _, folder := range folders {
+		ch := base
+		ch.Project, ch.Environment = w.projectID(folder), trailer.Production
+		if !w.opts.Matches(ch) {
+			continue
+		}
+		ok, err := w.judgeProduction(c, parents, folder, m, &ch)
+		if err != nil {
+			return nil, fmt.Errorf("diff %s: %w", c.Hash, err)
+		}
+		if ok {
+			changes = append(changes, w.verified(c, ch))
+		}
+	}
 	return changes, nil
+}
+
+// trailersOf reads a commit's trailers. A merge without trailers of its own
+// takes those of the branch it merged when they are production's: a
+// promotion pull request merged by a person on GitHub has GitHub's message.
+func (w *historyWalker) trailersOf(c *object.Commit) (trailerFacts, error) {
+	m := readMeta(trailer.Parse(c.Message))
+	if m.trailers || len(c.ParentHashes) < 2 {
+		return m, nil
+	}
+	head, err := object.GetCommit(w.stor, c.ParentHashes[1])
+	if err != nil {
+		return m, fmt.Errorf("read commit %s: %w", c.ParentHashes[1], err)
+	}
+	if hm := readMeta(trailer.Parse(head.Message)); hm.trailers && hm.env == trailer.Production {
+		return hm, nil
+	}
+	return m, nil
+}
+
+// parentTrees returns the root trees of a commit's parents, in order.
+func (w *historyWalker) parentTrees(c *object.Commit) ([]plumbing.Hash, error) {
+	trees := make([]plumbing.Hash, len(c.ParentHashes))
+	for i, h := range c.ParentHashes {
+		p, err := object.GetCommit(w.stor, h)
+		if err != nil {
+			return nil, fmt.Errorf("read commit %s: %w", h, err)
+		}
+		trees[i] = p.TreeHash
+	}
+	return trees, nil
+}
+
+// judgeProduction tells whether the commit c changed the production of the
+// project in folder in a way its trailers m do not cover, and fills ch with
+// it. Trailers cover a project's production when they are the bot's
+// production trailers for it; a merge is covered only for what the branch
+// it merged brought: production after the merge must render as on one of
+// its parents, else what the merge brings beyond the merged branch is a
+// change of its own.
+func (w *historyWalker) judgeProduction(c *object.Commit, parents []plumbing.Hash, folder string, m trailerFacts, ch *Change) (bool, error) {
+	var first plumbing.Hash
+	if len(parents) > 0 {
+		first = parents[0]
+	}
+	if m.covers(ch.Project) && len(parents) < 2 {
+		return false, nil
+	}
+	if project, err := w.isProject(folder, first, c.TreeHash); err != nil || !project {
+		return false, err
+	}
+	against := first
+	switch {
+	case m.covers(ch.Project):
+		for _, p := range parents {
+			if differs, err := w.productionDiffers(folder, p, c.TreeHash); err != nil || !differs {
+				return false, err
+			}
+		}
+		against, ch.BeyondMerged = parents[1], c.ParentHashes[1].String()
+	default:
+		differs, err := w.productionDiffers(folder, first, c.TreeHash)
+		if err != nil || !differs {
+			return false, err
+		}
+		if m.trailers {
+			ch.Claims = m.claim()
+		}
+	}
+	paths, err := w.productionFiles(folder, against, c.TreeHash)
+	ch.Paths = paths
+	return err == nil, err
 }
 
 // verified sets the change's Signature when a key ring was given.
@@ -326,90 +396,6 @@ func (w *historyWalker) verified(c *object.Commit, ch Change) Change {
 		}
 	}
 	return ch
-}
-
-// diffTrees appends to out the production overlay files (productionPath)
-// that differ between trees a and b (either may be zero: empty). Subtrees
-// with equal hashes are skipped, and below an "overlays" folder only
-// "production" is looked into.
-func (w *historyWalker) diffTrees(a, b plumbing.Hash, prefix string, out *[]string) error {
-	ea, err := w.entries(a)
-	if err != nil {
-		return err
-	}
-	eb, err := w.entries(b)
-	if err != nil {
-		return err
-	}
-	inOverlays := path.Base(prefix) == "overlays" && strings.Contains(prefix, "/")
-	names := make([]string, 0, len(ea)+len(eb))
-	for n := range ea {
-		names = append(names, n)
-	}
-	for n := range eb {
-		if _, ok := ea[n]; !ok {
-			names = append(names, n)
-		}
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		if inOverlays && name != "production" {
-			continue
-		}
-		x, y := ea[name], eb[name]
-		if x == y {
-			continue
-		}
-		full := path.Join(prefix, name)
-		xt, yt := x.Mode == filemode.Dir, y.Mode == filemode.Dir
-		if xt || yt {
-			var th, tk plumbing.Hash
-			if xt {
-				th = x.Hash
-			}
-			if yt {
-				tk = y.Hash
-			}
-			if err := w.diffTrees(th, tk, full, out); err != nil {
-				return err
-			}
-		}
-		// A file on either side, or a file replaced by a folder.
-		if (x.Mode != 0 && !xt) || (y.Mode != 0 && !yt) {
-			if _, ok := productionPath(full); ok {
-				*out = append(*out, full)
-			}
-		}
-	}
-	return nil
-}
-
-// entries returns a tree's entries by name; a zero hash is the empty tree.
-func (w *historyWalker) entries(h plumbing.Hash) (map[string]object.TreeEntry, error) {
-	m := map[string]object.TreeEntry{}
-	if h.IsZero() {
-		return m, nil
-	}
-	t, err := object.GetTree(w.stor, h)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range t.Entries {
-		m[e.Name] = e
-	}
-	return m, nil
-}
-
-// productionPath tells whether p is a file inside a production overlay,
-// "<project folder>/overlays/production/…", and returns the project folder.
-func productionPath(p string) (string, bool) {
-	parts := strings.Split(p, "/")
-	for i := 1; i+2 < len(parts); i++ {
-		if parts[i] == "overlays" && parts[i+1] == trailer.Production {
-			return strings.Join(parts[:i], "/"), true
-		}
-	}
-	return "", false
 }
 
 func identity(s object.Signature) string {

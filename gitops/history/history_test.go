@@ -227,7 +227,7 @@ func TestReadHistory(t *testing.T) {
 		}
 	}
 	if qa := by["qa"]; qa.Environment != "qa/branch-feature-login" || qa.Image != "registry.example.com/acme/hello:1.4.0" ||
-		!qa.BotMade || qa.Time != h.times["qa"] || qa.Signature != sig {
+		!qa.BotMade || !qa.QAPinned || qa.Time != h.times["qa"] || qa.Signature != sig {
 		t.Errorf("qa %+v", qa)
 	}
 
@@ -239,7 +239,9 @@ func TestReadHistory(t *testing.T) {
 		hotfix.Author != gittest.AuthorName+" <"+gittest.AuthorEmail+">" || hotfix.Signature != "none" || hotfix.Signed {
 		t.Errorf("hotfix %+v", hotfix)
 	}
-	if root := by["root"]; !root.Root || root.Trailers || !slices.Equal(root.Paths, []string{prodKustomization}) {
+	rootPaths := []string{"apps/hello/base/configmap.yaml", "apps/hello/base/deployment.yaml", "apps/hello/base/kustomization.yaml",
+		"apps/hello/base/service.yaml", prodKustomization}
+	if root := by["root"]; !root.Root || root.Trailers || !slices.Equal(root.Paths, rootPaths) {
 		t.Errorf("root %+v", root)
 	}
 
@@ -283,8 +285,10 @@ func TestReadHistoryFilters(t *testing.T) {
 		{"qa", history.Options{Env: "qa"}, []string{"qa-wide", "qa"}},
 		{"one qa env", history.Options{Env: "qa/branch-feature-login"}, []string{"qa"}},
 		{"other project", history.Options{Project: "other"}, nil},
+		// The bot's commits name hello, which this configuration does not
+		// put in apps/hello: their production changes of web are not covered.
 		{"project by path", history.Options{Project: "web", Env: "production",
-			ProjectPaths: map[string]string{"apps/hello": "web"}}, []string{"hotfix", "root"}},
+			ProjectPaths: map[string]string{"apps/hello": "web"}}, []string{"prod2", "gh-merge", "pr-merge", "hotfix", "prod", "root"}},
 		{"since until", history.Options{Since: h.times["prod"], Until: h.times["prod2"]}, []string{"prod2", "prod"}},
 		{"until", history.Options{Until: h.times["qa"]}, []string{"qa"}},
 		{"empty range", history.Options{Since: h.times["qa"].Add(time.Minute), Until: h.times["prod"].Add(-time.Minute)}, nil},
@@ -388,12 +392,18 @@ func TestCheckHistoryImageByDigest(t *testing.T) {
 	changes := []history.Change{ // newest first
 		{Commit: "p", Project: "hello", Environment: "production", Image: "r.example.com/a/hello@" + digest, Trailers: true, BotMade: true,
 			Approvals: []history.ApprovedBy{{SlackID: "UQA1"}}, PromotedBy: history.SlackUser{SlackID: "UOWN1"}},
-		{Commit: "q", Project: "hello", Environment: "qa/x", Image: "r.example.com/a/hello:1.0@" + digest, Trailers: true, BotMade: true},
+		{Commit: "q", Project: "hello", Environment: "qa/x", Image: "r.example.com/a/hello:1.0@" + digest, Trailers: true, BotMade: true,
+			QAPinned: true},
 	}
 	if f := history.Check(changes, history.CheckOptions{}); len(f) != 0 {
 		t.Fatalf("findings %+v", f)
 	}
-	changes[1].Project = "other"
+	// A QA change whose commit did not pin the image proves nothing.
+	changes[1].QAPinned = false
+	if f := history.Check(changes, history.CheckOptions{}); len(f) != 1 || f[0].Rule != history.RuleNeverInQA {
+		t.Fatalf("not pinned: findings %+v", f)
+	}
+	changes[1].QAPinned, changes[1].Project = true, "other"
 	if f := history.Check(changes, history.CheckOptions{}); len(f) != 1 || f[0].Rule != history.RuleNeverInQA {
 		t.Fatalf("findings %+v", f)
 	}
@@ -409,7 +419,8 @@ func TestCheckHistoryAuthorApproved(t *testing.T) {
 			{Commit: "p", Project: "hello", Environment: "production", Image: "r.example.com/a/hello:1", Trailers: true, BotMade: true,
 				BuildAuthor: author, RequiredApprovals: 1, Approvals: []history.ApprovedBy{{Name: "Ada", SlackID: "UQA1"}},
 				PromotedBy: history.SlackUser{SlackID: "UOWN1"}},
-			{Commit: "q", Project: "hello", Environment: "qa/x", Image: "r.example.com/a/hello:1", Trailers: true, BotMade: true},
+			{Commit: "q", Project: "hello", Environment: "qa/x", Image: "r.example.com/a/hello:1", Trailers: true, BotMade: true,
+				QAPinned: true},
 		}
 		findings := history.Check(changes, history.CheckOptions{DefaultApprovals: 1})
 		got := len(findings) == 1 && findings[0].Rule == history.RuleAuthorApproved

@@ -56,17 +56,22 @@ func (i imageRef) String() string {
 	return s
 }
 
-// Short names the image's version for people: the tag, or the digest cut to
-// twelve hex digits when there is no tag.
+// Short names the image's version for people, as commit subjects show it:
+// the tag, the digest cut to twelve hex digits, or both
+// ("1.4.0@sha256:0123456789ab") so that two images with one tag never read
+// the same in git log --oneline.
 func (i imageRef) Short() string {
-	if i.Tag != "" {
+	if i.Digest == "" {
 		return i.Tag
 	}
 	algo, hex, _ := strings.Cut(i.Digest, ":")
 	if len(hex) > 12 {
 		hex = hex[:12]
 	}
-	return algo + ":" + hex
+	if i.Tag == "" {
+		return algo + ":" + hex
+	}
+	return i.Tag + "@" + algo + ":" + hex
 }
 
 // projectImage parses ref (docker reference grammar, Docker Hub names

@@ -29,7 +29,8 @@ func TestParseImage(t *testing.T) {
 	}{
 		{ref: "registry.example.com/acme/hello:1.4.0", want: imageRef{hello.Image, "1.4.0", ""}, short: "1.4.0"},
 		{ref: "registry.example.com/acme/hello@" + digestB, want: imageRef{hello.Image, "", digestB}, short: "sha256:0123456789ab"},
-		{ref: "registry.example.com/acme/hello:1.4.0@" + digestB, want: imageRef{hello.Image, "1.4.0", digestB}, short: "1.4.0"},
+		{ref: "registry.example.com/acme/hello:1.4.0@" + digestB, want: imageRef{hello.Image, "1.4.0", digestB}, short: "1.4.0@sha256:0123456789ab"},
+		{ref: "registry.example.com/acme/hello:1.4.0@" + digestA, want: imageRef{hello.Image, "1.4.0", digestA}, short: "1.4.0@sha256:aaaaaaaaaaaa"},
 		{ref: "registry.example.com/acme/hello:007", want: imageRef{hello.Image, "007", ""}, short: "007"},
 		{ref: "registry.example.com/acme/hello", wantErr: errInvalidImage},
 		{ref: "", wantErr: errInvalidImage},

@@ -209,7 +209,9 @@ func TestQAOverlayUpdateKeepsEdits(t *testing.T) {
 	if got := string(f.get(t, file)); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	if out.Subject != "Deploy hello 1.4.0 to qa/tag-v1-4-0" || urlOf(out, promote.KindTag) != "https://v1-4-0.tag.hello.example.com" {
+	// The digest shows in the subject: two images tagged 1.4.0 must not read
+	// the same in git log --oneline.
+	if out.Subject != "Deploy hello 1.4.0@sha256:0123456789ab to qa/tag-v1-4-0" || urlOf(out, promote.KindTag) != "https://v1-4-0.tag.hello.example.com" {
 		t.Errorf("outcome %+v", out)
 	}
 	digestOnly := must(t)(QAOverlay(hello, promote.KindTag, "v1.4.0", "registry.example.com/acme/hello@"+digestB, Meta{}))
@@ -417,7 +419,7 @@ func TestProductionImage(t *testing.T) {
 	file := "apps/hello/overlays/production/kustomization.yaml"
 	golden(t, "production/kustomization.yaml", f.get(t, file))
 	golden(t, "production/message", []byte(out.Message()))
-	if envOf(out) != "production" || out.Subject != "Promote hello 1.4.0 to production" {
+	if envOf(out) != "production" || out.Subject != "Promote hello 1.4.0@sha256:0123456789ab to production" {
 		t.Errorf("outcome %+v", out)
 	}
 	n := len(f.writes)

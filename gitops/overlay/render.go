@@ -228,11 +228,16 @@ func checkLocal(fsys filesys.FileSystem, name string) error {
 	if k.Unmarshal(data) != nil {
 		return nil
 	}
+	// kustomize still loads the deprecated fields (Bases,
+	// PatchesStrategicMerge, PatchesJson6902): they must be checked too.
+	//lint:ignore SA1019 a deprecated field kustomize still loads
 	values := slices.Concat(k.Resources, k.Bases, k.Components, k.Crds, k.Configurations,
 		k.Generators, k.Transformers, k.Validators, []string{k.OpenAPI["path"]})
+	//lint:ignore SA1019 a deprecated field kustomize still loads
 	for _, p := range k.PatchesStrategicMerge {
 		values = append(values, string(p))
 	}
+	//lint:ignore SA1019 a deprecated field kustomize still loads
 	for _, p := range slices.Concat(k.Patches, k.PatchesJson6902) {
 		values = append(values, p.Path)
 	}

@@ -264,6 +264,15 @@ func verifyImage(data []byte, img imageRef) error {
 	return checkEntry(k.Images, img)
 }
 
+// PinsImage tells whether a kustomization, read as kustomize reads it, has
+// one images entry for image's repository and that entry gives exactly image
+// (tag and digest). An auditor asks it of a QA commit's overlay: a commit
+// that names an image in its trailers has deployed it only if this holds.
+func PinsImage(kustomization []byte, image string) bool {
+	img, err := parseImage(image)
+	return err == nil && verifyImage(kustomization, img) == nil
+}
+
 // verifyEdit is verifyImage for an edit of before, which also checks that
 // nothing else reads differently than before. kustomize matches keys
 // case-insensitively: an edit of images: next to an "Images:" would silently

@@ -271,3 +271,29 @@ func TestPins(t *testing.T) {
 		t.Fatalf("Pins of broken YAML: %v, want errKustomization", err)
 	}
 }
+
+func TestPinsImage(t *testing.T) {
+	const k = "resources:\n- ../../../base\nimages:\n- name: registry.example.com/acme/hello\n  newTag: \"1.4.0\"\n"
+	for _, tc := range []struct {
+		name, kustomization, image string
+		want                       bool
+	}{
+		{"tag", k, "registry.example.com/acme/hello:1.4.0", true},
+		{"other tag", k, "registry.example.com/acme/hello:1.4.1", false},
+		{"digest not pinned", k, "registry.example.com/acme/hello:1.4.0@" + digestB, false},
+		{"tag and digest", k + "  digest: " + digestB + "\n", "registry.example.com/acme/hello:1.4.0@" + digestB, true},
+		{"by newName", "images:\n- name: hello\n  newName: registry.example.com/acme/hello\n  newTag: \"1.4.0\"\n",
+			"registry.example.com/acme/hello:1.4.0", true},
+		{"other repository", k, "registry.example.com/acme/other:1.4.0", false},
+		{"two entries", k + "- name: registry.example.com/acme/hello\n  newTag: \"1.4.0\"\n", "registry.example.com/acme/hello:1.4.0", false},
+		{"no images", "resources:\n- ../../../base\n", "registry.example.com/acme/hello:1.4.0", false},
+		{"not yaml", "images: [", "registry.example.com/acme/hello:1.4.0", false},
+		{"bad image", k, "registry.example.com/acme/hello", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PinsImage([]byte(tc.kustomization), tc.image); got != tc.want {
+				t.Errorf("PinsImage = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,423 @@
+package history
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+
+	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/overlay"
+	"github.com/promotebot/promotebot/gitops/trailer"
+)
+
+// productionOverlay is the overlay, below a project folder, that production
+// renders.
+const productionOverlay = "overlays/production"
+
+// maxCached bounds the walker's caches of parsed trees and renders: a walk
+// compares each commit with its parent, so only recent entries are reused.
+const maxCached = 256
+
+// rendered is one render of a project's production overlay.
+type rendered struct {
+	out []byte
+	err error
+}
+
+// entries returns a tree's entries in git's order; a zero hash is the empty
+// tree. Parsed trees are kept: the walk reads each tree twice, as a commit's
+// and as its child's parent's.
+func (w *historyWalker) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
+	if h.IsZero() {
+		return nil, nil
+	}
+	if e, ok := w.trees[h]; ok {
+		return e, nil
+	}
+	entries, err := readTree(w.stor, h)
+	if err != nil {
+		return nil, err
+	}
+	if len(w.trees) >= maxCached {
+		clear(w.trees)
+	}
+	w.trees[h] = entries
+	return entries, nil
+}
+
+// readTree reads the tree object h. It decodes the object itself, the names
+// sharing one string, rather than through object.GetTree: the walk reads a
+// tree per commit, and go-git's decoder spends most of it allocating.
+func readTree(s storer.EncodedObjectStorer, h plumbing.Hash) ([]object.TreeEntry, error) {
+	obj, err := s.EncodedObject(plumbing.TreeObject, h)
+	if err != nil {
+		return nil, fmt.Errorf("read tree %s: %w", h, err)
+	}
+	r, err := obj.Reader()
+	if err != nil {
+		return nil, fmt.Errorf("read tree %s: %w", h, err)
+	}
+	data, err := io.ReadAll(r)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read tree %s: %w", h, err)
+	}
+	raw := string(data)
+	var entries []object.TreeEntry
+	for raw != "" {
+		mode, rest, ok1 := strings.Cut(raw, " ")
+		name, rest, ok2 := strings.Cut(rest, "\x00")
+		m, err := filemode.New(mode)
+		if !ok1 || !ok2 || err != nil || len(rest) < hashLen || name == "" {
+			return nil, fmt.Errorf("read tree %s: malformed entry", h)
+		}
+		var e object.TreeEntry
+		e.Name, e.Mode = name, m
+		copy(e.Hash[:], rest[:hashLen])
+		entries = append(entries, e)
+		raw = rest[hashLen:]
+	}
+	return entries, nil
+}
+
+// hashLen is the length of a SHA-1 object id in a tree object.
+const hashLen = 20
+
+// entry returns the entry name of a tree's entries.
+func entry(entries []object.TreeEntry, name string) (object.TreeEntry, bool) {
+	for _, e := range entries {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return object.TreeEntry{}, false
+}
+
+// joinEntries calls fn with the entries of a and b that have one name
+// (either zero when the other side has none), in git's order. A tree that
+// is not in git's order only makes entries unpaired: they read as changed.
+func joinEntries(a, b []object.TreeEntry, fn func(x, y object.TreeEntry) error) error {
+	for i, j := 0, 0; i < len(a) || j < len(b); {
+		var x, y object.TreeEntry
+		switch c := 0; {
+		case j == len(b):
+			x, i = a[i], i+1
+		case i == len(a):
+			y, j = b[j], j+1
+		default:
+			if c = gitCompare(a[i], b[j]); c <= 0 {
+				x, i = a[i], i+1
+			}
+			if c >= 0 {
+				y, j = b[j], j+1
+			}
+		}
+		if err := fn(x, y); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gitCompare orders tree entries as git does: by name, a folder's name
+// compared as if it ended in "/".
+func gitCompare(x, y object.TreeEntry) int {
+	n := min(len(x.Name), len(y.Name))
+	if c := strings.Compare(x.Name[:n], y.Name[:n]); c != 0 {
+		return c
+	}
+	cx, cy := nextByte(x, n), nextByte(y, n)
+	switch {
+	case cx < cy:
+		return -1
+	case cx > cy:
+		return 1
+	}
+	return 0
+}
+
+// nextByte is the byte of e's name at i, "/" past a folder's name and 0
+// past a file's.
+func nextByte(e object.TreeEntry, i int) int {
+	switch {
+	case i < len(e.Name):
+		return int(e.Name[i])
+	case e.Mode == filemode.Dir:
+		return '/'
+	}
+	return 0
+}
+
+// subtree returns the hash of the folder dir in the tree root, zero when
+// there is none.
+func (w *historyWalker) subtree(root plumbing.Hash, dir string) (plumbing.Hash, error) {
+	h := root
+	for _, name := range strings.Split(dir, "/") {
+		m, err := w.entries(h)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		e, ok := entry(m, name)
+		if !ok || e.Mode != filemode.Dir {
+			return plumbing.ZeroHash, nil
+		}
+		h = e.Hash
+	}
+	return h, nil
+}
+
+// touched returns the folders, sorted, that may be project folders and whose
+// trees differ between the root trees a and b: those of
+// Options.ProjectPaths, and any folder with an overlays folder on either
+// side (isProject tells, when it matters, whether it has a production
+// overlay). Folders with equal hashes are not looked into.
+func (w *historyWalker) touched(a, b plumbing.Hash) ([]string, error) {
+	var out []string
+	err := w.touchedIn(a, b, "", &out)
+	slices.Sort(out)
+	return out, err
+}
+
+func (w *historyWalker) touchedIn(a, b plumbing.Hash, dir string, out *[]string) error {
+	if a == b {
+		return nil
+	}
+	ea, err := w.entries(a)
+	if err != nil {
+		return err
+	}
+	eb, err := w.entries(b)
+	if err != nil {
+		return err
+	}
+	if _, ok := w.opts.ProjectPaths[dir]; ok || (dir != "" && (hasOverlays(ea) || hasOverlays(eb))) {
+		*out = append(*out, dir)
+		return nil
+	}
+	return joinEntries(ea, eb, func(x, y object.TreeEntry) error {
+		if x == y || (x.Mode != filemode.Dir && y.Mode != filemode.Dir) {
+			return nil
+		}
+		return w.touchedIn(dirHash(x), dirHash(y), path.Join(dir, nameOf(x, y)), out)
+	})
+}
+
+// hasOverlays tells whether a folder's entries hold an overlays folder.
+func hasOverlays(entries []object.TreeEntry) bool {
+	e, ok := entry(entries, "overlays")
+	return ok && e.Mode == filemode.Dir
+}
+
+// isProject tells whether folder is a project folder in the root tree a or
+// b: one of Options.ProjectPaths, or a folder with
+// overlays/production/kustomization.yaml.
+func (w *historyWalker) isProject(folder string, a, b plumbing.Hash) (bool, error) {
+	if _, ok := w.opts.ProjectPaths[folder]; ok {
+		return true, nil
+	}
+	for _, root := range []plumbing.Hash{b, a} {
+		prod, err := w.subtree(root, path.Join(folder, productionOverlay))
+		if err != nil {
+			return false, err
+		}
+		m, err := w.entries(prod)
+		if err != nil {
+			return false, err
+		}
+		if e, ok := entry(m, "kustomization.yaml"); ok && e.Mode != filemode.Dir {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// projectID names the project in folder: Options.ProjectPaths, else the
+// folder's last element.
+func (w *historyWalker) projectID(folder string) string {
+	if id := w.opts.ProjectPaths[folder]; id != "" {
+		return id
+	}
+	return path.Base(folder)
+}
+
+// productionKey lists the entries of the project folder in the tree root that
+// overlay.Render copies for the production overlay: every entry but the
+// other overlays below overlays/. Equal keys mean production renders the
+// same without rendering it; "" means there is no such folder.
+func (w *historyWalker) productionKey(root plumbing.Hash, folder string) (string, error) {
+	h, err := w.subtree(root, folder)
+	if err != nil || h.IsZero() {
+		return "", err
+	}
+	m, err := w.entries(h)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, e := range m {
+		if e.Name != "overlays" || e.Mode != filemode.Dir {
+			fmt.Fprintf(&b, "%s %o %s\n", e.Name, e.Mode, e.Hash)
+			continue
+		}
+		overlays, err := w.entries(e.Hash)
+		if err != nil {
+			return "", err
+		}
+		for _, o := range overlays {
+			if o.Mode != filemode.Dir || o.Name == path.Base(productionOverlay) {
+				fmt.Fprintf(&b, "overlays/%s %o %s\n", o.Name, o.Mode, o.Hash)
+			}
+		}
+	}
+	return b.String(), nil
+}
+
+// productionDiffers tells whether the production of the project in folder
+// renders differently in the root trees a and b. Equal productionKeys render
+// the same and are not rendered. When the overlay does not render on one side
+// (or the folder is missing there), the files production reads are compared
+// instead: their keys differ, so production is taken to have changed, never
+// to be unchanged.
+func (w *historyWalker) productionDiffers(folder string, a, b plumbing.Hash) (bool, error) {
+	ka, err := w.productionKey(a, folder)
+	if err != nil {
+		return false, err
+	}
+	kb, err := w.productionKey(b, folder)
+	if err != nil || ka == kb {
+		return false, err
+	}
+	if ka == "" || kb == "" {
+		return true, nil
+	}
+	ra, rb := w.render(a, folder, ka), w.render(b, folder, kb)
+	if ra.err != nil || rb.err != nil {
+		return true, nil
+	}
+	return !bytes.Equal(ra.out, rb.out), nil
+}
+
+// render renders the production overlay of folder in the tree root, whose
+// productionKey is key, once per folder and key.
+func (w *historyWalker) render(root plumbing.Hash, folder, key string) rendered {
+	k := folder + "\x00" + key
+	if r, ok := w.renders[k]; ok {
+		return r
+	}
+	var r rendered
+	r.out, r.err = overlay.Render(clone.TreeFiles(w.stor, root), folder, productionOverlay)
+	if len(w.renders) >= maxCached {
+		clear(w.renders)
+	}
+	w.renders[k] = r
+	return r
+}
+
+// productionFiles returns the files production reads in folder that differ
+// between the root trees a and b, sorted.
+func (w *historyWalker) productionFiles(folder string, a, b plumbing.Hash) ([]string, error) {
+	ha, err := w.subtree(a, folder)
+	if err != nil {
+		return nil, err
+	}
+	hb, err := w.subtree(b, folder)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	err = w.diffFiles(ha, hb, folder, "", func(rel string) bool {
+		parent, _ := path.Split(rel)
+		return parent == "overlays/" && rel != productionOverlay
+	}, &out)
+	return out, err
+}
+
+// diffFiles appends to out the files that differ between the trees a and b
+// (either may be zero: empty) of the folder rel of folder, skipping the
+// folders whose path relative to folder skip names.
+func (w *historyWalker) diffFiles(a, b plumbing.Hash, folder, rel string, skip func(string) bool, out *[]string) error {
+	ea, err := w.entries(a)
+	if err != nil {
+		return err
+	}
+	eb, err := w.entries(b)
+	if err != nil {
+		return err
+	}
+	return joinEntries(ea, eb, func(x, y object.TreeEntry) error {
+		if x == y {
+			return nil
+		}
+		r := path.Join(rel, nameOf(x, y))
+		if x.Mode == filemode.Dir || y.Mode == filemode.Dir {
+			if skip(r) {
+				return nil
+			}
+			return w.diffFiles(dirHash(x), dirHash(y), folder, r, skip, out)
+		}
+		*out = append(*out, path.Join(folder, r))
+		return nil
+	})
+}
+
+// pinsQA tells whether the tree root really deploys what a QA change's
+// trailers say: a project folder of this id that the commit touched pins
+// m.image in its overlays/qa/<env>/kustomization.yaml.
+func (w *historyWalker) pinsQA(root plumbing.Hash, folders []string, m trailerFacts) bool {
+	env, ok := strings.CutPrefix(m.env, "qa/")
+	if !ok || m.image == "" || env == "" || strings.Contains(env, "/") {
+		return false
+	}
+	files := clone.TreeFiles(w.stor, root)
+	for _, folder := range folders {
+		if w.projectID(folder) != m.project {
+			continue
+		}
+		data, err := files.ReadFile(path.Join(folder, "overlays", "qa", env, "kustomization.yaml"))
+		if err == nil && overlay.PinsImage(data, m.image) {
+			return true
+		}
+	}
+	return false
+}
+
+// claim says what trailers claim, for a production change they do not
+// cover: "qa/<env> of <project>" or "production of <project>".
+func (m trailerFacts) claim() string {
+	if m.env == "" {
+		return "project " + m.project
+	}
+	return m.env + " of " + m.project
+}
+
+// covers tells whether the trailers are the bot's production trailers for
+// project id.
+func (m trailerFacts) covers(id string) bool {
+	return m.trailers && m.env == trailer.Production && m.project == id
+}
+
+// nameOf is the name of a pair of entries that joinEntries paired.
+func nameOf(x, y object.TreeEntry) string {
+	if x.Name != "" {
+		return x.Name
+	}
+	return y.Name
+}
+
+// dirHash is the tree hash of a folder entry, zero for a file or no entry.
+func dirHash(e object.TreeEntry) plumbing.Hash {
+	if e.Mode == filemode.Dir {
+		return e.Hash
+	}
+	return plumbing.ZeroHash
+}
