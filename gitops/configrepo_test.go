@@ -28,6 +28,8 @@ func TestConfigRepoCheck(t *testing.T) {
 		{"x\ny", "registry.example.com/acme/hello:1"},
 		{"x", "evil.example.com/acme/hello:1"},
 		{"x", "registry.example.com/acme/hello"},
+		{"\ufeffmain", "registry.example.com/acme/hello:1"}, // reads "main"
+		{"m\u0430in", "registry.example.com/acme/hello:1"},  // a Cyrillic а
 	} {
 		if _, _, err := c.Check(helloConfig, promote.KindBranch, tc.target, tc.image); !errors.Is(err, promote.ErrInvalid) {
 			t.Errorf("Check(%q, %q) = %v, want ErrInvalid", tc.target, tc.image, err)

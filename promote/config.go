@@ -133,6 +133,11 @@ type Project struct {
 	// AllowSelfApproval lets the author of a build (as CI reported it)
 	// approve it; by default they cannot.
 	AllowSelfApproval bool `yaml:"allowSelfApproval"`
+	// AllowUnicodeTargets accepts branch and tag names with characters
+	// outside ASCII; by default they are refused, since letters of other
+	// scripts can pass for ASCII ones. Invisible characters are refused
+	// either way.
+	AllowUnicodeTargets bool `yaml:"allowUnicodeTargets"`
 }
 
 // DisplayName is the name shown to people: Name, or else ID.

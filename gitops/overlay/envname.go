@@ -65,8 +65,8 @@ const (
 )
 
 // validateTarget checks a branch or tag name: non-empty, at most 255 bytes,
-// valid UTF-8 without control characters, and a valid git ref name
-// (git check-ref-format rules).
+// valid UTF-8 without control, format or invisible characters, and a valid
+// git ref name (git check-ref-format rules).
 func validateTarget(target string) error {
 	if err := checkTarget(target); err != nil {
 		return fmt.Errorf("%w %q: %s", ErrInvalidTarget, target, err)
@@ -87,6 +87,9 @@ func checkTarget(t string) error {
 		return errors.New("contains a control character")
 	case strings.IndexFunc(t, isBidiControl) >= 0:
 		return errors.New("contains a bidirectional control character")
+	case strings.IndexFunc(t, isInvisible) >= 0:
+		r, _ := utf8.DecodeRuneInString(t[strings.IndexFunc(t, isInvisible):])
+		return fmt.Errorf("contains an invisible or format character (%U)", r)
 	case t == "@":
 		return errors.New(`is "@"`)
 	case strings.ContainsAny(t, " ~^:?*[\\"):
@@ -201,6 +204,31 @@ func QAHost(p promote.Project, kind promote.Kind, env string) string {
 
 // namespace is the QA environment's namespace, "<project>-<env>" fitted to a
 // DNS label.
+// isInvisible matches what renders as nothing or as a blank: format
+// characters (zero-width spaces and joiners, the BOM, soft hyphens), every
+// kind of space and line separator, variation selectors and the Hangul
+// fillers. "\ufeffmain" reads "main" and must not pass for it.
+func isInvisible(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Zs, unicode.Zl, unicode.Zp, unicode.Variation_Selector) ||
+		r == '\u034f' || r == '\u115f' || r == '\u1160' || r == '\u3164' || r == '\uffa0'
+}
+
+// checkScript refuses a target with characters outside ASCII unless the
+// project allows them (projects[].allowUnicodeTargets): letters of other
+// scripts can look like ASCII ones ("mаin" with a Cyrillic "а").
+func checkScript(p promote.Project, target string) error {
+	if p.AllowUnicodeTargets {
+		return nil
+	}
+	for _, r := range target {
+		if r > unicode.MaxASCII {
+			return fmt.Errorf("%w %q: %q is not ASCII; a project whose branches or tags use other scripts sets allowUnicodeTargets",
+				ErrInvalidTarget, target, r)
+		}
+	}
+	return nil
+}
+
 func (n envNames) namespace(p promote.Project, env string) string {
 	return fitLabel(p.ID+"-"+env, n.hash)
 }

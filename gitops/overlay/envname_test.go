@@ -59,6 +59,15 @@ func TestValidateTarget(t *testing.T) {
 		{"\xff\xfe", false},
 		{"\u202etxt.exe", false},
 		{"a\u2066b", false},
+		{"\ufeffmain", false},
+		{"main\u200b", false},
+		{"a\u200db", false},
+		{"a\u00adb", false},
+		{"a\u00a0b", false},
+		{"a\u3000b", false},
+		{"a\u2028b", false},
+		{"a\ufe0fb", false},
+		{"a\u3164b", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
@@ -207,5 +216,36 @@ func TestValidateProject(t *testing.T) {
 				t.Errorf("validateProject(%+v) = %v", p, err)
 			}
 		})
+	}
+}
+
+// TestScript: a target outside ASCII is refused unless the project allows
+// it; invisible characters are refused either way.
+func TestScript(t *testing.T) {
+	unicodeOK := hello
+	unicodeOK.AllowUnicodeTargets = true
+	for _, tc := range []struct {
+		target        string
+		plain, anyway bool // accepted by default, accepted when allowed
+	}{
+		{"feature/login", true, true},
+		{"m\u0430in", false, true}, // a Cyrillic а
+		{"feature/ü", false, true},
+		{"\ufeffmain", false, false},
+		{"ma\u200bin", false, false},
+	} {
+		for _, c := range []struct {
+			p    promote.Project
+			want bool
+		}{{hello, tc.plain}, {unicodeOK, tc.anyway}} {
+			_, err := QAOverlay(c.p, promote.KindBranch, tc.target, "registry.example.com/acme/hello:1", meta)
+			if (err == nil) != c.want || err != nil && !errors.Is(err, ErrInvalidTarget) {
+				t.Errorf("QAOverlay(allowUnicodeTargets %v, %q) = %v, want accepted %v", c.p.AllowUnicodeTargets, tc.target, err, c.want)
+			}
+			_, err = DeleteQAOverlay(c.p, promote.KindBranch, tc.target, meta)
+			if (err == nil) != c.want {
+				t.Errorf("DeleteQAOverlay(allowUnicodeTargets %v, %q) = %v, want accepted %v", c.p.AllowUnicodeTargets, tc.target, err, c.want)
+			}
+		}
 	}
 }

@@ -42,6 +42,9 @@ func QAOverlay(p promote.Project, kind promote.Kind, target, image string, meta 
 	if err := validateProject(p); err != nil {
 		return nil, err
 	}
+	if err := checkScript(p, target); err != nil {
+		return nil, err
+	}
 	n, err := newEnvNames(kind, target)
 	if err != nil {
 		return nil, err
@@ -86,6 +89,9 @@ func writeQA(f clone.Files, p promote.Project, n envNames, img imageRef, meta Me
 // changes nothing.
 func DeleteQAOverlay(p promote.Project, kind promote.Kind, target string, meta Meta) (clone.Edit, error) {
 	if err := validateProject(p); err != nil {
+		return nil, err
+	}
+	if err := checkScript(p, target); err != nil {
 		return nil, err
 	}
 	n, err := newEnvNames(kind, target)
