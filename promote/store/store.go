@@ -60,14 +60,6 @@ func (d *dialect) lockKey(ctx context.Context, tx *sql.Tx, key string) error {
 	return d.lock(ctx, tx, key)
 }
 
-// nullTime is a time argument, or NULL for the zero time.
-func (d *dialect) nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return d.time(t)
-}
-
 // db is the store over database/sql that SQLite and Postgres share.
 type db struct {
 	d *dialect
