@@ -206,6 +206,11 @@ func (q *buildRequest) validate() error {
 	if q.BuildURL != "" && !isWebURL(q.BuildURL) {
 		return invalid("buildURL must be an absolute http or https URL")
 	}
+	for _, l := range q.links() {
+		if u, err := url.Parse(*l.value); err == nil && u.User != nil {
+			return invalid("%s must not carry user information (user:password@): it would be shown to people", l.name)
+		}
+	}
 	switch Kind(q.Type) {
 	case KindBranch, KindTag:
 	default:
@@ -225,6 +230,34 @@ func fieldProblem(v string) string {
 		return "contains control characters"
 	}
 	return ""
+}
+
+// links are the fields CI may fill with a link people follow from Slack:
+// buildURL, and commit when it is a URL rather than a hash.
+func (q *buildRequest) links() []requestField {
+	var out []requestField
+	if q.BuildURL != "" {
+		out = append(out, requestField{name: "buildURL", value: &q.BuildURL})
+	}
+	if strings.Contains(q.Commit, "://") {
+		out = append(out, requestField{name: "commit", value: &q.Commit})
+	}
+	return out
+}
+
+// checkLinks refuses links to hosts that ci.allowedHosts leaves out.
+func (q *buildRequest) checkLinks(ci CIConfig) error {
+	for _, l := range q.links() {
+		u, err := url.Parse(*l.value)
+		if err != nil || !isWebURL(*l.value) {
+			return invalid("%s must be an absolute http or https URL", l.name)
+		}
+		if !ci.AllowsHost(u.Hostname()) {
+			return invalid("%s links to %s, which ci.allowedHosts does not list (%s)", l.name, u.Hostname(),
+				strings.Join(ci.AllowedHosts, ", "))
+		}
+	}
+	return nil
 }
 
 func isWebURL(s string) bool {

@@ -51,6 +51,8 @@ type Config struct {
 	GitHub GitHubConfig `yaml:"github"`
 	// Slack points the bot at Slack's Web API.
 	Slack SlackConfig `yaml:"slack"`
+	// CI limits what CI may link to from a build.
+	CI CIConfig `yaml:"ci"`
 	// Projects are the services the bot may deploy, each with its own
 	// channel, people and image.
 	Projects []Project `yaml:"projects"`
@@ -98,6 +100,29 @@ func (g GitHubConfig) App() bool { return g.AppID != 0 }
 // is false the bot commits to the config branch directly.
 func (g GitHubConfig) Enabled() bool {
 	return g.Repository != ""
+}
+
+// CIConfig limits what CI may link to from a build.
+type CIConfig struct {
+	// AllowedHosts, when not empty, are the only hosts a build's buildURL
+	// (and commit, when it is a link) may point at: "ci.example.com", or
+	// "*.example.com" for its subdomains.
+	AllowedHosts []string `yaml:"allowedHosts"`
+}
+
+// AllowsHost tells whether a link to host may be shown: always when no
+// AllowedHosts are set.
+func (c CIConfig) AllowsHost(host string) bool {
+	if len(c.AllowedHosts) == 0 {
+		return true
+	}
+	host = strings.ToLower(host)
+	for _, h := range c.AllowedHosts {
+		if h == host || strings.HasPrefix(h, "*.") && strings.HasSuffix(host, h[1:]) {
+			return true
+		}
+	}
+	return false
 }
 
 // SlackConfig points the bot at Slack's Web API.

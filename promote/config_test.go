@@ -164,6 +164,8 @@ func TestTopLevelRules(t *testing.T) {
 		{"github app without key", "gitops: {repo: /srv/config.git}\ngithub: {repository: a/b, appID: 12, installationID: 34}\n" + project, 2, "github.privateKeyFile", "required when appID"},
 		{"github app key without id", "gitops: {repo: /srv/config.git}\ngithub: {repository: a/b, installationID: 34}\n" + project, 2, "github.appID", "positive"},
 		{"slack api url", "gitops: {repo: /srv/config.git}\nslack:\n  apiURL: /api\n" + project, 3, "slack.apiURL", "absolute"},
+		{"ci allowed host url", "gitops: {repo: /srv/config.git}\nci:\n  allowedHosts: [ci.example.com, 'https://ci.example.com']\n" + project, 3, "ci.allowedHosts[1]", "host name"},
+		{"ci allowed host upper case", "gitops: {repo: /srv/config.git}\nci:\n  allowedHosts: ['*.Example.com']\n" + project, 3, "ci.allowedHosts[0]", "lower-case"},
 		{"no projects", "gitops: {repo: /srv/config.git}\n", 0, "projects", "at least one project"},
 		{"empty projects", "gitops: {repo: /srv/config.git}\nprojects: []\n", 2, "projects", "at least one project"},
 	}

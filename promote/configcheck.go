@@ -20,6 +20,7 @@ var (
 	projectIDRe  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 	slackIDRe    = regexp.MustCompile(`^[UWS][A-Z0-9]{2,}$`)
 	dnsLabelRe   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	dnsNameRe    = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$`)
 	ghRepoRe     = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 	branchRe     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._/-]*$`)
 	lowerIDChars = regexp.MustCompile(`^[a-z0-9-]*$`)
@@ -43,6 +44,11 @@ func validate(cfg *Config, idx *nodeIndex) []Problem {
 	c.checkGitOps(cfg.GitOps)
 	c.checkGitHub(cfg.GitHub)
 	c.httpURL("slack.apiURL", cfg.Slack.APIURL)
+	for i, h := range cfg.CI.AllowedHosts {
+		if !dnsNameRe.MatchString(strings.TrimPrefix(h, "*.")) {
+			c.add(fmt.Sprintf("ci.allowedHosts[%d]", i), "%q must be a lower-case host name, or *. and one", h)
+		}
+	}
 	if len(cfg.Projects) == 0 {
 		c.add("projects", "at least one project is required")
 	}

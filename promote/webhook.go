@@ -123,6 +123,9 @@ func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, erro
 	if err := req.validate(); err != nil {
 		return recorded{}, err
 	}
+	if err := req.checkLinks(h.cfg.CI); err != nil {
+		return recorded{}, err
+	}
 	p, ok := h.cfg.Project(req.Project)
 	if !ok {
 		return recorded{}, refuse(http.StatusNotFound, outcomeUnknownProject,

@@ -467,6 +467,12 @@ func webhookCases() []webhookCase {
 		{name: "target newline", body: jsonBuild(map[string]any{"target": "main\n"}), auth: bearer(testSecret), want: 400, wantErr: "target contains control"},
 		{name: "form invalid utf-8", contentType: ctForm, body: formBuild(map[string]string{"author": "\xff"}), auth: bearer(testSecret), want: 400, wantErr: "author is not valid UTF-8"},
 		{name: "buildURL not a web url", body: jsonBuild(map[string]any{"buildURL": "javascript:alert(1)"}), auth: bearer(testSecret), want: 400, wantErr: "buildURL must be"},
+		{name: "buildURL with user information", body: jsonBuild(map[string]any{"buildURL": "https://ci.example.com@evil.example.net/x"}), auth: bearer(testSecret), want: 400,
+			wantErr: "buildURL must not carry user information (user:password@): it would be shown to people"},
+		{name: "commit link with a password", body: jsonBuild(map[string]any{"commit": "https://bot:hunter2@git.example.com/c/1"}), auth: bearer(testSecret), want: 400,
+			wantErr: "commit must not carry user information"},
+		{name: "commit link not web", body: jsonBuild(map[string]any{"commit": "ftp://git.example.com/c/1"}), auth: bearer(testSecret), want: 400,
+			wantErr: "commit must be an absolute http or https URL"},
 		{name: "foreign image", body: jsonBuild(map[string]any{"image": "docker.io/evil/hello:1"}), auth: bearer(testSecret), want: 400,
 			wantErr: `image "docker.io/evil/hello:1" is foreign to project hello (registry.example.com/acme/hello) (project hello takes a target that is a valid git branch name and an image of registry.example.com/acme/hello with a :tag or an @sha256: digest)`},
 		{name: "invalid target", body: jsonBuild(map[string]any{"target": "a..b"}), auth: bearer(testSecret), want: 400,
@@ -858,5 +864,38 @@ func TestWebhookWakesWorker(t *testing.T) {
 	case <-wake:
 		t.Error("a repeat woke the worker")
 	default:
+	}
+}
+
+// TestWebhookAllowedCIHosts: with ci.allowedHosts, CI's links may point at
+// those hosts only.
+func TestWebhookAllowedCIHosts(t *testing.T) {
+	cfg := testConfig()
+	cfg.CI.AllowedHosts = []string{"ci.example.com", "*.github.example.com"}
+	srv := NewServer(ServerDeps{Config: cfg, Secrets: Secrets{WebhookSecret: testSecret}, Store: newFakeStore(), Repo: fakeRepo{}})
+	for _, tc := range []struct {
+		field, link string
+		want        int
+	}{
+		{"buildURL", "https://ci.example.com/b/1", http.StatusAccepted},
+		{"buildURL", "https://CI.example.com/b/2", http.StatusAccepted},
+		{"commit", "https://code.github.example.com/acme/hello/commit/1", http.StatusAccepted},
+		{"commit", "0123abc", http.StatusAccepted}, // a hash is no link
+		{"buildURL", "https://evil.example.net/b/1", http.StatusBadRequest},
+		{"buildURL", "https://ci.example.com.evil.example.net/b/1", http.StatusBadRequest},
+		{"commit", "https://github.example.com.evil.example.net/c", http.StatusBadRequest},
+	} {
+		body := jsonBuild(map[string]any{tc.field: tc.link, "target": "links-" + tc.field + "-" + tc.link})
+		r := httptest.NewRequest(http.MethodPost, "/v1/builds", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		bearer(testSecret)(r, body)
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("%s %s: %d %s, want %d", tc.field, tc.link, w.Code, w.Body, tc.want)
+		}
+		if tc.want == http.StatusBadRequest && !strings.Contains(w.Body.String(), "ci.allowedHosts does not list") {
+			t.Errorf("%s %s: %s does not name ci.allowedHosts", tc.field, tc.link, w.Body)
+		}
 	}
 }

@@ -34,7 +34,7 @@ func facts(v promote.BuildView, withQA bool) *slack.SectionBlock {
 	if b.BuildURL != "" {
 		ci := code(b.BuildURL)
 		if webURL(b.BuildURL) {
-			ci = link(b.BuildURL, "build log")
+			ci = link(b.BuildURL, onHost("build log", b.BuildURL))
 		}
 		fields = append(fields, "*CI*\n"+ci)
 	}
@@ -93,9 +93,20 @@ func envPlain(b promote.Build) string {
 // short id.
 func sourceCommit(c string) string {
 	if webURL(c) {
-		return link(c, "commit")
+		return link(c, onHost("commit", c))
 	}
 	return code(shortSHA(c))
+}
+
+// onHost labels a link from CI with the host it leads to, so that people
+// see where a click takes them before they click: "build log on
+// ci.example.com".
+func onHost(what, u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Hostname() == "" {
+		return what
+	}
+	return what + " on " + escapeClip(p.Hostname(), maxInline)
 }
 
 // urlLabel is a URL without its scheme, for a link's text.
