@@ -176,6 +176,18 @@ func TestAttacks(t *testing.T) {
 		{name: "ci/target feature/../../x", want: 400, send: atkCI(withTarget("feature/../../x"), atkBearer)},
 		{name: "ci/target with YAML lines", want: 400, send: atkCI(withTarget("a\nimages:\n- name: evil"), atkBearer)},
 		{name: "ci/target x: y", want: 400, send: atkCI(withTarget("x: y"), atkBearer)},
+		// A target that reads as another (issue 13): invisible characters
+		// always, other scripts' look-alikes unless the project allows them.
+		{name: "ci/target \\ufeffmain (a BOM, reads main)", want: 400, send: atkCI(withTarget("\ufeffmain"), atkBearer)},
+		{name: "ci/target ma\\u200bin (a zero-width space)", want: 400, send: atkCI(withTarget("ma\u200bin"), atkBearer)},
+		{name: "ci/target m\\u0430in (a Cyrillic a)", want: 400, send: atkCI(withTarget("m\u0430in"), atkBearer)},
+		// Links that read as one host and lead to another, or carry a password.
+		{name: "ci/buildURL with user information", want: 400, body: "must not carry user information", send: atkCI(
+			`{"project":"hello","image":"registry.example.com/acme/hello:9.9.9","type":"branch","target":"attack/one",`+
+				`"buildURL":"https://ci.example.com@evil.example.net/run/1"}`, atkBearer)},
+		{name: "ci/commit link with a password", want: 400, body: "must not carry user information", send: atkCI(
+			`{"project":"hello","image":"registry.example.com/acme/hello:9.9.9","type":"branch","target":"attack/one",`+
+				`"commit":"https://bot:hunter2@git.example.com/acme/hello/commit/1"}`, atkBearer)},
 
 		// GitHub: deliveries are verified before they are read; a forged one
 		// does not make the bot look at its waiting promotion again.
