@@ -77,42 +77,16 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	}
 	var appTokens *forge.AppTokens
 	if cfg.GitHub.Enabled() {
-		opts := forge.Options{Repository: cfg.GitHub.Repository, APIURL: cfg.GitHub.APIURL,
-			MergeMethod: string(cfg.GitHub.MergeMethod), Token: sec.GitHubToken}
-		switch {
-		case cfg.GitHub.App():
-			key, err := os.ReadFile(cfg.GitHub.PrivateKeyFile)
-			if err != nil {
-				return fmt.Errorf("github.privateKeyFile: %w", err)
-			}
-			tokens, err := forge.NewAppTokens(cfg.GitHub.APIURL, cfg.GitHub.AppID, cfg.GitHub.InstallationID, key)
-			if err != nil {
-				return err
-			}
-			opts.Tokens, opts.Forget, appTokens = tokens.Token, tokens.Forget, tokens
-		case sec.GitHubToken == "":
-			return errors.New("github is configured but neither PROMOTEBOT_GITHUB_TOKEN nor github.appID is set")
-		}
-		prs, err := forge.New(opts)
+		prs, tokens, err := newForge(cfg, sec)
 		if err != nil {
 			return err
 		}
-		actor.Forge = prs
+		actor.Forge, appTokens = prs, tokens
 	}
 	deps := promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: gitops.Checker{},
 		Logger: log, Metrics: metrics, Wake: wake, Ready: state.ready}
 	if actor.Forge != nil {
-		deps.GitHubWebhook = &forge.Webhook{Secret: sec.GitHubWebhookSecret, Logger: log.With("component", "github"),
-			Hurry: func(ctx context.Context, id string) error {
-				_, err := st.Hurry(ctx, id, promote.JobPromote)
-				if err == nil {
-					select {
-					case wake <- struct{}{}:
-					default:
-					}
-				}
-				return err
-			}}
+		deps.GitHubWebhook = githubWebhook(sec.GitHubWebhookSecret, st, wake, log)
 	}
 	if slackHandlers != nil && sec.SlackSigningSecret != "" {
 		deps.SlackInteractions, deps.SlackCommands = slackHandlers.Interactions(), slackHandlers.Commands()
@@ -140,6 +114,49 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 		slackHandlers.Wait()
 	}
 	return err
+}
+
+// newForge is the GitHub client of the configuration, with the App's
+// installation tokens when it names an App (nil otherwise).
+func newForge(cfg *promote.Config, sec promote.Secrets) (*forge.Client, *forge.AppTokens, error) {
+	opts := forge.Options{Repository: cfg.GitHub.Repository, APIURL: cfg.GitHub.APIURL,
+		MergeMethod: string(cfg.GitHub.MergeMethod), Token: sec.GitHubToken}
+	var appTokens *forge.AppTokens
+	switch {
+	case cfg.GitHub.App():
+		key, err := os.ReadFile(cfg.GitHub.PrivateKeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("github.privateKeyFile: %w", err)
+		}
+		tokens, err := forge.NewAppTokens(cfg.GitHub.APIURL, cfg.GitHub.AppID, cfg.GitHub.InstallationID, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.Tokens, opts.Forget, appTokens = tokens.Token, tokens.Forget, tokens
+	case sec.GitHubToken == "":
+		return nil, nil, errors.New("github is configured but neither PROMOTEBOT_GITHUB_TOKEN nor github.appID is set")
+	}
+	prs, err := forge.New(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return prs, appTokens, nil
+}
+
+// githubWebhook serves GitHub's deliveries: news of a bot branch's checks
+// makes its promotion job run now, and wakes the worker.
+func githubWebhook(secret string, st promote.Store, wake chan<- struct{}, log *slog.Logger) *forge.Webhook {
+	return &forge.Webhook{Secret: secret, Logger: log.With("component", "github"),
+		Hurry: func(ctx context.Context, id string) error {
+			_, err := st.Hurry(ctx, id, promote.JobPromote)
+			if err == nil {
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+			return err
+		}}
 }
 
 // commitURL links config-repo commits to GitHub's web view when the
