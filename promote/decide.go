@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 )
 
 // ActionKind is what a person asks of a build from Slack; the values are
@@ -21,12 +22,17 @@ const (
 )
 
 // Action is a person's decision on a build. Only what Slack signed is in
-// it: who (User), what (Kind) and on which build; the rest is the bot's.
+// it: who (User), what (Kind), on which build and when; the rest is the
+// bot's.
 type Action struct {
 	Kind    ActionKind
 	BuildID string
 	User    string // Slack user id
 	Reason  string // for a rejection, optional
+	// At is when the person clicked (Slack's action_ts); a click made
+	// before the build last changed state is refused. Zero skips the check
+	// (a dialog's submission carries no such time).
+	At time.Time
 }
 
 // Refusal is an action refused for a reason the person should read (not
@@ -119,7 +125,32 @@ func (s *Service) actionTarget(ctx context.Context, a Action) (Build, Project, e
 	if !member {
 		return Build{}, Project{}, refusef("Only %s of %s (%s) can %s this build.", role, p.DisplayName(), mentions(who), verb(a.Kind))
 	}
+	if err := s.stale(ctx, a, b); err != nil {
+		return Build{}, Project{}, err
+	}
 	return b, p, nil
+}
+
+// stale refuses a click made before the build last changed state: it was
+// made on what no longer is, or it is a captured request sent again (a
+// Deploy click replayed after its promotion failed would try it again).
+func (s *Service) stale(ctx context.Context, a Action, b Build) error {
+	if a.At.IsZero() {
+		return nil
+	}
+	h, err := s.Store.History(ctx, b.ID)
+	if err != nil {
+		return fmt.Errorf("when did %s change: %w", b.ID, err)
+	}
+	changed := b.CreatedAt
+	if len(h) > 0 {
+		changed = h[len(h)-1].At
+	}
+	if !a.At.Before(changed) {
+		return nil
+	}
+	return refusef("This build changed since you clicked: it became %s at %s. Look at its message again, and click there if that still applies.",
+		b.State, changed.UTC().Format("15:04:05 MST"))
 }
 
 func verb(k ActionKind) string {

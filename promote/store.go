@@ -65,6 +65,20 @@ type Messages interface {
 	Messages(ctx context.Context, buildID string) ([]Message, error)
 }
 
+// ClickMemory is how long a handled click is remembered: well beyond the
+// 5 minutes in which Slack's signature on it is accepted, so that a
+// captured request cannot act again while it still passes the check.
+const ClickMemory = time.Hour
+
+// Clicks remembers the Slack clicks already handled, so that one signed
+// request acts once: replicas share the record, and it survives restarts.
+type Clicks interface {
+	// FirstClick records the click key as handled at now and reports
+	// whether it is the first time; of concurrent calls with one key, one
+	// alone is first. Records older than ClickMemory are forgotten.
+	FirstClick(ctx context.Context, key string, now time.Time) (first bool, err error)
+}
+
 // ErrLeaseLost is returned when a worker ends a job whose lease it no longer
 // holds (it expired and another worker claimed the job).
 var ErrLeaseLost = errors.New("job lease lost")
@@ -100,6 +114,7 @@ type Store interface {
 	Approvals
 	Messages
 	Jobs
+	Clicks
 	// Ping tells whether the store answers (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store.

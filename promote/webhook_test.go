@@ -171,6 +171,10 @@ func (s *fakeStore) Pending(context.Context) (int, error) {
 	return len(s.jobs), nil
 }
 
+func (s *fakeStore) FirstClick(context.Context, string, time.Time) (bool, error) {
+	return true, nil
+}
+
 func (s *fakeStore) Find(context.Context, string, []State, int) ([]Build, error) {
 	return nil, errFakeUnused
 }

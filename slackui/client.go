@@ -32,6 +32,8 @@ type Client struct {
 	mu     sync.Mutex
 	groups map[string]cached[[]string]
 	people map[string]cached[promote.Person]
+	// installation is where the token belongs, once Slack told.
+	installation *Installation
 }
 
 type cached[T any] struct {

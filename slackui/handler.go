@@ -57,9 +57,21 @@ type Handlers struct {
 	// Background is the server's lifetime: work done after an answer runs
 	// under it.
 	Background context.Context
+	// Clicks remembers the clicks already handled (the store), so that a
+	// signed request acts once, on every replica and after a restart; nil
+	// refuses all clicks.
+	Clicks promote.Clicks
+	// Installed tells which workspace, enterprise and app the bot is;
+	// requests naming others are refused, and so is every request when it
+	// is nil or cannot tell.
+	Installed Installed
 
-	wg   sync.WaitGroup
-	seen dedupe
+	wg sync.WaitGroup
+}
+
+// Installed tells where the bot is installed (*Client, from auth.test).
+type Installed interface {
+	Installation(ctx context.Context) (Installation, error)
 }
 
 // Interactions serves POST /slack/interactions.
@@ -96,7 +108,8 @@ func (h *Handlers) Commands() http.Handler {
 			return
 		}
 		cmd := slack.SlashCommand{Command: form.Get("command"), Text: form.Get("text"),
-			UserID: form.Get("user_id"), ChannelID: form.Get("channel_id")}
+			UserID: form.Get("user_id"), ChannelID: form.Get("channel_id"), TeamID: form.Get("team_id"),
+			EnterpriseID: form.Get("enterprise_id"), APIAppID: form.Get("api_app_id")}
 		writeJSON(w, http.StatusOK, h.Command(r.Context(), cmd))
 	})
 }
@@ -162,42 +175,21 @@ func DecodeInteraction(body []byte) (slack.InteractionCallback, error) {
 }
 
 // Interaction handles a verified interaction and returns the answer to
-// send back at once (nil for an empty 200). Button clicks are answered at
-// once they are recorded (or after answerWithin) and their refusals told
-// afterwards; a dialog submission is carried out before the answer, so
-// that a refusal shows in the dialog.
+// send back at once (nil for an empty 200). One from another workspace,
+// enterprise or app does nothing. Button clicks are answered once they are
+// recorded (or after answerWithin) and their refusals told afterwards; a
+// dialog submission is carried out before the answer, so that a refusal
+// shows in the dialog.
 func (h *Handlers) Interaction(ctx context.Context, cb slack.InteractionCallback) any {
+	if h.foreign(ctx, string(cb.Type), cb.User.ID, cb.Team.ID, cb.Enterprise.ID, cb.APIAppID) {
+		return nil
+	}
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
-		if len(cb.ActionCallback.BlockActions) == 0 {
+		if len(cb.ActionCallback.BlockActions) == 0 || cb.ActionCallback.BlockActions[0] == nil {
 			return nil
 		}
-		act := cb.ActionCallback.BlockActions[0]
-		if !h.seen.first(cb.User.ID + "\x00" + act.ActionID + "\x00" + act.ActionTs + "\x00" + cb.TriggerID) {
-			return nil // Slack delivering the same click again
-		}
-		a := promote.Action{Kind: promote.ActionKind(act.ActionID), BuildID: act.Value, User: cb.User.ID}
-		channel := cb.Channel.ID
-		if channel == "" {
-			channel = cb.Container.ChannelID
-		}
-		switch a.Kind {
-		case promote.ActionApprove, promote.ActionDeploy, promote.ActionClose:
-			// The answer waits (within Slack's 3 s) until the click is
-			// recorded, so that a 200 means it is kept across a crash.
-			recorded := make(chan struct{})
-			h.later(func(ctx context.Context) { h.act(ctx, a, channel, recorded) })
-			timer := time.NewTimer(answerWithin)
-			defer timer.Stop()
-			select {
-			case <-recorded:
-			case <-timer.C:
-			case <-ctx.Done():
-			}
-		case promote.ActionReject:
-			h.later(func(ctx context.Context) { h.askReason(ctx, a, channel, cb.TriggerID) })
-		}
-		return nil
+		h.click(ctx, cb, *cb.ActionCallback.BlockActions[0])
 	case slack.InteractionTypeViewSubmission:
 		if cb.View.CallbackID != RejectCallbackID {
 			return nil
@@ -205,14 +197,6 @@ func (h *Handlers) Interaction(ctx context.Context, cb slack.InteractionCallback
 		return h.reject(ctx, cb)
 	}
 	return nil
-}
-
-// act carries out a click, closes recorded, and tells the person if it was
-// refused.
-func (h *Handlers) act(ctx context.Context, a promote.Action, channel string, recorded chan<- struct{}) {
-	_, err := h.Actor.Act(ctx, a)
-	close(recorded)
-	h.tell(ctx, a, channel, err)
 }
 
 // askReason opens the dialog asking why QA rejects, if they may.
@@ -277,11 +261,17 @@ func (h *Handlers) tell(ctx context.Context, a promote.Action, channel string, e
 	}
 }
 
-// Command answers /promote: `status <project>`, or help.
+// notHere answers a command from another workspace, enterprise or app.
+const notHere = "This promotebot does not serve this workspace or app; nothing was done."
+
+// Command answers /promote: `status <project>`, or help; a command from
+// another workspace, enterprise or app, only that it is not served here.
 func (h *Handlers) Command(ctx context.Context, cmd slack.SlashCommand) map[string]any {
 	fields := strings.Fields(cmd.Text)
 	m := HelpMessage()
-	if len(fields) >= 1 && fields[0] == "status" {
+	if h.foreign(ctx, "slash_command", cmd.UserID, cmd.TeamID, cmd.EnterpriseID, cmd.APIAppID) {
+		m = Ephemeral(notHere)
+	} else if len(fields) >= 1 && fields[0] == "status" {
 		ctx, cancel := context.WithTimeout(ctx, answerWithin)
 		defer cancel()
 		if len(fields) < 2 {
@@ -335,32 +325,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if _, err := w.Write(buf.Bytes()); err != nil {
 		return // the client went away; nothing more to do
 	}
-}
-
-// dedupe remembers what it saw for ten minutes.
-type dedupe struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-// first reports whether key is new, and remembers it.
-func (d *dedupe) first(key string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	now := time.Now()
-	if d.seen == nil {
-		d.seen = map[string]time.Time{}
-	}
-	if len(d.seen) > 10000 {
-		for k, at := range d.seen {
-			if now.Sub(at) > 10*time.Minute {
-				delete(d.seen, k)
-			}
-		}
-	}
-	if at, ok := d.seen[key]; ok && now.Sub(at) < 10*time.Minute {
-		return false
-	}
-	d.seen[key] = now
-	return true
 }

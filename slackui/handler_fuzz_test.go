@@ -40,7 +40,7 @@ func FuzzDecodeInteraction(f *testing.F) {
 		// Whatever decodes is handled without a panic, and is done in the
 		// name of the user who sent it.
 		a, r := &fakeActor{}, &fakeResponder{}
-		h := &Handlers{Actor: a, Slack: r}
+		h := newHandlers(a, r)
 		answer := h.Interaction(context.Background(), cb)
 		h.Wait()
 		if answer != nil && cb.Type != slack.InteractionTypeViewSubmission {

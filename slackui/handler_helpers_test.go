@@ -119,8 +119,38 @@ func (f *fakeResponder) snapshot() ([]ephemeralCall, []openViewCall) {
 	return slices.Clone(f.ephemerals), slices.Clone(f.opened)
 }
 
+// testInstallation is where the handlers under test are installed: the
+// workspace and app of clickJSON, viewSubmissionJSON and commandForm.
+var testInstallation = Installation{TeamID: "T0PROMOTE", AppID: "A0PROMOTE"}
+
+// fixedInstallation answers Installation with in, or err.
+type fixedInstallation struct {
+	in  Installation
+	err error
+}
+
+func (f fixedInstallation) Installation(context.Context) (Installation, error) { return f.in, f.err }
+
+// memClicks is promote.Clicks in memory, for one Handlers.
+type memClicks struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (m *memClicks) FirstClick(_ context.Context, key string, _ time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen == nil {
+		m.seen = map[string]bool{}
+	}
+	first := !m.seen[key]
+	m.seen[key] = true
+	return first, nil
+}
+
 func newHandlers(a *fakeActor, r *fakeResponder) *Handlers {
-	return &Handlers{SigningSecret: testSecret, Actor: a, Slack: r}
+	return &Handlers{SigningSecret: testSecret, Actor: a, Slack: r, Clicks: &memClicks{},
+		Installed: fixedInstallation{in: testInstallation}}
 }
 
 // serve sends body with header to h as Slack would.
@@ -140,11 +170,12 @@ func serveSigned(h http.Handler, body []byte) *httptest.ResponseRecorder {
 }
 
 // click is a button click; the zero fields take the defaults of clickJSON.
-type click struct{ actionID, value, actionTS, trigger string }
+type click struct{ actionID, value, actionTS, trigger, team, enterprise, app string }
 
-// clickJSON is a block_actions payload as Slack sends it, with fields the
-// handler must not read: the user's names, the team, a top-level value and
-// the message's input state.
+// clickJSON is a block_actions payload as Slack sends it, from
+// testInstallation unless told otherwise, with fields the handler must not
+// read: the user's names and home team, a top-level value and the
+// message's input state.
 func clickJSON(c click) string {
 	if c.actionTS == "" {
 		c.actionTS = "1700000000.000100"
@@ -152,18 +183,28 @@ func clickJSON(c click) string {
 	if c.trigger == "" {
 		c.trigger = "T1"
 	}
+	if c.team == "" {
+		c.team = testInstallation.TeamID
+	}
+	if c.app == "" {
+		c.app = testInstallation.AppID
+	}
+	enterprise := "null"
+	if c.enterprise != "" {
+		enterprise = fmt.Sprintf(`{"id":%q,"name":"Acme"}`, c.enterprise)
+	}
 	return fmt.Sprintf(`{"type":"block_actions",`+
 		`"user":{"id":"UQA1","username":"mallory","name":"Mallory <@U0ADMIN>","team_id":"TEVIL"},`+
-		`"api_app_id":"A0PROMOTE","token":"legacy-verification-token",`+
+		`"api_app_id":%q,"token":"legacy-verification-token",`+
 		`"container":{"type":"message","message_ts":"1700000000.000050","channel_id":"D0QA1","is_ephemeral":false},`+
-		`"trigger_id":%q,"team":{"id":"TEVIL","domain":"evil"},"enterprise":null,"is_enterprise_install":false,`+
+		`"trigger_id":%q,"team":{"id":%q,"domain":"acme"},"enterprise":%s,"is_enterprise_install":false,`+
 		`"channel":{"id":"D0QA1","name":"directmessage"},`+
 		`"message":{"type":"message","user":"U0BOT","ts":"1700000000.000050","text":"hello is ready for QA"},`+
 		`"state":{"values":{"reason":{"reason":{"type":"plain_text_input","value":"injected reason"}}}},`+
 		`"response_url":"https://hooks.slack.com/actions/T0/1/abc","value":"OTHER-BUILD","reason":"injected",`+
 		`"actions":[{"action_id":%q,"block_id":"b","text":{"type":"plain_text","text":"Go","emoji":true},`+
 		`"value":%q,"style":"primary","type":"button","action_ts":%q}]}`,
-		c.trigger, c.actionID, c.value, c.actionTS)
+		c.app, c.trigger, c.team, enterprise, c.actionID, c.value, c.actionTS)
 }
 
 // viewSubmissionJSON is the reject dialog's submission; state is the raw
@@ -173,10 +214,10 @@ func viewSubmissionJSON(callbackID, metadata, state string) string {
 	if state != "" {
 		st = `"state":` + state + `,`
 	}
-	return fmt.Sprintf(`{"type":"view_submission","team":{"id":"T0","domain":"example"},`+
-		`"user":{"id":"UQA1","username":"ada","name":"ada","team_id":"T0"},"api_app_id":"A0PROMOTE",`+
+	return fmt.Sprintf(`{"type":"view_submission","team":{"id":"T0PROMOTE","domain":"example"},`+
+		`"user":{"id":"UQA1","username":"ada","name":"ada","team_id":"T0PROMOTE"},"api_app_id":"A0PROMOTE",`+
 		`"token":"legacy-verification-token","trigger_id":"T2",`+
-		`"view":{"id":"V1","team_id":"T0","type":"modal","private_metadata":%q,"callback_id":%q,%s`+
+		`"view":{"id":"V1","team_id":"T0PROMOTE","type":"modal","private_metadata":%q,"callback_id":%q,%s`+
 		`"blocks":[{"type":"input","block_id":"reason","optional":true,`+
 		`"label":{"type":"plain_text","text":"Reason"},`+
 		`"element":{"type":"plain_text_input","action_id":"reason","multiline":true}}],`+

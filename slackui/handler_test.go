@@ -87,7 +87,8 @@ func TestInteractionsVerifySignature(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a, r := &fakeActor{}, &fakeResponder{}
-			h := &Handlers{SigningSecret: tt.secret, Actor: a, Slack: r}
+			h := newHandlers(a, r)
+			h.SigningSecret = tt.secret
 			w := serve(context.Background(), h.Interactions(), tt.header, tt.body)
 			h.Wait()
 			if w.Code != tt.want {
@@ -131,7 +132,7 @@ func TestClickAnsweredOnceRecorded(t *testing.T) {
 			if w.Code != http.StatusOK || w.Body.Len() != 0 {
 				t.Errorf("answer %d %q, want an empty 200", w.Code, w.Body.String())
 			}
-			want := []promote.Action{{Kind: kind, BuildID: "BUILD1", User: "UQA1"}}
+			want := []promote.Action{{Kind: kind, BuildID: "BUILD1", User: "UQA1", At: time.Unix(1700000000, 100000).UTC()}}
 			if !slices.Equal(got.Acts, want) || len(got.Allowed)+len(got.Views) != 0 {
 				t.Fatalf("when answered, the actor had %+v, want Act %+v only", got, want)
 			}
@@ -254,7 +255,7 @@ func TestClickDeliveredTwiceActsOnce(t *testing.T) {
 
 func TestRejectClickOpensTheDialog(t *testing.T) {
 	const reason = "You are not in hello's QA group."
-	rejectAction := promote.Action{Kind: promote.ActionReject, BuildID: "BUILD1", User: "UQA1"}
+	rejectAction := promote.Action{Kind: promote.ActionReject, BuildID: "BUILD1", User: "UQA1", At: time.Unix(1700000000, 100000).UTC()}
 	tests := []struct {
 		name      string
 		actor     *fakeActor
@@ -431,7 +432,7 @@ func TestMalformedInteractions(t *testing.T) {
 // commandForm is the body Slack posts for /promote text.
 func commandForm(text string) []byte {
 	return []byte(url.Values{
-		"token": {"legacy-verification-token"}, "team_id": {"T0"}, "team_domain": {"example"},
+		"token": {"legacy-verification-token"}, "team_id": {"T0PROMOTE"}, "team_domain": {"example"},
 		"channel_id": {"C0HELLO"}, "channel_name": {"hello"}, "user_id": {"UOWN1"}, "user_name": {"grace"},
 		"command": {"/promote"}, "text": {text}, "api_app_id": {"A0PROMOTE"}, "is_enterprise_install": {"false"},
 		"response_url": {"https://hooks.slack.com/commands/T0/1/abc"}, "trigger_id": {"T3"},

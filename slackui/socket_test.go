@@ -38,6 +38,7 @@ const (
 	// sockHelp is /promote help.
 	sockHelp = `{"envelope_id":"e2","type":"slash_commands","accepts_response_payload":true,"payload":{
 		"token":"verification-token","command":"/promote","text":"help","user_id":"UQA1","channel_id":"C1",
+		"team_id":"T1","api_app_id":"A0SOCK","is_enterprise_install":"false",
 		"response_url":"https://hooks.slack.com/commands/T1/2/y","trigger_id":"333.444.def"}}`
 )
 
@@ -263,7 +264,8 @@ func TestSocketModeAnswersInteractionsAndCommands(t *testing.T) {
 	f := newSockSlack(t, nil, sockApprove, sockHelp)
 	actor := &sockActor{}
 	logs := &sockLog{}
-	h := &Handlers{Actor: actor, Slack: &sockResponder{}, Logger: logs.logger()}
+	h := &Handlers{Actor: actor, Slack: &sockResponder{}, Logger: logs.logger(), Clicks: &memClicks{},
+		Installed: fixedInstallation{in: Installation{TeamID: "T1", AppID: "A0SOCK"}}}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := sockRun(ctx, f, h, logs.logger())
@@ -286,7 +288,7 @@ func TestSocketModeAnswersInteractionsAndCommands(t *testing.T) {
 	}
 
 	h.Wait()
-	want := []promote.Action{{Kind: promote.ActionApprove, BuildID: "BUILD1", User: "UQA1"}}
+	want := []promote.Action{{Kind: promote.ActionApprove, BuildID: "BUILD1", User: "UQA1", At: time.Unix(1700000000, 100000).UTC()}}
 	if got := actor.recorded(); len(got) != 1 || got[0] != want[0] {
 		t.Errorf("actions = %+v, want %+v", got, want)
 	}
@@ -308,7 +310,8 @@ func TestSocketModeAnswersInteractionsAndCommands(t *testing.T) {
 
 func TestSocketModeRetriesTransientErrors(t *testing.T) {
 	f := newSockSlack(t, []string{"internal_error"}, sockHelp)
-	h := &Handlers{Actor: &sockActor{}, Slack: &sockResponder{}}
+	h := &Handlers{Actor: &sockActor{}, Slack: &sockResponder{},
+		Installed: fixedInstallation{in: Installation{TeamID: "T1", AppID: "A0SOCK"}}}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := sockRun(ctx, f, h, nil)

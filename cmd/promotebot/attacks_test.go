@@ -92,7 +92,7 @@ func TestAttacks(t *testing.T) {
 				map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
 		}},
 		{name: "slack/forged slash command", want: 401, send: func(t *testing.T, b *attackBot) (int, string) {
-			body := "command=%2Fpromote&text=status+world&user_id=UEVE&channel_id=C0WORLD"
+			body := "command=%2Fpromote&text=status+world&user_id=UEVE&channel_id=C0WORLD" + slashFrom
 			return atkSlack(t, b.base+"/slack/commands", body, body, "wrong-signing-secret", time.Now())
 		}},
 
@@ -117,12 +117,12 @@ func TestAttacks(t *testing.T) {
 			eph: "Only owners of world (<@UOWN2>) can close this build.", ephTo: "UEVE"},
 		{name: "button/stranger submits the reject dialog", want: 200, body: "Only QA of world",
 			send: func(t *testing.T, b *attackBot) (int, string) {
-				raw, err := json.Marshal(map[string]any{
+				raw, err := json.Marshal(fromSlack(map[string]any{
 					"type": "view_submission", "user": map[string]string{"id": "UEVE"},
 					"view": map[string]any{"callback_id": slackui.RejectCallbackID, "private_metadata": b.ids["w1"],
 						"state": map[string]any{"values": map[string]any{slackui.RejectReasonBlockID: map[string]any{
 							slackui.RejectReasonActionID: map[string]string{"type": "plain_text_input", "value": "evil"}}}}},
-				})
+				}))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -479,12 +479,13 @@ func atkClick(user, action, build string) func(*testing.T, *attackBot) (int, str
 // atkClickBody is the form body Slack sends for a click.
 func atkClickBody(t *testing.T, user, action, value, channel string) string {
 	t.Helper()
-	stamp := strconv.FormatInt(time.Now().UnixNano(), 10)
-	raw, err := json.Marshal(map[string]any{
-		"type": "block_actions", "user": map[string]string{"id": user}, "trigger_id": "trigger-" + stamp,
-		"channel": map[string]string{"id": channel},
-		"actions": []map[string]string{{"action_id": action, "block_id": "b", "value": value, "type": "button", "action_ts": stamp}},
-	})
+	now := time.Now()
+	raw, err := json.Marshal(fromSlack(map[string]any{
+		"type": "block_actions", "user": map[string]string{"id": user},
+		"trigger_id": "trigger-" + strconv.FormatInt(now.UnixNano(), 10), "channel": map[string]string{"id": channel},
+		"actions": []map[string]string{{"action_id": action, "block_id": "b", "value": value, "type": "button",
+			"action_ts": actionTS(now)}},
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -267,15 +267,16 @@ func (c *client) waitState(ctx context.Context, id string, want ...string) (stri
 	}
 }
 
-// slackForm sends a signed Slack interaction payload until it is answered
-// 200; the body of the answer is returned (empty when all went well).
-func (c *client) slackForm(ctx context.Context, payload any) ([]byte, error) {
-	raw, err := json.Marshal(payload)
-	if err != nil {
-		return nil, err
-	}
-	body := "payload=" + url.QueryEscape(string(raw))
+// slackForm sends a signed Slack interaction payload, made by payload for
+// each attempt, until it is answered 200; the body of the answer is
+// returned (empty when all went well).
+func (c *client) slackForm(ctx context.Context, payload func() map[string]any) ([]byte, error) {
 	_, out, err := c.send(ctx, func(base string) (*http.Request, error) {
+		raw, err := json.Marshal(fromSlack(payload()))
+		if err != nil {
+			return nil, err
+		}
+		body := "payload=" + url.QueryEscape(string(raw))
 		req, err := http.NewRequest(http.MethodPost, base+"/slack/interactions", strings.NewReader(body))
 		if err != nil {
 			return nil, err
@@ -291,14 +292,19 @@ func (c *client) slackForm(ctx context.Context, payload any) ([]byte, error) {
 	return out, err
 }
 
-// click presses a button as user, as Slack delivers it.
+// click presses a button as user, as Slack delivers it. A click no server
+// answered is made again, as a person would: a new click, with its own
+// time and trigger.
 func (c *client) click(ctx context.Context, user, action, buildID string) error {
-	now := strconv.FormatInt(time.Now().UnixNano(), 10)
-	_, err := c.slackForm(ctx, map[string]any{
-		"type": "block_actions", "trigger_id": "trigger-" + now,
-		"user":    map[string]string{"id": user},
-		"channel": map[string]string{"id": "C0HELLO"},
-		"actions": []map[string]string{{"action_id": action, "block_id": "b", "value": buildID, "type": "button", "action_ts": now}},
+	_, err := c.slackForm(ctx, func() map[string]any {
+		now := time.Now()
+		return map[string]any{
+			"type": "block_actions", "trigger_id": "trigger-" + strconv.FormatInt(now.UnixNano(), 10),
+			"user":    map[string]string{"id": user},
+			"channel": map[string]string{"id": "C0HELLO"},
+			"actions": []map[string]string{{"action_id": action, "block_id": "b", "value": buildID, "type": "button",
+				"action_ts": actionTS(now)}},
+		}
 	})
 	return err
 }
@@ -317,12 +323,14 @@ func (c *client) reject(ctx context.Context, user, buildID string) error {
 }
 
 func (c *client) rejectOnce(ctx context.Context, user, buildID string) ([]byte, error) {
-	out, err := c.slackForm(ctx, map[string]any{
-		"type": "view_submission",
-		"user": map[string]string{"id": user},
-		"view": map[string]any{"callback_id": "qa_reject_reason", "private_metadata": buildID,
-			"state": map[string]any{"values": map[string]any{"reason": map[string]any{"reason": map[string]any{
-				"type": "plain_text_input", "value": "the logo is upside down"}}}}},
+	out, err := c.slackForm(ctx, func() map[string]any {
+		return map[string]any{
+			"type": "view_submission",
+			"user": map[string]string{"id": user},
+			"view": map[string]any{"callback_id": "qa_reject_reason", "private_metadata": buildID,
+				"state": map[string]any{"values": map[string]any{"reason": map[string]any{"reason": map[string]any{
+					"type": "plain_text_input", "value": "the logo is upside down"}}}}},
+		}
 	})
 	if err == nil && len(bytes.TrimSpace(out)) > 0 && !bytes.Contains(out, []byte("already")) && !bytes.Contains(out, []byte("try again")) {
 		err = fmt.Errorf("reject %s answered %s", buildID, out)

@@ -69,9 +69,17 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	var slackHandlers *slackui.Handlers
 	if sec.SlackBotToken != "" {
 		client := slackui.NewClient(sec.SlackBotToken, cfg.Slack.APIURL, log.With("component", "slack"))
+		// Slack's requests are checked against the bot's own workspace and
+		// app; learned now, or on the first request if Slack cannot say yet.
+		if _, err := client.Installation(ctx); promote.IsPermanent(err) {
+			return fmt.Errorf("PROMOTEBOT_SLACK_BOT_TOKEN: %w", err)
+		} else if err != nil {
+			log.Warn("slack installation not known yet: Slack's requests are refused until it is", "err", err)
+		}
 		actor.Notifier, actor.Directory = client, client
 		slackHandlers = &slackui.Handlers{SigningSecret: sec.SlackSigningSecret, Actor: actor, Slack: client,
-			Logger: log.With("component", "slack"), Background: context.WithoutCancel(ctx)}
+			Logger: log.With("component", "slack"), Background: context.WithoutCancel(ctx),
+			Clicks: st, Installed: client}
 	} else {
 		log.Warn("PROMOTEBOT_SLACK_BOT_TOKEN is not set: nothing is posted to Slack and Slack's routes answer 404")
 	}

@@ -45,17 +45,36 @@ func slackServe(t *testing.T) (base, remote string, fake *slacktest.Server) {
 	return base, remote, fake
 }
 
+// fromSlack adds to an interaction payload where Slack says it comes from:
+// the recording fake's workspace and the bot's app.
+func fromSlack(payload map[string]any) map[string]any {
+	payload["team"] = map[string]string{"id": slacktest.TeamID, "domain": slacktest.TeamName}
+	payload["enterprise"] = nil
+	payload["api_app_id"] = slacktest.AppID
+	return payload
+}
+
+// slashFrom is what Slack adds to a slash command's form about where it
+// comes from.
+const slashFrom = "&team_id=" + slacktest.TeamID + "&api_app_id=" + slacktest.AppID
+
+// actionTS is t as Slack writes an action_ts: seconds and microseconds.
+func actionTS(t time.Time) string {
+	return fmt.Sprintf("%d.%06d", t.Unix(), t.Nanosecond()/1000)
+}
+
 // click sends a signed block_actions payload, as Slack does for a button.
 func click(t *testing.T, base, user, action, buildID, channel string) int {
 	t.Helper()
-	payload := map[string]any{
+	now := time.Now()
+	payload := fromSlack(map[string]any{
 		"type":       "block_actions",
 		"user":       map[string]string{"id": user, "name": "someone"},
-		"trigger_id": "trigger-" + strconv.FormatInt(time.Now().UnixNano(), 10),
+		"trigger_id": "trigger-" + strconv.FormatInt(now.UnixNano(), 10),
 		"channel":    map[string]string{"id": channel},
 		"actions": []map[string]string{{"action_id": action, "block_id": "b", "value": buildID, "type": "button",
-			"action_ts": strconv.FormatInt(time.Now().UnixNano(), 10)}},
-	}
+			"action_ts": actionTS(now)}},
+	})
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +240,7 @@ func TestSlackStatusCommand(t *testing.T) {
 	base, _, _ := slackServe(t)
 	_, accepted := postBuild(t, base, `{"project":"hello","image":"registry.example.com/acme/hello:4.0.0","type":"tag","target":"v4.0.0"}`)
 	waitState(t, base, accepted["id"].(string), "qa-ready")
-	body := "command=%2Fpromote&text=status+hello&user_id=UQA1&channel_id=C0HELLO"
+	body := "command=%2Fpromote&text=status+hello&user_id=UQA1&channel_id=C0HELLO" + slashFrom
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	mac := hmac.New(sha256.New, []byte(slackSigning))
 	fmt.Fprintf(mac, "v0:%s:%s", ts, body)

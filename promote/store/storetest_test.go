@@ -48,6 +48,7 @@ func runConformance(t *testing.T, fresh func(t *testing.T) opener) {
 		{"Find", testFind},
 		{"Approvals", testApprovals},
 		{"Messages", testMessages},
+		{"Clicks", testClicks},
 		{"Jobs", testJobs},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"ConcurrentClaims", testConcurrentClaims},

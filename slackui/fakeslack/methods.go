@@ -9,6 +9,7 @@ import (
 // https://api.slack.com/methods documents them.
 var methods = map[string]func(*Workspace, map[string]string) map[string]any{
 	"auth.test":             (*Workspace).authTest,
+	"bots.info":             (*Workspace).botsInfo,
 	"chat.postMessage":      (*Workspace).postMessage,
 	"chat.update":           (*Workspace).update,
 	"chat.postEphemeral":    (*Workspace).postEphemeral,
@@ -17,15 +18,35 @@ var methods = map[string]func(*Workspace, map[string]string) map[string]any{
 	"usergroups.users.list": (*Workspace).usergroupUsers,
 }
 
+// authTest answers as for a bot token; enterprise_id is there only inside
+// Enterprise Grid, as on Slack.
 func (w *Workspace) authTest(map[string]string) map[string]any {
-	return OK(map[string]any{
-		"url":     w.id.URL,
-		"team":    w.id.TeamName,
-		"user":    "promotebot",
-		"team_id": w.id.TeamID,
-		"user_id": w.id.BotUserID,
-		"bot_id":  w.id.BotID,
-	})
+	a := map[string]any{
+		"url":                   w.id.URL,
+		"team":                  w.id.TeamName,
+		"user":                  "promotebot",
+		"team_id":               w.id.TeamID,
+		"user_id":               w.id.BotUserID,
+		"bot_id":                w.id.BotID,
+		"is_enterprise_install": false,
+	}
+	if w.id.EnterpriseID != "" {
+		a["enterprise_id"] = w.id.EnterpriseID
+	}
+	return OK(a)
+}
+
+// botsInfo implements bots.info for the workspace's own bot, which is how
+// a bot learns its app's id.
+func (w *Workspace) botsInfo(p map[string]string) map[string]any {
+	if p["bot"] != w.id.BotID {
+		return Err("bot_not_found")
+	}
+	return OK(map[string]any{"bot": map[string]any{
+		"id": w.id.BotID, "deleted": false, "name": "promotebot", "updated": fixedEpoch,
+		"app_id": w.id.AppID, "user_id": w.id.BotUserID,
+		"icons": map[string]any{"image_36": "https://a.slack-edge.com/80588/img/plugins/app/bot_36.png"},
+	}})
 }
 
 // postMessage implements chat.postMessage. A user ID as the channel posts

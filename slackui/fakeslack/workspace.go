@@ -26,7 +26,10 @@ type Identity struct {
 	BotID     string
 	TeamID    string
 	TeamName  string
-	AppID     string
+	// EnterpriseID is the Enterprise Grid organization of the workspace;
+	// empty for a workspace outside one.
+	EnterpriseID string
+	AppID        string
 	// URL is the workspace's address, answered by auth.test.
 	URL string
 	// Fake names the fake in the error codes of what it does not model,

@@ -1,6 +1,7 @@
 package fakeslack
 
 import (
+	"reflect"
 	"testing"
 	"time"
 )
@@ -49,5 +50,38 @@ func TestAnswerUnknownMethod(t *testing.T) {
 	}
 	if a := w.Answer("chat.delete", nil); a["ok"] != false || a["error"] != "unknown_method" {
 		t.Errorf("chat.delete: %v", a)
+	}
+}
+
+// TestAuthTestAndBotsInfo: auth.test and bots.info answer with the fields
+// Slack documents, enterprise_id only inside Enterprise Grid, so that a bot
+// learns its workspace, enterprise and app from them.
+func TestAuthTestAndBotsInfo(t *testing.T) {
+	id := Identity{BotUserID: "UBOT", BotID: "BBOT", TeamID: "T1", TeamName: "Acme", AppID: "A1", URL: "https://acme.slack.com/"}
+	grid := id
+	grid.EnterpriseID = "E1"
+	for _, tc := range []struct {
+		name string
+		id   Identity
+		want map[string]any
+	}{
+		{"workspace", id, map[string]any{"ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "promotebot",
+			"team_id": "T1", "user_id": "UBOT", "bot_id": "BBOT", "is_enterprise_install": false}},
+		{"enterprise grid", grid, map[string]any{"ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "promotebot",
+			"team_id": "T1", "user_id": "UBOT", "bot_id": "BBOT", "is_enterprise_install": false, "enterprise_id": "E1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := New(tc.id, nil)
+			if got := w.Answer("auth.test", nil); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("auth.test = %v, want %v", got, tc.want)
+			}
+			bot, _ := w.Answer("bots.info", map[string]string{"bot": "BBOT"})["bot"].(map[string]any)
+			if bot["id"] != "BBOT" || bot["app_id"] != "A1" || bot["user_id"] != "UBOT" || bot["deleted"] != false {
+				t.Errorf("bots.info = %v", bot)
+			}
+			if a := w.Answer("bots.info", map[string]string{"bot": "BOTHER"}); a["ok"] != false || a["error"] != "bot_not_found" {
+				t.Errorf("bots.info of another bot = %v", a)
+			}
+		})
 	}
 }

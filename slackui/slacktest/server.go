@@ -42,11 +42,14 @@ const (
 	TeamID = "T0SLACKTEST"
 	// TeamName is the name of the fake workspace.
 	TeamName = "slacktest"
+	// AppID is the ID of the bot's app (bots.info), which Slack's requests
+	// to the bot name as api_app_id.
+	AppID = "ASLACKTEST"
 )
 
 // identity is who the server answers as.
 var identity = fakeslack.Identity{BotUserID: BotUserID, BotID: BotID, TeamID: TeamID, TeamName: TeamName,
-	AppID: "ASLACKTEST", URL: "https://" + TeamName + ".slack.com/", Fake: "slacktest"}
+	AppID: AppID, URL: "https://" + TeamName + ".slack.com/", Fake: "slacktest"}
 
 // User is a member of the fake workspace, known to users.info,
 // conversations.open, chat.postEphemeral and DMs.
