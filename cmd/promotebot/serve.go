@@ -102,7 +102,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	deps := promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: gitops.Checker{},
 		Logger: log, Metrics: metrics, Wake: wake, Ready: state.ready}
 	if actor.Forge != nil {
-		deps.GitHubWebhook = &forge.Webhook{Secret: sec.GitHubWebhookSecret, Logger: log.With("component", "github"),
+		hook := &forge.Webhook{Secret: sec.GitHubWebhookSecret, Logger: log.With("component", "github"),
 			Hurry: func(ctx context.Context, id string) error {
 				_, err := st.Hurry(ctx, id, promote.JobPromote)
 				if err == nil {
@@ -113,9 +113,11 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 				}
 				return err
 			}}
+		deps.GitHubWebhook, deps.GitHubGate = hook, hook.Gate()
 	}
 	if slackHandlers != nil && sec.SlackSigningSecret != "" {
 		deps.SlackInteractions, deps.SlackCommands = slackHandlers.Interactions(), slackHandlers.Commands()
+		deps.SlackGate = slackui.Gate(sec.SlackSigningSecret)
 	}
 	// The webhook vets builds without the clone, so CI is served while the
 	// clone is made (or while the git server is down at start-up).
