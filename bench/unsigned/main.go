@@ -90,7 +90,8 @@ projects:
 	}
 	defer func() {
 		cancel()
-		if err := cmd.Wait(); err != nil {
+		// Wait answers ctx's error for a server that stopped as it was asked.
+		if err := cmd.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 			fmt.Fprintln(os.Stderr, "server:", err)
 		}
 	}()
