@@ -57,7 +57,8 @@ func internal(msg string, cause error) *refusal {
 var errUnauthorized = &refusal{
 	status:  http.StatusUnauthorized,
 	outcome: outcomeUnauthorized,
-	msg:     "missing or invalid credentials: send Authorization: Bearer <secret> or " + SignatureHeader + ": sha256=<HMAC of the body>",
+	msg: "missing or invalid credentials: send Authorization: Bearer <secret>, or " + TimestampHeader +
+		": <Unix seconds> with " + SignatureHeader + ": sha256=<HMAC of \"<timestamp>.<body>\">",
 }
 
 // webhook serves CI: it records builds and tells their state. It never does
