@@ -21,12 +21,14 @@ const (
 	outcomeUnknownProject   = "unknown_project"
 	outcomeTooLarge         = "too_large"
 	outcomeUnsupportedMedia = "unsupported_media"
-	outcomeError            = "error"
+	// outcomeBusy: every turn to read an unverified body was taken (Gate).
+	outcomeBusy  = "busy"
+	outcomeError = "error"
 )
 
 var webhookOutcomes = []string{
 	outcomeAccepted, outcomeDuplicate, outcomeUnauthorized, outcomeInvalid,
-	outcomeUnknownProject, outcomeTooLarge, outcomeUnsupportedMedia, outcomeError,
+	outcomeUnknownProject, outcomeTooLarge, outcomeUnsupportedMedia, outcomeBusy, outcomeError,
 }
 
 // scrapeTimeout bounds the store queries a scrape makes.

@@ -46,6 +46,12 @@ type ServerDeps struct {
 	// GitHubWebhook serves POST /github/webhook (package gitops/forge; it
 	// verifies X-Hub-Signature-256 itself). Nil leaves it unregistered.
 	GitHubWebhook http.Handler
+	// SlackGate and GitHubGate are what those routes ask of a request
+	// before its body is read (slackui.Gate, forge.Webhook.Gate). A route
+	// whose gate cannot verify refuses every request.
+	SlackGate, GitHubGate Gate
+	// Reads bounds the reading of unverified bodies, server-wide.
+	Reads ReadLimits
 }
 
 // NewServer returns promotebot's HTTP handler. Every route is listed here.
@@ -66,23 +72,32 @@ func NewServer(d ServerDeps) http.Handler {
 		log: d.Logger.With("component", "webhook"), metrics: d.Metrics, wake: d.Wake,
 	}
 	mux := http.NewServeMux()
+	// Every route that takes a body or a credential is registered through
+	// gated, behind a Gate: nothing unauthenticated is read beyond what
+	// refusing it needs.
+	g := newGuard(d.Reads, d.Logger)
+	gated := func(method, path string, gate Gate, h http.HandlerFunc) {
+		handle(mux, method, path, g.wrap(gate, h))
+	}
 
 	// CI (docs/contracts.md, HTTP).
-	handle(mux, http.MethodPost, "/v1/builds", wh.create)
-	handle(mux, http.MethodPost, "/build-complete", wh.create)
-	handle(mux, http.MethodGet, "/v1/builds/{id}", wh.get)
+	post := wh.gate(false)
+	post.count = d.Metrics.webhookRequest
+	gated(http.MethodPost, "/v1/builds", post, wh.create)
+	gated(http.MethodPost, "/build-complete", post, wh.create)
+	gated(http.MethodGet, "/v1/builds/{id}", wh.gate(true), wh.get)
 
 	// Slack (issue 4): registered only once slackui provides the handlers.
 	if d.SlackInteractions != nil {
-		handle(mux, http.MethodPost, "/slack/interactions", d.SlackInteractions.ServeHTTP)
+		gated(http.MethodPost, "/slack/interactions", d.SlackGate, d.SlackInteractions.ServeHTTP)
 	}
 	if d.SlackCommands != nil {
-		handle(mux, http.MethodPost, "/slack/commands", d.SlackCommands.ServeHTTP)
+		gated(http.MethodPost, "/slack/commands", d.SlackGate, d.SlackCommands.ServeHTTP)
 	}
 
 	// GitHub (pull-request promotion).
 	if d.GitHubWebhook != nil {
-		handle(mux, http.MethodPost, "/github/webhook", d.GitHubWebhook.ServeHTTP)
+		gated(http.MethodPost, "/github/webhook", d.GitHubGate, d.GitHubWebhook.ServeHTTP)
 	}
 
 	// Operations.

@@ -110,9 +110,19 @@ func TestSlackRoutes(t *testing.T) {
 			w.WriteHeader(http.StatusOK)
 		})
 	}
-	srv := NewServer(ServerDeps{
+	// A route without a gate that can verify refuses every request.
+	ungated := NewServer(ServerDeps{
 		Config: testConfig(), Store: newFakeStore(), Repo: fakeRepo{},
 		SlackInteractions: handler("interactions"), SlackCommands: handler("commands"),
+	})
+	for _, path := range []string{"/slack/interactions", "/slack/commands"} {
+		checkAnswer(t, serve(ungated, http.MethodPost, path), http.StatusUnauthorized, "cannot verify")
+	}
+	open := Gate{MaxBody: 1 << 10, Headers: func(http.Header) (bool, error) { return true, nil },
+		Verify: func(http.Header, []byte) error { return nil }}
+	srv := NewServer(ServerDeps{
+		Config: testConfig(), Store: newFakeStore(), Repo: fakeRepo{},
+		SlackInteractions: handler("interactions"), SlackCommands: handler("commands"), SlackGate: open,
 	})
 	for _, path := range []string{"/slack/interactions", "/slack/commands"} {
 		if w := serve(srv, http.MethodPost, path); w.Code != http.StatusOK {

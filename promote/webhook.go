@@ -15,9 +15,11 @@ import (
 	"time"
 )
 
-// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of a webhook
-// call's raw body, keyed with the webhook secret. It is one of the two ways
-// CI authenticates; the other is "Authorization: Bearer <secret>".
+// SignatureHeader carries "sha256=" and the hex HMAC-SHA256, keyed with
+// the webhook secret, of "<timestamp>.<raw body>" when the call carries
+// TimestampHeader, else of the raw body alone (the weaker form: it never
+// expires, and is not accepted for GET). It is one of the two ways CI
+// authenticates; the other is "Authorization: Bearer <secret>".
 const SignatureHeader = "X-Promotebot-Signature-256"
 
 // maxBodyBytes bounds a webhook body; the contract (docs/contracts.md)
@@ -55,7 +57,8 @@ func internal(msg string, cause error) *refusal {
 var errUnauthorized = &refusal{
 	status:  http.StatusUnauthorized,
 	outcome: outcomeUnauthorized,
-	msg:     "missing or invalid credentials: send Authorization: Bearer <secret> or " + SignatureHeader + ": sha256=<HMAC of the body>",
+	msg: "missing or invalid credentials: send Authorization: Bearer <secret>, or " + TimestampHeader +
+		": <Unix seconds> with " + SignatureHeader + ": sha256=<HMAC of \"<timestamp>.<body>\">",
 }
 
 // webhook serves CI: it records builds and tells their state. It never does
@@ -109,12 +112,10 @@ func (h *webhook) create(w http.ResponseWriter, r *http.Request) {
 // record verifies the call on its raw body, decodes and validates the build,
 // and stores it with its deploy job.
 func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, error) {
+	// The route's gate has authenticated the call (h.gate).
 	body, err := readBody(w, r)
 	if err != nil {
 		return recorded{}, err
-	}
-	if !authorized(r.Header, body, h.secret) {
-		return recorded{}, errUnauthorized
 	}
 	req, warnings, err := decodeBuildRequest(r.Header.Get("Content-Type"), body)
 	if err != nil {
@@ -243,19 +244,52 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
-// authorized reports whether the call proves it knows secret, with a bearer
-// token or an HMAC of body. An empty secret refuses everything.
-func authorized(h http.Header, body []byte, secret string) bool {
+// gate is the CI routes' Gate: a bearer token proves a call by itself; a
+// signature must be well formed, and fresh when it carries a timestamp,
+// before the body is read. A GET, which has no body to sign, needs the
+// bearer token or a timestamped signature: an HMAC of the empty body alone
+// would be a credential that never expires.
+func (h *webhook) gate(get bool) Gate {
+	limit := int64(maxBodyBytes)
+	if get {
+		limit = 0
+	}
+	return Gate{
+		MaxBody: limit,
+		Headers: func(hd http.Header) (bool, error) { return credentials(hd, h.secret, get, time.Now()) },
+		Verify: func(hd http.Header, body []byte) error {
+			if !validSignature(hd.Get(SignatureHeader), hd.Get(TimestampHeader), body, h.secret) {
+				return errUnauthorized
+			}
+			return nil
+		},
+	}
+}
+
+// credentials judges a call's headers: true when a bearer token proves it,
+// an error when nothing in them can.
+func credentials(h http.Header, secret string, get bool, now time.Time) (bool, error) {
 	if secret == "" {
-		return false
+		return false, errUnauthorized
 	}
 	if token, ok := bearerToken(h.Get("Authorization")); ok && equalSecret(token, secret) {
-		return true
+		return true, nil
 	}
-	if sig := h.Get(SignatureHeader); sig != "" && validSignature(sig, body, secret) {
-		return true
+	sig := h.Get(SignatureHeader)
+	if _, ok := signatureMAC(sig); !ok {
+		return false, errUnauthorized
 	}
-	return false
+	stamp := h.Get(TimestampHeader)
+	switch {
+	case stamp != "":
+		if err := freshTimestamp(stamp, now); err != nil {
+			return false, refuse(http.StatusUnauthorized, outcomeUnauthorized, "%s", err.Error())
+		}
+	case get:
+		return false, refuse(http.StatusUnauthorized, outcomeUnauthorized,
+			"send Authorization: Bearer <secret>, or %s with %s: sha256=<HMAC of \"<timestamp>.\">", TimestampHeader, SignatureHeader)
+	}
+	return false, nil
 }
 
 func bearerToken(authorization string) (string, bool) {
@@ -273,16 +307,27 @@ func equalSecret(got, secret string) bool {
 	return subtle.ConstantTimeCompare(g[:], s[:]) == 1
 }
 
-func validSignature(header string, body []byte, secret string) bool {
+// signatureMAC decodes "sha256=<64 hex digits>".
+func signatureMAC(header string) ([]byte, bool) {
 	hexSum, ok := strings.CutPrefix(header, "sha256=")
+	if !ok || len(hexSum) != 2*sha256.Size {
+		return nil, false
+	}
+	mac, err := hex.DecodeString(hexSum)
+	return mac, err == nil
+}
+
+// validSignature checks header against the HMAC-SHA256 of body, or of
+// "<stamp>.<body>" when the call carries a timestamp.
+func validSignature(header, stamp string, body []byte, secret string) bool {
+	got, ok := signatureMAC(header)
 	if !ok {
 		return false
 	}
-	got, err := hex.DecodeString(hexSum)
-	if err != nil {
-		return false
-	}
 	mac := hmac.New(sha256.New, []byte(secret))
+	if stamp != "" {
+		mac.Write([]byte(stamp + "."))
+	}
 	mac.Write(body)
 	return hmac.Equal(got, mac.Sum(nil))
 }
@@ -323,8 +368,8 @@ type approvalView struct {
 	At      time.Time `json:"at"`
 }
 
-// get serves GET /v1/builds/{id}. Authentication is the webhook's: a bearer
-// token, or an HMAC of the empty body.
+// get serves GET /v1/builds/{id}, behind h.gate(true): a bearer token, or
+// a timestamped signature of the empty body.
 func (h *webhook) get(w http.ResponseWriter, r *http.Request) {
 	view, err := h.view(r)
 	if err != nil {
@@ -335,9 +380,6 @@ func (h *webhook) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *webhook) view(r *http.Request) (buildView, error) {
-	if !authorized(r.Header, nil, h.secret) {
-		return buildView{}, errUnauthorized
-	}
 	// GET calls are not counted as webhook calls; the outcome is for the log.
 	unknown := refuse(http.StatusNotFound, "unknown_build",
 		"unknown build: use the id that POST /v1/builds answered")

@@ -757,8 +757,13 @@ func TestGetBuild(t *testing.T) {
 		t.Errorf("GET answer =\n%s\nwant\n%s", w.Body, mustJSON(want))
 	}
 
-	// HMAC of the empty body authenticates a GET too.
-	checkAnswer(t, f.do(t, http.MethodGet, "/v1/builds/"+id, "", nil, hmacAuth(testSecret)), http.StatusOK, "")
+	// A timestamped HMAC of the empty body authenticates a GET too.
+	stamp, sig := stampedSign(testSecret, time.Now(), nil)
+	w = f.do(t, http.MethodGet, "/v1/builds/"+id, "", nil, func(r *http.Request, _ []byte) {
+		r.Header.Set(TimestampHeader, stamp)
+		r.Header.Set(SignatureHeader, sig)
+	})
+	checkAnswer(t, w, http.StatusOK, "")
 }
 
 func TestGetBuildNoApprovals(t *testing.T) {

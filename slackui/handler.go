@@ -114,8 +114,19 @@ func (h *Handlers) Commands() http.Handler {
 	})
 }
 
-// verified reads the body and checks Slack's signature and timestamp.
+// verified checks Slack's headers and the declared length, then reads the
+// body and checks Slack's signature over it: nothing of a request that
+// could not be genuine is read.
 func (h *Handlers) verified(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if err := checkHeaders(r.Header, h.SigningSecret); err != nil {
+		h.logger().Warn("slack request refused", "err", err, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
+		return nil, false
+	}
+	if r.ContentLength > maxSlackBody {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{"error": "body too large"})
+		return nil, false
+	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxSlackBody+1))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unreadable body"})

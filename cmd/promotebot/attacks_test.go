@@ -204,6 +204,8 @@ func TestAttacks(t *testing.T) {
 		}},
 	}
 
+	attacks = append(attacks, requestAttacks(hookBody)...)
+
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
 			if a.setup != nil {

@@ -94,10 +94,12 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	deps := promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: gitops.Checker{},
 		Logger: log, Metrics: metrics, Wake: wake, Ready: state.ready}
 	if actor.Forge != nil {
-		deps.GitHubWebhook = githubWebhook(sec.GitHubWebhookSecret, st, wake, log)
+		hook := githubWebhook(sec.GitHubWebhookSecret, st, wake, log)
+		deps.GitHubWebhook, deps.GitHubGate = hook, hook.Gate()
 	}
 	if slackHandlers != nil && sec.SlackSigningSecret != "" {
 		deps.SlackInteractions, deps.SlackCommands = slackHandlers.Interactions(), slackHandlers.Commands()
+		deps.SlackGate = slackui.Gate(sec.SlackSigningSecret)
 	}
 	// The webhook vets builds without the clone, so CI is served while the
 	// clone is made (or while the git server is down at start-up).

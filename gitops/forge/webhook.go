@@ -2,12 +2,18 @@ package forge
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 
 	gh "github.com/google/go-github/v60/github"
+
+	"github.com/promotebot/promotebot/promote"
 )
 
 // maxWebhookBody bounds a GitHub delivery.
@@ -16,7 +22,8 @@ const maxWebhookBody = 5 << 20
 // Webhook serves POST /github/webhook: GitHub's deliveries about the bot's
 // pull requests (pull_request, pull_request_review, check_suite, status)
 // make the build's waiting promotion run at once instead of at its next
-// poll. X-Hub-Signature-256 is checked over the raw body first.
+// poll. X-Hub-Signature-256 is checked over the raw body first; a delivery
+// signed only with the legacy SHA-1 X-Hub-Signature is refused.
 type Webhook struct {
 	// Secret is the webhook's secret, set on GitHub too; empty refuses all.
 	Secret string
@@ -31,12 +38,18 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxWebhookBody)
-	if h.Secret == "" {
-		answer(w, http.StatusUnauthorized, "no GitHub webhook secret is configured")
+	if err := h.checkHeaders(r.Header); err != nil {
+		log.Warn("github webhook refused", "err", err, "remote", r.RemoteAddr)
+		answer(w, http.StatusUnauthorized, err.Error())
 		return
 	}
-	payload, err := gh.ValidatePayload(r, []byte(h.Secret))
+	if r.ContentLength > maxWebhookBody {
+		answer(w, http.StatusRequestEntityTooLarge, "delivery too large")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxWebhookBody)
+	payload, err := gh.ValidatePayloadFromBody(r.Header.Get("Content-Type"), r.Body,
+		r.Header.Get(gh.SHA256SignatureHeader), []byte(h.Secret))
 	if err != nil {
 		log.Warn("github webhook refused", "err", err, "remote", r.RemoteAddr)
 		answer(w, http.StatusUnauthorized, "bad signature")
@@ -60,6 +73,39 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		log.Info("github webhook: promotion looked at again", "build", id, "event", gh.WebHookType(r))
 	}
 	answer(w, http.StatusOK, "ok")
+}
+
+// Gate is what the server asks of a delivery before its body is read
+// (promote.Gate): at most 5 MiB, and an X-Hub-Signature-256 that is well
+// formed, then checked over the raw body.
+func (h *Webhook) Gate() promote.Gate {
+	return promote.Gate{
+		MaxBody: maxWebhookBody,
+		Headers: func(hd http.Header) (bool, error) { return false, h.checkHeaders(hd) },
+		Verify: func(hd http.Header, body []byte) error {
+			if err := gh.ValidateSignature(hd.Get(gh.SHA256SignatureHeader), body, []byte(h.Secret)); err != nil {
+				return fmt.Errorf("bad signature: %w", err)
+			}
+			return nil
+		},
+	}
+}
+
+// checkHeaders refuses, without the body, a delivery whose signature could
+// not be valid. go-github would fall back to the SHA-1 X-Hub-Signature
+// when X-Hub-Signature-256 is absent; SHA-1 is not accepted here.
+func (h *Webhook) checkHeaders(hd http.Header) error {
+	if h.Secret == "" {
+		return errors.New("no GitHub webhook secret is configured")
+	}
+	sig, ok := strings.CutPrefix(hd.Get(gh.SHA256SignatureHeader), "sha256=")
+	if !ok || len(sig) != 2*sha256.Size {
+		return errors.New("send X-Hub-Signature-256: sha256=<HMAC-SHA256 of the body> (the SHA-1 X-Hub-Signature is not accepted)")
+	}
+	if _, err := hex.DecodeString(sig); err != nil {
+		return errors.New("X-Hub-Signature-256 is not hexadecimal")
+	}
+	return nil
 }
 
 // refsOf lists the head branches an event is about.
