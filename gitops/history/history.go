@@ -99,6 +99,10 @@ type Change struct {
 	// Malformed lists the trailers that could not be read ("Key: value"):
 	// they count for nothing.
 	Malformed []string `json:"malformed"`
+
+	// guess, while Read walks, marks a production change whose project was
+	// guessed from its folder's name (relabel).
+	guess *guess
 }
 
 // ApprovedBy is one Approved-by trailer: "<Name> <slack:U…> <RFC 3339 time>".
@@ -197,7 +201,7 @@ func Read(ctx context.Context, src string, opts Options) (_ []Change, err error)
 	if err != nil {
 		return nil, fmt.Errorf("branch %s of %s: %w", opts.Branch, clone.RedactURL(src), err)
 	}
-	w := &historyWalker{stor: stor, opts: opts, trees: map[plumbing.Hash][]object.TreeEntry{},
+	w := &historyWalker{stor: stor, opts: opts, learned: map[string]string{}, trees: map[plumbing.Hash][]object.TreeEntry{},
 		renders: map[string]rendered{}}
 	return w.walk(ctx, ref.Hash())
 }
@@ -222,6 +226,10 @@ type historyWalker struct {
 	opts    Options
 	trees   map[plumbing.Hash][]object.TreeEntry // parsed trees, by hash
 	renders map[string]rendered                  // by folder and productionKey
+	// learned names the project of a folder, without Options.ProjectPaths:
+	// the project of the newest QA commit of the bot that deployed into that
+	// folder alone (see projectID).
+	learned map[string]string
 }
 
 // walk follows first parents from tip to the root.
@@ -243,10 +251,38 @@ func (w *historyWalker) walk(ctx context.Context, tip plumbing.Hash) ([]Change, 
 		}
 		changes = append(changes, found...)
 		if len(c.ParentHashes) == 0 {
-			return changes, nil
+			return w.relabel(changes), nil
 		}
 		h = c.ParentHashes[0]
 	}
+}
+
+// guess is what a production change of a folder whose project was guessed
+// from the folder's name needs to be judged again once an older QA commit
+// of the bot has named the folder's project (learn).
+type guess struct {
+	folder string
+	facts  trailerFacts
+}
+
+// relabel judges the changes of guessed folders again with the project
+// learned from older commits: a change the commit's own production trailers
+// cover for that project is no person's change after all.
+func (w *historyWalker) relabel(changes []Change) []Change {
+	out := changes[:0]
+	for _, ch := range changes {
+		if g := ch.guess; g != nil {
+			ch.guess = nil
+			if id := w.learned[g.folder]; id != "" && id != ch.Project {
+				if g.facts.covers(id) {
+					continue
+				}
+				ch.Project = id
+			}
+		}
+		out = append(out, ch)
+	}
+	return out
 }
 
 // changesOf returns what one commit of the first-parent line did, filtered:
@@ -287,6 +323,7 @@ func (w *historyWalker) changesOf(c *object.Commit) ([]Change, error) {
 	if m.trailers {
 		ch := base
 		m.fill(&ch)
+		w.learn(folders, m)
 		ch.QAPinned = w.pinsQA(c.TreeHash, folders, m)
 		if w.opts.Matches(ch) {
 			changes = append(changes, w.verified(c, ch))
@@ -295,6 +332,9 @@ func (w *historyWalker) changesOf(c *object.Commit) ([]Change, error) {
 	for _, folder := range folders {
 		ch := base
 		ch.Project, ch.Environment = w.projectID(folder), trailer.Production
+		if len(w.opts.ProjectPaths) == 0 && w.learned[folder] == "" && len(parents) < 2 {
+			ch.guess = &guess{folder: folder, facts: m}
+		}
 		if !w.opts.Matches(ch) {
 			continue
 		}

@@ -241,13 +241,31 @@ func (w *historyWalker) isProject(folder string, a, b plumbing.Hash) (bool, erro
 	return false, nil
 }
 
-// projectID names the project in folder: Options.ProjectPaths, else the
-// folder's last element.
+// projectID names the project in folder: Options.ProjectPaths, else what a
+// QA commit of the bot taught (learn), else the folder's last element.
 func (w *historyWalker) projectID(folder string) string {
 	if id := w.opts.ProjectPaths[folder]; id != "" {
 		return id
 	}
+	if id := w.learned[folder]; id != "" {
+		return id
+	}
 	return path.Base(folder)
+}
+
+// learn takes, when no configuration names the projects, a folder's project
+// id from the newest QA commit with the bot's trailers that touched that
+// folder alone, so that an id other than the folder's name ("hello-service"
+// in apps/hello) does not make each of its production deploys read as
+// someone else's change. A forged QA commit can mislead this; only
+// --config (Options.ProjectPaths) cannot be.
+func (w *historyWalker) learn(folders []string, m trailerFacts) {
+	if len(w.opts.ProjectPaths) > 0 || len(folders) != 1 || m.project == "" || !strings.HasPrefix(m.env, "qa/") {
+		return
+	}
+	if _, ok := w.learned[folders[0]]; !ok {
+		w.learned[folders[0]] = m.project
+	}
 }
 
 // productionKey lists the entries of the project folder in the tree root that
