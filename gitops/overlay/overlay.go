@@ -39,13 +39,7 @@ const managedComment = "Managed by promotebot: created for a QA environment. Peo
 // overlay and checks the image. The target, kind and image are checked here,
 // before any Edit exists.
 func QAOverlay(p promote.Project, kind promote.Kind, target, image string, meta Meta) (clone.Edit, error) {
-	if err := validateProject(p); err != nil {
-		return nil, err
-	}
-	if err := checkScript(p, target); err != nil {
-		return nil, err
-	}
-	n, err := newEnvNames(kind, target)
+	n, err := qaNames(p, kind, target)
 	if err != nil {
 		return nil, err
 	}
@@ -84,17 +78,23 @@ func writeQA(f clone.Files, p promote.Project, n envNames, img imageRef, meta Me
 	}, nil
 }
 
+// qaNames checks the project and the target (git's rules, and the
+// project's script) and returns the names the target's environment may take.
+func qaNames(p promote.Project, kind promote.Kind, target string) (envNames, error) {
+	if err := validateProject(p); err != nil {
+		return envNames{}, err
+	}
+	if err := checkScript(p, target); err != nil {
+		return envNames{}, err
+	}
+	return newEnvNames(kind, target)
+}
+
 // DeleteQAOverlay returns the Edit that removes the QA environment owned by
 // exactly that kind and target, plain or hashed; when it owns none, the Edit
 // changes nothing.
 func DeleteQAOverlay(p promote.Project, kind promote.Kind, target string, meta Meta) (clone.Edit, error) {
-	if err := validateProject(p); err != nil {
-		return nil, err
-	}
-	if err := checkScript(p, target); err != nil {
-		return nil, err
-	}
-	n, err := newEnvNames(kind, target)
+	n, err := qaNames(p, kind, target)
 	if err != nil {
 		return nil, err
 	}
