@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -16,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/urfave/cli/v2"
 
 	"github.com/promotebot/promotebot/gitops"
@@ -97,21 +95,8 @@ func newKeyring(t *testing.T, dir string) (*openpgp.Entity, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pub bytes.Buffer
-	w, err := armor.Encode(&pub, openpgp.PublicKeyType, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := entity.Serialize(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
 	keyring := filepath.Join(dir, "pub.asc")
-	if err := os.WriteFile(keyring, pub.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	gittest.WriteArmoredKey(t, keyring, openpgp.PublicKeyType, entity, false)
 	return entity, keyring
 }
 
@@ -369,21 +354,8 @@ func TestAuditVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := other.Serialize(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
 	otherRing := filepath.Join(t.TempDir(), "other.asc")
-	if err := os.WriteFile(otherRing, buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	gittest.WriteArmoredKey(t, otherRing, openpgp.PublicKeyType, other, false)
 	stdout, _, err = runWith(t, nil, "audit", "--repo", f.bare, "--verify", "--keyring", otherRing, "--check", "--format", "json",
 		"--env", "qa")
 	if exitCode(err) != 1 {
