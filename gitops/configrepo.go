@@ -51,9 +51,24 @@ func (Checker) Check(p promote.Project, kind promote.Kind, target, image string)
 	return "qa/" + env, "https://" + overlay.QAHost(p, kind, env), nil
 }
 
+// Fallback implements promote.BuildChecker: the target's hashed name.
+func (Checker) Fallback(p promote.Project, kind promote.Kind, target string) (string, string, error) {
+	env, err := overlay.HashedEnvName(kind, target)
+	if err != nil {
+		return "", "", promote.Invalid(err)
+	}
+	return "qa/" + env, "https://" + overlay.QAHost(p, kind, env), nil
+}
+
+// Fallback implements promote.ConfigRepo; see Checker.Fallback.
+func (c *ConfigRepo) Fallback(p promote.Project, kind promote.Kind, target string) (string, string, error) {
+	return Checker{}.Fallback(p, kind, target)
+}
+
 // DeployQA implements promote.ConfigRepo.
 func (c *ConfigRepo) DeployQA(ctx context.Context, p promote.Project, b promote.Build) (promote.QADeployment, error) {
-	edit, err := overlay.QAOverlay(p, b.Kind, b.Target, b.Image, overlay.Meta{Build: b.ID, Source: source(b), Author: b.Author})
+	edit, err := overlay.QAOverlayIn(p, b.Kind, b.Target, b.Image, strings.TrimPrefix(b.Environment, "qa/"),
+		overlay.Meta{Build: b.ID, Source: source(b), Author: b.Author})
 	if err != nil {
 		return promote.QADeployment{}, promote.Invalid(err)
 	}

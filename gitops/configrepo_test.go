@@ -105,3 +105,42 @@ func TestConfigRepoPromote(t *testing.T) {
 		t.Fatalf("foreign image: %v, want ErrInvalid", err)
 	}
 }
+
+// TestDeployQATakesTheAnnouncedEnvironment: two targets that share a plain
+// name each get the environment announced when they were accepted, in
+// whichever order they deploy.
+func TestDeployQATakesTheAnnouncedEnvironment(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	c := gitops.NewConfigRepo(clonetest.Open(t, bare))
+	plain, plainURL, err := c.Check(helloConfig, promote.KindBranch, "feature/login", "registry.example.com/acme/hello:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hashed, hashedURL, err := c.Fallback(helloConfig, promote.KindBranch, "Feature/Login")
+	if err != nil || hashed == plain || !strings.HasPrefix(hashed, plain+"-") {
+		t.Fatalf("Fallback = %q, %v; plain %q", hashed, err, plain)
+	}
+	first := promote.Build{ID: "01JA", Project: "hello", Image: "registry.example.com/acme/hello:1", Kind: promote.KindBranch,
+		Target: "feature/login", Environment: plain, URL: plainURL}
+	second := promote.Build{ID: "01JB", Project: "hello", Image: "registry.example.com/acme/hello:1", Kind: promote.KindBranch,
+		Target: "Feature/Login", Environment: hashed, URL: hashedURL}
+	// The second one accepted deploys first: the plain name is free, but it
+	// was announced the hashed one.
+	for _, b := range []promote.Build{second, first} {
+		d, err := c.DeployQA(context.Background(), helloConfig, b)
+		if err != nil || d.Environment != b.Environment || d.URL != b.URL {
+			t.Fatalf("DeployQA(%s) = %+v, %v; announced %s %s", b.Target, d, err, b.Environment, b.URL)
+		}
+	}
+	// A target announced a name another target owns by now (outside the
+	// bot's record) takes its own hashed name instead.
+	third := first
+	third.ID, third.Target, third.Environment = "01JC", "FEATURE/login", plain
+	own, _, err := c.Fallback(helloConfig, promote.KindBranch, third.Target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := c.DeployQA(context.Background(), helloConfig, third); err != nil || d.Environment != own {
+		t.Fatalf("a third target whose announced name is taken: %+v, %v; want %s", d, err, own)
+	}
+}

@@ -16,15 +16,21 @@ type QADeployment struct {
 // clone is still being made.
 type BuildChecker interface {
 	// Check refuses, with ErrInvalid, an image or target the project may not
-	// deploy, and predicts the environment and URL the build will get.
+	// deploy, and gives the environment and URL the target takes when no
+	// other target holds them: its plain name.
 	Check(p Project, kind Kind, target, image string) (env, url string, err error)
+	// Fallback gives the environment and URL the target takes when another
+	// target holds its plain name: its own hashed name.
+	Fallback(p Project, kind Kind, target string) (env, url string, err error)
 }
 
 // ConfigRepo is the config repository as the domain uses it (package gitops).
 type ConfigRepo interface {
 	BuildChecker
 	// DeployQA writes the build's QA overlay, commits it with the build's
-	// trailers and pushes it. Running it again for the same build changes
+	// trailers and pushes it. It takes the environment announced when the
+	// build was accepted (b.Environment) whenever that one is free or
+	// already the target's. Running it again for the same build changes
 	// nothing. Permanent errors (IsPermanent) end the build; others are retried.
 	DeployQA(ctx context.Context, p Project, b Build) (QADeployment, error)
 	// Promote sets the production overlay's image to the build's, committed

@@ -28,6 +28,10 @@ func (f *fakeRepo) Check(promote.Project, promote.Kind, string, string) (string,
 	return "qa/branch-x", "https://x.branch.hello.example.com", nil
 }
 
+func (f *fakeRepo) Fallback(promote.Project, promote.Kind, string) (string, string, error) {
+	return "qa/branch-x-h", "https://x-h.branch.hello.example.com", nil
+}
+
 func (f *fakeRepo) DeployQA(ctx context.Context, _ promote.Project, b promote.Build) (promote.QADeployment, error) {
 	if f.started != nil {
 		select {

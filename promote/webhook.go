@@ -142,11 +142,16 @@ func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, erro
 		return recorded{}, internal("could not check the build; the server log has the details",
 			fmt.Errorf("check %s %s %s: %w", p.ID, kind, req.Target, err))
 	}
+	env, qaURL, err = h.settleEnv(r.Context(), p, kind, req.Target, env, qaURL)
+	if err != nil {
+		return recorded{}, internal("could not record the build; try again", err)
+	}
 	b := Build{
 		Project: p.ID, Image: req.Image, Kind: kind, Target: req.Target,
 		Commit: req.Commit, Author: req.Author, BuildURL: req.BuildURL,
+		Environment: env, URL: qaURL,
 	}
-	rec, err := h.save(r.Context(), b, env, qaURL)
+	rec, err := h.save(r.Context(), p, b)
 	rec.answer.Warnings = warnings
 	return rec, err
 }
@@ -172,10 +177,9 @@ func projectIDs(projects []Project) string {
 }
 
 // save stores b, as received, with the jobs that deploy it to QA and tell
-// Slack (the builds it supersedes are told too), and
-// answers with the stored build. env and qaURL are Check's prediction, used
-// until the stored build has its own.
-func (h *webhook) save(ctx context.Context, b Build, env, qaURL string) (recorded, error) {
+// Slack (the builds it supersedes are told too), and answers with the
+// stored build, whose environment is the one it will be deployed to.
+func (h *webhook) save(ctx context.Context, p Project, b Build) (recorded, error) {
 	// The store assigns the id, and gives it to the jobs that have no
 	// BuildID, in the same transaction (promote/store, and its conformance
 	// suite); so the job names no build here, and its RunAt is left to the
@@ -189,12 +193,14 @@ func (h *webhook) save(ctx context.Context, b Build, env, qaURL string) (recorde
 		h.log.Info("superseded", "build", old.ID, "by", stored.ID, "project", old.Project)
 	}
 	if created {
+		if stored, err = h.yieldEnv(ctx, p, stored); err != nil {
+			// The build is stored and will be deployed: only its announced
+			// name may be the other target's.
+			h.log.Warn("second look at the environment", "build", stored.ID, "err", err)
+		}
 		h.wakeWorker()
 	}
-	ans := buildAnswer{ID: stored.ID, Environment: env, URL: qaURL, State: stored.State}
-	if stored.Environment != "" {
-		ans.Environment, ans.URL = stored.Environment, stored.URL
-	}
+	ans := buildAnswer{ID: stored.ID, Environment: stored.Environment, URL: stored.URL, State: stored.State}
 	return recorded{answer: ans, project: stored.Project, created: created}, nil
 }
 

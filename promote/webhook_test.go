@@ -161,8 +161,18 @@ func (s *fakeStore) Extend(context.Context, int64, string, time.Time) error { re
 func (s *fakeStore) Hurry(context.Context, string, JobKind) (bool, error) {
 	return false, errFakeUnused
 }
-func (s *fakeStore) Edit(context.Context, string, func(*Build) error, ...Job) (Build, error) {
-	return Build{}, errFakeUnused
+func (s *fakeStore) Edit(_ context.Context, id string, change func(*Build) error, _ ...Job) (Build, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.builds[id]
+	if !ok {
+		return Build{}, ErrNotFound
+	}
+	if err := change(&b); err != nil {
+		return Build{}, err
+	}
+	s.builds[id] = b
+	return b, nil
 }
 
 func (s *fakeStore) Pending(context.Context) (int, error) {
@@ -175,8 +185,16 @@ func (s *fakeStore) FirstClick(context.Context, string, time.Time) (bool, error)
 	return true, nil
 }
 
-func (s *fakeStore) Find(context.Context, string, []State, int) ([]Build, error) {
-	return nil, errFakeUnused
+func (s *fakeStore) Find(_ context.Context, project string, states []State, limit int) ([]Build, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Build
+	for i := len(s.order) - 1; i >= 0 && len(out) < limit; i-- {
+		if b := s.builds[s.order[i]]; b.Project == project && slices.Contains(states, b.State) {
+			out = append(out, b)
+		}
+	}
+	return out, nil
 }
 
 func (s *fakeStore) CountByState(context.Context) (map[State]int, error) {
@@ -229,6 +247,12 @@ func (f fakeRepo) Check(p Project, kind Kind, target, image string) (string, str
 		return "", "", Invalid(fmt.Errorf("target %q is not a valid %s name", target, kind))
 	}
 	slug := strings.Trim(slugRun.ReplaceAllString(strings.ToLower(target), "-"), "-")
+	return fmt.Sprintf("qa/%s-%s", kind, slug), fmt.Sprintf("https://%s.%s.%s", slug, kind, p.Host()), nil
+}
+
+// Fallback names the target's other environment "<plain>-h".
+func (f fakeRepo) Fallback(p Project, kind Kind, target string) (string, string, error) {
+	slug := strings.Trim(slugRun.ReplaceAllString(strings.ToLower(target), "-"), "-") + "-h"
 	return fmt.Sprintf("qa/%s-%s", kind, slug), fmt.Sprintf("https://%s.%s.%s", slug, kind, p.Host()), nil
 }
 
@@ -744,7 +768,8 @@ func TestGetBuild(t *testing.T) {
 	}
 	want := map[string]any{
 		"id": id, "project": "hello", "image": "registry.example.com/acme/hello:1.4.0", "type": "branch",
-		"target": "feature/Login", "environment": "", "url": "", "state": "received", "qaCommit": "",
+		"target": "feature/Login", "environment": "qa/branch-feature-login",
+		"url": "https://feature-login.branch.hello.example.com", "state": "received", "qaCommit": "",
 		"pullRequest": "", "productionCommit": "", "error": "",
 		"createdAt": "2025-03-04T04:06:07Z", "updatedAt": "2025-03-04T04:06:08Z",
 		"history": []any{map[string]any{"from": "received", "to": "deploying", "event": "deploy", "at": "2025-03-04T04:06:08Z"}},
@@ -906,5 +931,33 @@ func TestWebhookAllowedCIHosts(t *testing.T) {
 		if tc.want == http.StatusBadRequest && !strings.Contains(w.Body.String(), "ci.allowedHosts does not list") {
 			t.Errorf("%s %s: %s does not name ci.allowedHosts", tc.field, tc.link, w.Body)
 		}
+	}
+}
+
+// TestWebhookSettlesTheEnvironment: the answer names the environment the
+// build will be deployed to, and it is recorded on the build: a target
+// keeps its environment, and a target whose plain name another target's
+// build holds (feature/login and Feature/Login share branch-feature-login)
+// gets its own hashed name, whichever deploys first.
+func TestWebhookSettlesTheEnvironment(t *testing.T) {
+	f := newFixture(t, testSecret, fakeRepo{})
+	post := func(target, image string) buildAnswer {
+		t.Helper()
+		w := f.do(t, http.MethodPost, "/v1/builds", ctJSON, jsonBuild(map[string]any{"target": target, "image": image}), bearer(testSecret))
+		var a buildAnswer
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Code != http.StatusAccepted {
+			t.Fatalf("POST %s: %d %s", target, w.Code, w.Body)
+		}
+		if b := f.store.builds[a.ID]; b.Environment != a.Environment || b.URL != a.URL {
+			t.Fatalf("POST %s answered %s %s, recorded %s %s", target, a.Environment, a.URL, b.Environment, b.URL)
+		}
+		return a
+	}
+	first := post("feature/login", "registry.example.com/acme/hello:1")
+	second := post("Feature/Login", "registry.example.com/acme/hello:1")
+	again := post("feature/login", "registry.example.com/acme/hello:2")
+	if first.Environment != "qa/branch-feature-login" || second.Environment != "qa/branch-feature-login-h" ||
+		again.Environment != first.Environment || second.URL != "https://feature-login-h.branch.hello.example.com" {
+		t.Fatalf("environments %s, %s, %s (%s)", first.Environment, second.Environment, again.Environment, second.URL)
 	}
 }

@@ -300,3 +300,33 @@ func get(t *testing.T, url string) (int, string) {
 	}
 	return resp.StatusCode, string(body)
 }
+
+// TestServeAnnouncesTheEnvironmentItDeploys: two targets that share a plain
+// environment name, reported at once; each 202 names the environment the
+// build then is deployed to, whichever deploys first.
+func TestServeAnnouncesTheEnvironmentItDeploys(t *testing.T) {
+	base, remote := startServe(t)
+	build := func(target string) string {
+		return `{"project":"hello","image":"registry.example.com/acme/hello:1.4.0","type":"branch","target":"` + target + `"}`
+	}
+	announced := map[string]string{}
+	for _, target := range []string{"feature/login", "Feature/Login", "feature-login"} {
+		code, a := postBuild(t, base, build(target))
+		if code != http.StatusAccepted {
+			t.Fatalf("POST %s: %d %v", target, code, a)
+		}
+		announced[a["id"].(string)] = a["environment"].(string)
+	}
+	seen := map[string]bool{}
+	for id, env := range announced {
+		b := waitState(t, base, id, "qa-ready")
+		if b["environment"] != env || seen[env] {
+			t.Fatalf("build %s announced %s, deployed to %v (seen %v)", id, env, b["environment"], seen)
+		}
+		seen[env] = true
+		dir := "apps/hello/overlays/" + env + "/kustomization.yaml"
+		if _, ok := gittest.ReadFile(t, remote, "main", dir); !ok {
+			t.Fatalf("no %s on the remote", dir)
+		}
+	}
+}

@@ -161,6 +161,9 @@ type envNames struct {
 	hash   string
 	plain  string // "<kind>-<slug>", fitted
 	hashed string // "<kind>-<slug>-<hash8>", fitted
+	// prefer, when it is one of the two and free, is taken over the plain
+	// name: the one announced when the build was accepted.
+	prefer string
 }
 
 func newEnvNames(kind promote.Kind, target string) (envNames, error) {
@@ -194,6 +197,16 @@ func EnvName(kind promote.Kind, target string) (string, error) {
 		return "", err
 	}
 	return n.plain, nil
+}
+
+// HashedEnvName returns the name a target's QA environment takes when
+// another target owns its plain name (EnvName): "<kind>-<slug>-<hash>".
+func HashedEnvName(kind promote.Kind, target string) (string, error) {
+	n, err := newEnvNames(kind, target)
+	if err != nil {
+		return "", err
+	}
+	return n.hashed, nil
 }
 
 // QAHost returns the host name of a QA environment:
@@ -290,8 +303,9 @@ func readOwner(data []byte) (kind, target string, ok bool) {
 	return k.YNode().Value, t.YNode().Value, true
 }
 
-// resolve picks the environment a target writes to: the plain name when it
-// is free or already the target's, else the hashed name on the same terms.
+// resolve picks the environment a target writes to: the name it already
+// owns; else the preferred name when free; else the plain name when free,
+// else the hashed one.
 func (n envNames) resolve(f clone.Files, p promote.Project) (env string, exists bool, err error) {
 	free := ""
 	for _, env := range []string{n.plain, n.hashed} {
@@ -303,7 +317,7 @@ func (n envNames) resolve(f clone.Files, p promote.Project) (env string, exists 
 		case o == ownerSame:
 			// The env the target already has wins over a name freed since.
 			return env, true, nil
-		case o == ownerNone && free == "":
+		case o == ownerNone && (free == "" || env == n.prefer):
 			free = env
 		}
 	}

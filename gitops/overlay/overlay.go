@@ -39,10 +39,19 @@ const managedComment = "Managed by promotebot: created for a QA environment. Peo
 // overlay and checks the image. The target, kind and image are checked here,
 // before any Edit exists.
 func QAOverlay(p promote.Project, kind promote.Kind, target, image string, meta Meta) (clone.Edit, error) {
+	return QAOverlayIn(p, kind, target, image, "", meta)
+}
+
+// QAOverlayIn is QAOverlay preferring env (without "qa/"), when it is one of
+// the target's two names and free, to the plain name: the environment
+// announced when the build was accepted, so that the build gets it whichever
+// of two targets that share a plain name deploys first.
+func QAOverlayIn(p promote.Project, kind promote.Kind, target, image, env string, meta Meta) (clone.Edit, error) {
 	n, err := qaNames(p, kind, target)
 	if err != nil {
 		return nil, err
 	}
+	n.prefer = env
 	img, err := projectImage(p, image)
 	if err != nil {
 		return nil, err
