@@ -201,7 +201,12 @@ func Read(ctx context.Context, src string, opts Options) (_ []Change, err error)
 	if err != nil {
 		return nil, fmt.Errorf("branch %s of %s: %w", opts.Branch, clone.RedactURL(src), err)
 	}
-	w := &historyWalker{stor: stor, opts: opts, learned: map[string]string{}, trees: map[plumbing.Hash][]object.TreeEntry{},
+	packs, err := openPacks(stor.Filesystem())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, closePacks(packs)) }()
+	w := &historyWalker{stor: stor, packs: packs, opts: opts, learned: map[string]string{}, objects: newObjectCache(),
 		renders: map[string]rendered{}}
 	return w.walk(ctx, ref.Hash())
 }
@@ -223,9 +228,10 @@ func openForReading(dir string) (*filesystem.Storage, *git.Repository, error) {
 
 type historyWalker struct {
 	stor    *filesystem.Storage
+	packs   []*pack
 	opts    Options
-	trees   map[plumbing.Hash][]object.TreeEntry // parsed trees, by hash
-	renders map[string]rendered                  // by folder and productionKey
+	objects *objectCache        // trees and their delta bases, by hash
+	renders map[string]rendered // by folder and productionKey
 	// learned names the project of a folder, without Options.ProjectPaths:
 	// the project of the newest QA commit of the bot that deployed into that
 	// folder alone (see projectID).

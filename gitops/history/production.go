@@ -3,7 +3,6 @@ package history
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"path"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/storer"
 
 	"github.com/promotebot/promotebot/gitops/clone"
 	"github.com/promotebot/promotebot/gitops/overlay"
@@ -22,8 +20,8 @@ import (
 // renders.
 const productionOverlay = "overlays/production"
 
-// maxCached bounds the walker's caches of parsed trees and renders: a walk
-// compares each commit with its parent, so only recent entries are reused.
+// maxCached bounds the walker's cache of renders: a walk compares each
+// commit with its parent, so only recent entries are reused.
 const maxCached = 256
 
 // rendered is one render of a project's production overlay.
@@ -31,67 +29,6 @@ type rendered struct {
 	out []byte
 	err error
 }
-
-// entries returns a tree's entries in git's order; a zero hash is the empty
-// tree. Parsed trees are kept: the walk reads each tree twice, as a commit's
-// and as its child's parent's.
-func (w *historyWalker) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
-	if h.IsZero() {
-		return nil, nil
-	}
-	if e, ok := w.trees[h]; ok {
-		return e, nil
-	}
-	entries, err := readTree(w.stor, h)
-	if err != nil {
-		return nil, err
-	}
-	if len(w.trees) >= maxCached {
-		clear(w.trees)
-	}
-	w.trees[h] = entries
-	return entries, nil
-}
-
-// readTree reads the tree object h. It decodes the object itself, the names
-// sharing one string, rather than through object.GetTree: the walk reads a
-// tree per commit, and go-git's decoder spends most of it allocating.
-func readTree(s storer.EncodedObjectStorer, h plumbing.Hash) ([]object.TreeEntry, error) {
-	obj, err := s.EncodedObject(plumbing.TreeObject, h)
-	if err != nil {
-		return nil, fmt.Errorf("read tree %s: %w", h, err)
-	}
-	r, err := obj.Reader()
-	if err != nil {
-		return nil, fmt.Errorf("read tree %s: %w", h, err)
-	}
-	data, err := io.ReadAll(r)
-	if cerr := r.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read tree %s: %w", h, err)
-	}
-	raw := string(data)
-	var entries []object.TreeEntry
-	for raw != "" {
-		mode, rest, ok1 := strings.Cut(raw, " ")
-		name, rest, ok2 := strings.Cut(rest, "\x00")
-		m, err := filemode.New(mode)
-		if !ok1 || !ok2 || err != nil || len(rest) < hashLen || name == "" {
-			return nil, fmt.Errorf("read tree %s: malformed entry", h)
-		}
-		var e object.TreeEntry
-		e.Name, e.Mode = name, m
-		copy(e.Hash[:], rest[:hashLen])
-		entries = append(entries, e)
-		raw = rest[hashLen:]
-	}
-	return entries, nil
-}
-
-// hashLen is the length of a SHA-1 object id in a tree object.
-const hashLen = 20
 
 // entry returns the entry name of a tree's entries.
 func entry(entries []object.TreeEntry, name string) (object.TreeEntry, bool) {

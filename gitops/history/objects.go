@@ -1,0 +1,288 @@
+package history
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/go-git/go-billy/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
+)
+
+// The walker's cache of objects is bounded in bytes, whatever the length of
+// the history, in two pools: small objects (a project's folders, a few
+// entries each, stored as deltas of their older versions) are kept apart
+// from large ones (a folder of hundreds of projects, one per commit), so
+// that the chain of a project's folder read one bump ago is still there
+// at the next, hundreds of commits later.
+const (
+	maxSmallBytes = 8 << 20
+	maxLargeBytes = 32 << 20
+	smallObject   = 4 << 10
+)
+
+// maxDeltaDepth bounds a delta chain (git writes at most 4,095), so that a
+// pack whose deltas refer to one another in a circle is an error, not a
+// stack overflow.
+const maxDeltaDepth = 1 << 12
+
+// hashLen is the length of a SHA-1 object id in a tree object.
+const hashLen = 20
+
+// errNotTree is returned for an object that should be a tree and is not.
+var errNotTree = errors.New("not a tree")
+
+// rawObject is an object's type and content, and for a tree that has been
+// read as one, its entries.
+type rawObject struct {
+	typ     plumbing.ObjectType
+	data    []byte
+	entries []object.TreeEntry
+	parsed  bool
+}
+
+// size estimates the bytes o holds: its content, its map entry, and its
+// names and entries once parsed.
+func (o *rawObject) size() int {
+	const overhead, entrySize = 128, 64
+	return overhead + len(o.data) + entrySize*len(o.entries)
+}
+
+// objectCache keeps the objects read last: the trees that consecutive
+// commits share and the delta bases they are stored against.
+type objectCache struct {
+	small, large generations
+}
+
+func newObjectCache() *objectCache {
+	return &objectCache{small: newGenerations(maxSmallBytes), large: newGenerations(maxLargeBytes)}
+}
+
+func (c *objectCache) get(h plumbing.Hash) *rawObject {
+	if o := c.small.get(h); o != nil {
+		return o
+	}
+	return c.large.get(h)
+}
+
+// put keeps o, which holds n bytes more than the cache has counted for it.
+func (c *objectCache) put(h plumbing.Hash, o *rawObject, n int) {
+	if len(o.data) < smallObject {
+		c.small.put(h, o, n)
+	} else {
+		c.large.put(h, o, n)
+	}
+}
+
+// generations holds objects up to max bytes in two generations: when the
+// recent one holds half of them it becomes the older one and the older one
+// is dropped, and a hit in the older one moves to the recent one. It is an
+// LRU's approximation at the cost of a map look-up.
+type generations struct {
+	recent, older map[plumbing.Hash]*rawObject
+	bytes, max    int // bytes held by recent
+}
+
+func newGenerations(maxBytes int) generations {
+	return generations{recent: map[plumbing.Hash]*rawObject{}, older: map[plumbing.Hash]*rawObject{}, max: maxBytes}
+}
+
+func (g *generations) get(h plumbing.Hash) *rawObject {
+	if o, ok := g.recent[h]; ok {
+		return o
+	}
+	o, ok := g.older[h]
+	if ok {
+		g.put(h, o, o.size())
+	}
+	return o
+}
+
+func (g *generations) put(h plumbing.Hash, o *rawObject, n int) {
+	if g.bytes+n > g.max/2 {
+		clear(g.older)
+		g.older, g.recent, g.bytes = g.recent, g.older, 0
+		n = o.size()
+	}
+	g.recent[h] = o
+	g.bytes += n
+}
+
+// pack is one pack file of the repository, read directly.
+type pack struct {
+	idx  *idxfile.MemoryIndex
+	file billy.File
+	scan *packfile.Scanner
+}
+
+// openPacks opens the pack files of the repository whose git directory is
+// fs. The walker reads trees from them itself rather than through go-git's
+// EncodedObject, which hashes every object it resolves from a delta to
+// cache it and reopens the pack file for every tree over 16 KiB (a folder
+// of a few hundred projects): that made reading a history several times
+// slower than git. go-git's DeltaObject looks for a loose object first, at
+// a few system calls per object.
+func openPacks(fs billy.Filesystem) (_ []*pack, err error) {
+	dg := dotgit.New(fs)
+	hashes, err := dg.ObjectPacks()
+	if err != nil {
+		return nil, fmt.Errorf("list packs: %w", err)
+	}
+	var packs []*pack
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, closePacks(packs))
+		}
+	}()
+	for _, h := range hashes {
+		idx := idxfile.NewMemoryIndex()
+		f, err := dg.ObjectPackIdx(h)
+		if err != nil {
+			return nil, fmt.Errorf("open pack index %s: %w", h, err)
+		}
+		err = errors.Join(idxfile.NewDecoder(f).Decode(idx), f.Close())
+		if err != nil {
+			return nil, fmt.Errorf("read pack index %s: %w", h, err)
+		}
+		if f, err = dg.ObjectPack(h); err != nil {
+			return nil, fmt.Errorf("open pack %s: %w", h, err)
+		}
+		packs = append(packs, &pack{idx: idx, file: f, scan: packfile.NewScanner(f)})
+	}
+	return packs, nil
+}
+
+func closePacks(packs []*pack) error {
+	var errs []error
+	for _, p := range packs {
+		errs = append(errs, p.file.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// object reads the object h: from the cache, else from a pack (resolving
+// its deltas from the cache), else through go-git (loose objects,
+// alternates).
+func (w *historyWalker) object(h plumbing.Hash, depth int) (*rawObject, error) {
+	if o := w.objects.get(h); o != nil {
+		return o, nil
+	}
+	if depth > maxDeltaDepth {
+		return nil, fmt.Errorf("read object %s: delta chain longer than %d", h, maxDeltaDepth)
+	}
+	o, err := w.fromPack(h, depth)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		o, err = w.whole(h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read object %s: %w", h, err)
+	}
+	w.objects.put(h, o, o.size())
+	return o, nil
+}
+
+// fromPack reads the object h from the first pack that has it, or returns
+// plumbing.ErrObjectNotFound.
+func (w *historyWalker) fromPack(h plumbing.Hash, depth int) (*rawObject, error) {
+	for _, p := range w.packs {
+		off, err := p.idx.FindOffset(h)
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		hdr, err := p.scan.SeekObjectHeader(off)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		buf.Grow(int(min(hdr.Length, smallObject)))
+		if _, _, err := p.scan.NextObject(&buf); err != nil {
+			return nil, err
+		}
+		var base plumbing.Hash
+		switch hdr.Type {
+		case plumbing.OFSDeltaObject:
+			if base, err = p.idx.FindHash(hdr.OffsetReference); err != nil {
+				return nil, err
+			}
+		case plumbing.REFDeltaObject:
+			base = hdr.Reference
+		default:
+			return &rawObject{typ: hdr.Type, data: buf.Bytes()}, nil
+		}
+		b, err := w.object(base, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		data, err := packfile.PatchDelta(b.data, buf.Bytes())
+		return &rawObject{typ: b.typ, data: data}, err
+	}
+	return nil, plumbing.ErrObjectNotFound
+}
+
+// whole reads the object h through go-git.
+func (w *historyWalker) whole(h plumbing.Hash) (*rawObject, error) {
+	obj, err := w.stor.EncodedObject(plumbing.AnyObject, h)
+	if err != nil {
+		return nil, err
+	}
+	r, err := obj.Reader()
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, obj.Size())
+	_, err = io.ReadFull(r, data)
+	return &rawObject{typ: obj.Type(), data: data}, errors.Join(err, r.Close())
+}
+
+// entries returns a tree's entries in git's order; a zero hash is the empty
+// tree. The walk reads most trees twice, as a commit's and as its child's
+// parent's, and the cache keeps them parsed.
+func (w *historyWalker) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
+	if h.IsZero() {
+		return nil, nil
+	}
+	o, err := w.object(h, 0)
+	if err != nil {
+		return nil, err
+	}
+	if !o.parsed {
+		if o.typ != plumbing.TreeObject {
+			return nil, fmt.Errorf("read tree %s: %w", h, errNotTree)
+		}
+		if o.entries, err = parseTree(o.data); err != nil {
+			return nil, fmt.Errorf("read tree %s: %w", h, err)
+		}
+		o.parsed = true
+		w.objects.put(h, o, o.size()-len(o.data))
+	}
+	return o.entries, nil
+}
+
+// parseTree parses a tree object's content, the names sharing one string.
+func parseTree(data []byte) ([]object.TreeEntry, error) {
+	raw := string(data)
+	entries := make([]object.TreeEntry, 0, strings.Count(raw, "\x00"))
+	for raw != "" {
+		mode, rest, ok1 := strings.Cut(raw, " ")
+		name, rest, ok2 := strings.Cut(rest, "\x00")
+		m, err := filemode.New(mode)
+		if !ok1 || !ok2 || err != nil || len(rest) < hashLen || name == "" {
+			return nil, errors.New("malformed entry")
+		}
+		e := object.TreeEntry{Name: name, Mode: m}
+		copy(e.Hash[:], rest[:hashLen])
+		entries = append(entries, e)
+		raw = rest[hashLen:]
+	}
+	return entries, nil
+}
