@@ -240,9 +240,9 @@ type historyWalker struct {
 
 // walk follows first parents from tip to the root.
 func (w *historyWalker) walk(ctx context.Context, tip plumbing.Hash) ([]Change, error) {
-	c, err := object.GetCommit(w.stor, tip)
+	c, err := w.commit(tip)
 	if err != nil {
-		return nil, fmt.Errorf("read commit %s: %w", tip, err)
+		return nil, err
 	}
 	var changes []Change
 	for n := 0; ; n++ {
@@ -272,9 +272,9 @@ func (w *historyWalker) walk(ctx context.Context, tip plumbing.Hash) ([]Change, 
 func (w *historyWalker) parents(c *object.Commit) ([]*object.Commit, error) {
 	parents := make([]*object.Commit, len(c.ParentHashes))
 	for i, h := range c.ParentHashes {
-		p, err := object.GetCommit(w.stor, h)
+		p, err := w.commit(h)
 		if err != nil {
-			return nil, fmt.Errorf("read commit %s: %w", h, err)
+			return nil, err
 		}
 		parents[i] = p
 	}

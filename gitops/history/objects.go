@@ -1,19 +1,15 @@
 package history
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
-	"github.com/go-git/go-billy/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 )
 
 // The walker's cache of objects is bounded in bytes, whatever the length of
@@ -115,58 +111,6 @@ func (g *generations) put(h plumbing.Hash, o *rawObject, n int) {
 	g.bytes += n
 }
 
-// pack is one pack file of the repository, read directly.
-type pack struct {
-	idx  *idxfile.MemoryIndex
-	file billy.File
-	scan *packfile.Scanner
-}
-
-// openPacks opens the pack files of the repository whose git directory is
-// fs. The walker reads trees from them itself rather than through go-git's
-// EncodedObject, which hashes every object it resolves from a delta to
-// cache it and reopens the pack file for every tree over 16 KiB (a folder
-// of a few hundred projects): that made reading a history several times
-// slower than git. go-git's DeltaObject looks for a loose object first, at
-// a few system calls per object.
-func openPacks(fs billy.Filesystem) (_ []*pack, err error) {
-	dg := dotgit.New(fs)
-	hashes, err := dg.ObjectPacks()
-	if err != nil {
-		return nil, fmt.Errorf("list packs: %w", err)
-	}
-	var packs []*pack
-	defer func() {
-		if err != nil {
-			err = errors.Join(err, closePacks(packs))
-		}
-	}()
-	for _, h := range hashes {
-		idx := idxfile.NewMemoryIndex()
-		f, err := dg.ObjectPackIdx(h)
-		if err != nil {
-			return nil, fmt.Errorf("open pack index %s: %w", h, err)
-		}
-		err = errors.Join(idxfile.NewDecoder(f).Decode(idx), f.Close())
-		if err != nil {
-			return nil, fmt.Errorf("read pack index %s: %w", h, err)
-		}
-		if f, err = dg.ObjectPack(h); err != nil {
-			return nil, fmt.Errorf("open pack %s: %w", h, err)
-		}
-		packs = append(packs, &pack{idx: idx, file: f, scan: packfile.NewScanner(f)})
-	}
-	return packs, nil
-}
-
-func closePacks(packs []*pack) error {
-	var errs []error
-	for _, p := range packs {
-		errs = append(errs, p.file.Close())
-	}
-	return errors.Join(errs...)
-}
-
 // object reads the object h: from the cache, else from a pack (resolving
 // its deltas from the cache), else through go-git (loose objects,
 // alternates).
@@ -199,32 +143,19 @@ func (w *historyWalker) fromPack(h plumbing.Hash, depth int) (*rawObject, error)
 		if err != nil {
 			return nil, err
 		}
-		hdr, err := p.scan.SeekObjectHeader(off)
+		typ, data, base, err := p.read(off)
 		if err != nil {
 			return nil, err
 		}
-		var buf bytes.Buffer
-		buf.Grow(int(min(hdr.Length, smallObject)))
-		if _, _, err := p.scan.NextObject(&buf); err != nil {
-			return nil, err
-		}
-		var base plumbing.Hash
-		switch hdr.Type {
-		case plumbing.OFSDeltaObject:
-			if base, err = p.idx.FindHash(hdr.OffsetReference); err != nil {
-				return nil, err
-			}
-		case plumbing.REFDeltaObject:
-			base = hdr.Reference
-		default:
-			return &rawObject{typ: hdr.Type, data: buf.Bytes()}, nil
+		if base.IsZero() {
+			return &rawObject{typ: typ, data: data}, nil
 		}
 		b, err := w.object(base, depth+1)
 		if err != nil {
 			return nil, err
 		}
-		data, err := packfile.PatchDelta(b.data, buf.Bytes())
-		return &rawObject{typ: b.typ, data: data}, err
+		patched, err := packfile.PatchDelta(b.data, data)
+		return &rawObject{typ: b.typ, data: patched}, err
 	}
 	return nil, plumbing.ErrObjectNotFound
 }
@@ -243,6 +174,37 @@ func (w *historyWalker) whole(h plumbing.Hash) (*rawObject, error) {
 	_, err = io.ReadFull(r, data)
 	return &rawObject{typ: obj.Type(), data: data}, errors.Join(err, r.Close())
 }
+
+// commit reads the commit h from the packs, or through go-git. The walk
+// reads each commit once, so it is not cached.
+func (w *historyWalker) commit(h plumbing.Hash) (*object.Commit, error) {
+	o, err := w.fromPack(h, 0)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return object.GetCommit(w.stor, h)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", h, err)
+	}
+	obj := &plumbing.MemoryObject{}
+	obj.SetType(o.typ)
+	if _, err := obj.Write(o.data); err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", h, err)
+	}
+	c, err := object.DecodeCommit(w.stor, knownHash{obj, h})
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", h, err)
+	}
+	return c, nil
+}
+
+// knownHash is an object read by its hash: go-git's MemoryObject would
+// compute it from the content again.
+type knownHash struct {
+	*plumbing.MemoryObject
+	hash plumbing.Hash
+}
+
+func (o knownHash) Hash() plumbing.Hash { return o.hash }
 
 // entries returns a tree's entries in git's order; a zero hash is the empty
 // tree. The walk reads most trees twice, as a commit's and as its child's
