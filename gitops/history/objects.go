@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
@@ -29,26 +27,21 @@ const (
 // stack overflow.
 const maxDeltaDepth = 1 << 12
 
-// hashLen is the length of a SHA-1 object id in a tree object.
-const hashLen = 20
-
 // errNotTree is returned for an object that should be a tree and is not.
 var errNotTree = errors.New("not a tree")
 
-// rawObject is an object's type and content, and for a tree that has been
-// read as one, its entries.
+// rawObject is an object's type and content; checked tells that it has
+// been read as a tree and is well-formed.
 type rawObject struct {
 	typ     plumbing.ObjectType
 	data    []byte
-	entries []object.TreeEntry
-	parsed  bool
+	checked bool
 }
 
-// size estimates the bytes o holds: its content, its map entry, and its
-// names and entries once parsed.
+// size estimates the bytes o holds: its content and its map entry.
 func (o *rawObject) size() int {
-	const overhead, entrySize = 128, 64
-	return overhead + len(o.data) + entrySize*len(o.entries)
+	const overhead = 128
+	return overhead + len(o.data)
 }
 
 // objectCache keeps the objects read last: the trees that consecutive
@@ -68,12 +61,11 @@ func (c *objectCache) get(h plumbing.Hash) *rawObject {
 	return c.large.get(h)
 }
 
-// put keeps o, which holds n bytes more than the cache has counted for it.
-func (c *objectCache) put(h plumbing.Hash, o *rawObject, n int) {
+func (c *objectCache) put(h plumbing.Hash, o *rawObject) {
 	if len(o.data) < smallObject {
-		c.small.put(h, o, n)
+		c.small.put(h, o)
 	} else {
-		c.large.put(h, o, n)
+		c.large.put(h, o)
 	}
 }
 
@@ -96,19 +88,18 @@ func (g *generations) get(h plumbing.Hash) *rawObject {
 	}
 	o, ok := g.older[h]
 	if ok {
-		g.put(h, o, o.size())
+		g.put(h, o)
 	}
 	return o
 }
 
-func (g *generations) put(h plumbing.Hash, o *rawObject, n int) {
-	if g.bytes+n > g.max/2 {
+func (g *generations) put(h plumbing.Hash, o *rawObject) {
+	if g.bytes+o.size() > g.max/2 {
 		clear(g.older)
 		g.older, g.recent, g.bytes = g.recent, g.older, 0
-		n = o.size()
 	}
 	g.recent[h] = o
-	g.bytes += n
+	g.bytes += o.size()
 }
 
 // object reads the object h: from the cache, else from a pack (resolving
@@ -128,7 +119,7 @@ func (w *historyWalker) object(h plumbing.Hash, depth int) (*rawObject, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read object %s: %w", h, err)
 	}
-	w.objects.put(h, o, o.size())
+	w.objects.put(h, o)
 	return o, nil
 }
 
@@ -206,10 +197,10 @@ type knownHash struct {
 
 func (o knownHash) Hash() plumbing.Hash { return o.hash }
 
-// entries returns a tree's entries in git's order; a zero hash is the empty
-// tree. The walk reads most trees twice, as a commit's and as its child's
-// parent's, and the cache keeps them parsed.
-func (w *historyWalker) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
+// readTree returns a tree's content; a zero hash is the empty tree. The walk
+// reads most trees twice, as a commit's and as its child's parent's: the
+// cache keeps them, checked.
+func (w *historyWalker) readTree(h plumbing.Hash) (tree, error) {
 	if h.IsZero() {
 		return nil, nil
 	}
@@ -217,34 +208,14 @@ func (w *historyWalker) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !o.parsed {
+	if !o.checked {
 		if o.typ != plumbing.TreeObject {
 			return nil, fmt.Errorf("read tree %s: %w", h, errNotTree)
 		}
-		if o.entries, err = parseTree(o.data); err != nil {
+		if err := checkTree(o.data); err != nil {
 			return nil, fmt.Errorf("read tree %s: %w", h, err)
 		}
-		o.parsed = true
-		w.objects.put(h, o, o.size()-len(o.data))
+		o.checked = true
 	}
-	return o.entries, nil
-}
-
-// parseTree parses a tree object's content, the names sharing one string.
-func parseTree(data []byte) ([]object.TreeEntry, error) {
-	raw := string(data)
-	entries := make([]object.TreeEntry, 0, strings.Count(raw, "\x00"))
-	for raw != "" {
-		mode, rest, ok1 := strings.Cut(raw, " ")
-		name, rest, ok2 := strings.Cut(rest, "\x00")
-		m, err := filemode.New(mode)
-		if !ok1 || !ok2 || err != nil || len(rest) < hashLen || name == "" {
-			return nil, errors.New("malformed entry")
-		}
-		e := object.TreeEntry{Name: name, Mode: m}
-		copy(e.Hash[:], rest[:hashLen])
-		entries = append(entries, e)
-		raw = rest[hashLen:]
-	}
-	return entries, nil
+	return tree(o.data), nil
 }
