@@ -112,8 +112,8 @@ func (w *historyWalker) object(h plumbing.Hash, depth int) (*rawObject, error) {
 	if depth > maxDeltaDepth {
 		return nil, fmt.Errorf("read object %s: delta chain longer than %d", h, maxDeltaDepth)
 	}
-	o, err := w.fromPack(h, depth)
-	if errors.Is(err, plumbing.ErrObjectNotFound) {
+	o, found, err := w.fromPack(h, depth)
+	if !found {
 		o, err = w.whole(h)
 	}
 	if err != nil {
@@ -123,32 +123,29 @@ func (w *historyWalker) object(h plumbing.Hash, depth int) (*rawObject, error) {
 	return o, nil
 }
 
-// fromPack reads the object h from the first pack that has it, or returns
-// plumbing.ErrObjectNotFound.
-func (w *historyWalker) fromPack(h plumbing.Hash, depth int) (*rawObject, error) {
+// fromPack reads the object h from the first pack that has it; found is
+// false when none has.
+func (w *historyWalker) fromPack(h plumbing.Hash, depth int) (_ *rawObject, found bool, _ error) {
 	for _, p := range w.packs {
 		off, err := p.idx.FindOffset(h)
 		if errors.Is(err, plumbing.ErrObjectNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		typ, data, base, err := p.read(off)
-		if err != nil {
-			return nil, err
-		}
-		if base.IsZero() {
-			return &rawObject{typ: typ, data: data}, nil
+		if err != nil || base.IsZero() {
+			return &rawObject{typ: typ, data: data}, true, err
 		}
 		b, err := w.object(base, depth+1)
 		if err != nil {
-			return nil, err
+			return nil, true, err
 		}
 		patched, err := packfile.PatchDelta(b.data, data)
-		return &rawObject{typ: b.typ, data: patched}, err
+		return &rawObject{typ: b.typ, data: patched}, true, err
 	}
-	return nil, plumbing.ErrObjectNotFound
+	return nil, false, nil
 }
 
 // whole reads the object h through go-git.
@@ -169,8 +166,8 @@ func (w *historyWalker) whole(h plumbing.Hash) (*rawObject, error) {
 // commit reads the commit h from the packs, or through go-git. The walk
 // reads each commit once, so it is not cached.
 func (w *historyWalker) commit(h plumbing.Hash) (*object.Commit, error) {
-	o, err := w.fromPack(h, 0)
-	if errors.Is(err, plumbing.ErrObjectNotFound) {
+	o, found, err := w.fromPack(h, 0)
+	if !found {
 		return object.GetCommit(w.stor, h)
 	}
 	if err != nil {

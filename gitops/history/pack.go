@@ -131,7 +131,11 @@ func (p *pack) ofsBase(off int64) (plumbing.Hash, error) {
 	if err != nil || rel <= 0 || rel > off {
 		return plumbing.ZeroHash, errors.Join(errCorruptPack, err)
 	}
-	return p.idx.FindHash(off - rel)
+	h, err := p.idx.FindHash(off - rel)
+	if err != nil {
+		return h, fmt.Errorf("%w: no object at offset %d: %w", errCorruptPack, off-rel, err)
+	}
+	return h, nil
 }
 
 // inflate reads size bytes of zlib data at the read position.
