@@ -111,17 +111,21 @@ func (e treeEntry) entry() object.TreeEntry {
 // (either zero when the other side has none), in git's order, but for
 // entries stored alike on both sides. A tree that is not in git's order
 // only makes entries unpaired: they read as changed.
+//
+// A folder of hundreds of projects differs from its parent's in one entry
+// or two: the entries before it are skipped reading only a's, and once the
+// rest of a and b are the same bytes the join stops.
 func joinEntries(a, b tree, fn func(x, y object.TreeEntry) error) error {
-	x, a, okA := a.next()
-	y, b, okB := b.next()
-	for okA || okB {
-		if okA && okB && bytes.Equal(x.raw, y.raw) {
-			x, a, okA = a.next()
-			y, b, okB = b.next()
-			continue
+	for {
+		for x, rest, ok := a.next(); ok && bytes.HasPrefix(b, x.raw); x, rest, ok = rest.next() {
+			a, b = rest, b[len(x.raw):]
 		}
+		x, restA, okA := a.next()
+		y, restB, okB := b.next()
 		c := 0
 		switch {
+		case !okA && !okB:
+			return nil
 		case !okB:
 			c = -1
 		case !okA:
@@ -131,18 +135,18 @@ func joinEntries(a, b tree, fn func(x, y object.TreeEntry) error) error {
 		}
 		var ex, ey object.TreeEntry
 		if c <= 0 {
-			ex = x.entry()
-			x, a, okA = a.next()
+			ex, a = x.entry(), restA
 		}
 		if c >= 0 {
-			ey = y.entry()
-			y, b, okB = b.next()
+			ey, b = y.entry(), restB
 		}
 		if err := fn(ex, ey); err != nil {
 			return err
 		}
+		if bytes.Equal(a, b) {
+			return nil
+		}
 	}
-	return nil
 }
 
 // gitCompare orders tree entries as git does: by name, a folder's name

@@ -32,6 +32,16 @@ func TestTreeEntries(t *testing.T) {
 	if want := []string{"apps|apps", "|z"}; err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("joinEntries %v (%v), want %v: entries stored alike are skipped", got, err, want)
 	}
+	got = got[:0]
+	c := tree("100644 a\x00" + h1 + "40000 apps\x00" + h1 + "100644 z\x00" + h1)
+	d := tree("100644 a\x00" + h1 + "40000 apps\x00" + h2 + "100644 z\x00" + h1)
+	err = joinEntries(c, d, func(x, y object.TreeEntry) error {
+		got = append(got, x.Name+"|"+y.Name)
+		return nil
+	})
+	if err != nil || strings.Join(got, ",") != "apps|apps" {
+		t.Fatalf("joinEntries %v (%v), want [apps|apps]", got, err)
+	}
 	for _, bad := range []string{
 		"40000 apps\x00" + h1[:19], // hash cut short
 		"40009 apps\x00" + h1,      // not octal
