@@ -135,8 +135,11 @@ func (w *historyWalker) fromPack(h plumbing.Hash, depth int) (_ *rawObject, foun
 			return nil, true, err
 		}
 		typ, data, base, err := p.read(off)
-		if err != nil || base.IsZero() {
-			return &rawObject{typ: typ, data: data}, true, err
+		if err != nil {
+			return nil, true, err
+		}
+		if base.IsZero() {
+			return &rawObject{typ: typ, data: data}, true, nil
 		}
 		b, err := w.object(base, depth+1)
 		if err != nil {
@@ -154,6 +157,9 @@ func (w *historyWalker) whole(h plumbing.Hash) (*rawObject, error) {
 	if err != nil {
 		return nil, err
 	}
+	if obj.Size() > maxObjectSize {
+		return nil, fmt.Errorf("%w: %d bytes", errTooLarge, obj.Size())
+	}
 	r, err := obj.Reader()
 	if err != nil {
 		return nil, err
@@ -168,7 +174,11 @@ func (w *historyWalker) whole(h plumbing.Hash) (*rawObject, error) {
 func (w *historyWalker) commit(h plumbing.Hash) (*object.Commit, error) {
 	o, found, err := w.fromPack(h, 0)
 	if !found {
-		return object.GetCommit(w.stor, h)
+		c, err := object.GetCommit(w.stor, h)
+		if err != nil {
+			return nil, fmt.Errorf("read commit %s: %w", h, err)
+		}
+		return c, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s: %w", h, err)

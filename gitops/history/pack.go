@@ -18,10 +18,13 @@ const (
 	packREFDelta = 7
 )
 
-// maxObjectSize bounds the object a pack's header may announce: the trees
-// and commits the walk reads are far smaller, and a forged header must not
-// make it allocate gigabytes.
+// maxObjectSize bounds the object a header may announce: the trees and
+// commits the walk reads are far smaller, and a forged header must not make
+// it allocate gigabytes.
 const maxObjectSize = 1 << 28
+
+// errTooLarge is returned for an object larger than maxObjectSize.
+var errTooLarge = errors.New("object too large")
 
 // errCorruptPack is returned for an object that cannot be read as a pack
 // file's object.
@@ -112,7 +115,7 @@ func (p *pack) read(off int64) (plumbing.ObjectType, []byte, plumbing.Hash, erro
 		}
 	}
 	if size > maxObjectSize {
-		return 0, nil, base, fmt.Errorf("%w: %d bytes", errCorruptPack, size)
+		return 0, nil, base, fmt.Errorf("%w: %d bytes", errTooLarge, size)
 	}
 	data, err := p.inflate(size)
 	return typ, data, base, err
