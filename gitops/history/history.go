@@ -201,7 +201,12 @@ func Read(ctx context.Context, src string, opts Options) (_ []Change, err error)
 	if err != nil {
 		return nil, fmt.Errorf("branch %s of %s: %w", opts.Branch, clone.RedactURL(src), err)
 	}
-	w := &historyWalker{stor: stor, opts: opts, learned: map[string]string{}, trees: map[plumbing.Hash][]object.TreeEntry{},
+	packs, err := openPacks(stor.Filesystem())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, closePacks(packs)) }()
+	w := &historyWalker{stor: stor, packs: packs, opts: opts, learned: map[string]string{}, objects: newObjectCache(),
 		renders: map[string]rendered{}}
 	return w.walk(ctx, ref.Hash())
 }
@@ -223,9 +228,10 @@ func openForReading(dir string) (*filesystem.Storage, *git.Repository, error) {
 
 type historyWalker struct {
 	stor    *filesystem.Storage
+	packs   []*pack
 	opts    Options
-	trees   map[plumbing.Hash][]object.TreeEntry // parsed trees, by hash
-	renders map[string]rendered                  // by folder and productionKey
+	objects *objectCache        // trees and their delta bases, by hash
+	renders map[string]rendered // by folder and productionKey
 	// learned names the project of a folder, without Options.ProjectPaths:
 	// the project of the newest QA commit of the bot that deployed into that
 	// folder alone (see projectID).
@@ -234,27 +240,45 @@ type historyWalker struct {
 
 // walk follows first parents from tip to the root.
 func (w *historyWalker) walk(ctx context.Context, tip plumbing.Hash) ([]Change, error) {
+	c, err := w.commit(tip)
+	if err != nil {
+		return nil, err
+	}
 	var changes []Change
-	for h, n := tip, 0; ; n++ {
+	for n := 0; ; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		c, err := object.GetCommit(w.stor, h)
+		parents, err := w.parents(c)
 		if err != nil {
-			return nil, fmt.Errorf("read commit %s: %w", h, err)
+			return nil, err
 		}
-		found, err := w.changesOf(c)
+		found, err := w.changesOf(c, parents)
 		if err != nil {
 			return nil, err
 		}
 		changes = append(changes, found...)
-		if len(c.ParentHashes) == 0 {
+		if len(parents) == 0 {
 			return w.relabel(changes), nil
 		}
-		h = c.ParentHashes[0]
+		c = parents[0]
 	}
+}
+
+// parents reads a commit's parents, in order. The walk reads each commit
+// once: the first parent is the next commit it looks at.
+func (w *historyWalker) parents(c *object.Commit) ([]*object.Commit, error) {
+	parents := make([]*object.Commit, len(c.ParentHashes))
+	for i, h := range c.ParentHashes {
+		p, err := w.commit(h)
+		if err != nil {
+			return nil, err
+		}
+		parents[i] = p
+	}
+	return parents, nil
 }
 
 // guess is what a production change of a folder whose project was guessed
@@ -288,7 +312,7 @@ func (w *historyWalker) relabel(changes []Change) []Change {
 // changesOf returns what one commit of the first-parent line did, filtered:
 // its trailers' change, and one change without trailers per project whose
 // production it changed that its trailers do not cover.
-func (w *historyWalker) changesOf(c *object.Commit) ([]Change, error) {
+func (w *historyWalker) changesOf(c *object.Commit, parentCommits []*object.Commit) ([]Change, error) {
 	at := c.Committer.When.UTC()
 	if !w.opts.matchesTime(at) {
 		return nil, nil
@@ -303,13 +327,10 @@ func (w *historyWalker) changesOf(c *object.Commit) ([]Change, error) {
 		Signed:    c.PGPSignature != "",
 		Root:      len(c.ParentHashes) == 0,
 	}
-	m, err := w.trailersOf(c)
-	if err != nil {
-		return nil, err
-	}
-	parents, err := w.parentTrees(c)
-	if err != nil {
-		return nil, err
+	m := trailersOf(c, parentCommits)
+	parents := make([]plumbing.Hash, len(parentCommits))
+	for i, p := range parentCommits {
+		parents[i] = p.TreeHash
 	}
 	var first plumbing.Hash
 	if len(parents) > 0 {
@@ -350,34 +371,18 @@ func (w *historyWalker) changesOf(c *object.Commit) ([]Change, error) {
 }
 
 // trailersOf reads a commit's trailers. A merge without trailers of its own
-// takes those of the branch it merged when they are production's: a
-// promotion pull request merged by a person on GitHub has GitHub's message.
-func (w *historyWalker) trailersOf(c *object.Commit) (trailerFacts, error) {
+// takes those of the branch it merged (its second parent) when they are
+// production's: a promotion pull request merged by a person on GitHub has
+// GitHub's message.
+func trailersOf(c *object.Commit, parents []*object.Commit) trailerFacts {
 	m := readMeta(trailer.Parse(c.Message))
-	if m.trailers || len(c.ParentHashes) < 2 {
-		return m, nil
+	if m.trailers || len(parents) < 2 {
+		return m
 	}
-	head, err := object.GetCommit(w.stor, c.ParentHashes[1])
-	if err != nil {
-		return m, fmt.Errorf("read commit %s: %w", c.ParentHashes[1], err)
+	if hm := readMeta(trailer.Parse(parents[1].Message)); hm.trailers && hm.env == trailer.Production {
+		return hm
 	}
-	if hm := readMeta(trailer.Parse(head.Message)); hm.trailers && hm.env == trailer.Production {
-		return hm, nil
-	}
-	return m, nil
-}
-
-// parentTrees returns the root trees of a commit's parents, in order.
-func (w *historyWalker) parentTrees(c *object.Commit) ([]plumbing.Hash, error) {
-	trees := make([]plumbing.Hash, len(c.ParentHashes))
-	for i, h := range c.ParentHashes {
-		p, err := object.GetCommit(w.stor, h)
-		if err != nil {
-			return nil, fmt.Errorf("read commit %s: %w", h, err)
-		}
-		trees[i] = p.TreeHash
-	}
-	return trees, nil
+	return m
 }
 
 // judgeProduction tells whether the commit c changed the production of the

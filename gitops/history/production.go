@@ -3,7 +3,6 @@ package history
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"path"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/storer"
 
 	"github.com/promotebot/promotebot/gitops/clone"
 	"github.com/promotebot/promotebot/gitops/overlay"
@@ -22,8 +20,8 @@ import (
 // renders.
 const productionOverlay = "overlays/production"
 
-// maxCached bounds the walker's caches of parsed trees and renders: a walk
-// compares each commit with its parent, so only recent entries are reused.
+// maxCached bounds the walker's cache of renders: a walk compares each
+// commit with its parent, so only recent entries are reused.
 const maxCached = 256
 
 // rendered is one render of a project's production overlay.
@@ -32,142 +30,16 @@ type rendered struct {
 	err error
 }
 
-// entries returns a tree's entries in git's order; a zero hash is the empty
-// tree. Parsed trees are kept: the walk reads each tree twice, as a commit's
-// and as its child's parent's.
-func (w *historyWalker) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
-	if h.IsZero() {
-		return nil, nil
-	}
-	if e, ok := w.trees[h]; ok {
-		return e, nil
-	}
-	entries, err := readTree(w.stor, h)
-	if err != nil {
-		return nil, err
-	}
-	if len(w.trees) >= maxCached {
-		clear(w.trees)
-	}
-	w.trees[h] = entries
-	return entries, nil
-}
-
-// readTree reads the tree object h. It decodes the object itself, the names
-// sharing one string, rather than through object.GetTree: the walk reads a
-// tree per commit, and go-git's decoder spends most of it allocating.
-func readTree(s storer.EncodedObjectStorer, h plumbing.Hash) ([]object.TreeEntry, error) {
-	obj, err := s.EncodedObject(plumbing.TreeObject, h)
-	if err != nil {
-		return nil, fmt.Errorf("read tree %s: %w", h, err)
-	}
-	r, err := obj.Reader()
-	if err != nil {
-		return nil, fmt.Errorf("read tree %s: %w", h, err)
-	}
-	data, err := io.ReadAll(r)
-	if cerr := r.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read tree %s: %w", h, err)
-	}
-	raw := string(data)
-	var entries []object.TreeEntry
-	for raw != "" {
-		mode, rest, ok1 := strings.Cut(raw, " ")
-		name, rest, ok2 := strings.Cut(rest, "\x00")
-		m, err := filemode.New(mode)
-		if !ok1 || !ok2 || err != nil || len(rest) < hashLen || name == "" {
-			return nil, fmt.Errorf("read tree %s: malformed entry", h)
-		}
-		var e object.TreeEntry
-		e.Name, e.Mode = name, m
-		copy(e.Hash[:], rest[:hashLen])
-		entries = append(entries, e)
-		raw = rest[hashLen:]
-	}
-	return entries, nil
-}
-
-// hashLen is the length of a SHA-1 object id in a tree object.
-const hashLen = 20
-
-// entry returns the entry name of a tree's entries.
-func entry(entries []object.TreeEntry, name string) (object.TreeEntry, bool) {
-	for _, e := range entries {
-		if e.Name == name {
-			return e, true
-		}
-	}
-	return object.TreeEntry{}, false
-}
-
-// joinEntries calls fn with the entries of a and b that have one name
-// (either zero when the other side has none), in git's order. A tree that
-// is not in git's order only makes entries unpaired: they read as changed.
-func joinEntries(a, b []object.TreeEntry, fn func(x, y object.TreeEntry) error) error {
-	for i, j := 0, 0; i < len(a) || j < len(b); {
-		var x, y object.TreeEntry
-		switch c := 0; {
-		case j == len(b):
-			x, i = a[i], i+1
-		case i == len(a):
-			y, j = b[j], j+1
-		default:
-			if c = gitCompare(a[i], b[j]); c <= 0 {
-				x, i = a[i], i+1
-			}
-			if c >= 0 {
-				y, j = b[j], j+1
-			}
-		}
-		if err := fn(x, y); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// gitCompare orders tree entries as git does: by name, a folder's name
-// compared as if it ended in "/".
-func gitCompare(x, y object.TreeEntry) int {
-	n := min(len(x.Name), len(y.Name))
-	if c := strings.Compare(x.Name[:n], y.Name[:n]); c != 0 {
-		return c
-	}
-	cx, cy := nextByte(x, n), nextByte(y, n)
-	switch {
-	case cx < cy:
-		return -1
-	case cx > cy:
-		return 1
-	}
-	return 0
-}
-
-// nextByte is the byte of e's name at i, "/" past a folder's name and 0
-// past a file's.
-func nextByte(e object.TreeEntry, i int) int {
-	switch {
-	case i < len(e.Name):
-		return int(e.Name[i])
-	case e.Mode == filemode.Dir:
-		return '/'
-	}
-	return 0
-}
-
 // subtree returns the hash of the folder dir in the tree root, zero when
 // there is none.
 func (w *historyWalker) subtree(root plumbing.Hash, dir string) (plumbing.Hash, error) {
 	h := root
 	for _, name := range strings.Split(dir, "/") {
-		m, err := w.entries(h)
+		t, err := w.readTree(h)
 		if err != nil {
 			return plumbing.ZeroHash, err
 		}
-		e, ok := entry(m, name)
+		e, ok := t.find(name)
 		if !ok || e.Mode != filemode.Dir {
 			return plumbing.ZeroHash, nil
 		}
@@ -192,11 +64,11 @@ func (w *historyWalker) touchedIn(a, b plumbing.Hash, dir string, out *[]string)
 	if a == b {
 		return nil
 	}
-	ea, err := w.entries(a)
+	ea, err := w.readTree(a)
 	if err != nil {
 		return err
 	}
-	eb, err := w.entries(b)
+	eb, err := w.readTree(b)
 	if err != nil {
 		return err
 	}
@@ -213,8 +85,13 @@ func (w *historyWalker) touchedIn(a, b plumbing.Hash, dir string, out *[]string)
 }
 
 // hasOverlays tells whether a folder's entries hold an overlays folder.
-func hasOverlays(entries []object.TreeEntry) bool {
-	e, ok := entry(entries, "overlays")
+// Most folders have none, and are told so by one search of their content:
+// only a folder that has the name somewhere is read entry by entry.
+func hasOverlays(t tree) bool {
+	if !bytes.Contains(t, []byte(" overlays\x00")) {
+		return false
+	}
+	e, ok := t.find("overlays")
 	return ok && e.Mode == filemode.Dir
 }
 
@@ -230,11 +107,11 @@ func (w *historyWalker) isProject(folder string, a, b plumbing.Hash) (bool, erro
 		if err != nil {
 			return false, err
 		}
-		m, err := w.entries(prod)
+		t, err := w.readTree(prod)
 		if err != nil {
 			return false, err
 		}
-		if e, ok := entry(m, "kustomization.yaml"); ok && e.Mode != filemode.Dir {
+		if e, ok := t.find("kustomization.yaml"); ok && e.Mode != filemode.Dir {
 			return true, nil
 		}
 	}
@@ -277,23 +154,23 @@ func (w *historyWalker) productionKey(root plumbing.Hash, folder string) (string
 	if err != nil || h.IsZero() {
 		return "", err
 	}
-	m, err := w.entries(h)
+	t, err := w.readTree(h)
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
-	for _, e := range m {
-		if e.Name != "overlays" || e.Mode != filemode.Dir {
-			fmt.Fprintf(&b, "%s %o %s\n", e.Name, e.Mode, e.Hash)
+	for e := range t.all() {
+		if string(e.name) != "overlays" || e.mode != filemode.Dir {
+			fmt.Fprintf(&b, "%s %o %s\n", e.name, e.mode, e.hash)
 			continue
 		}
-		overlays, err := w.entries(e.Hash)
+		overlays, err := w.readTree(e.hash)
 		if err != nil {
 			return "", err
 		}
-		for _, o := range overlays {
-			if o.Mode != filemode.Dir || o.Name == path.Base(productionOverlay) {
-				fmt.Fprintf(&b, "overlays/%s %o %s\n", o.Name, o.Mode, o.Hash)
+		for o := range overlays.all() {
+			if o.mode != filemode.Dir || string(o.name) == path.Base(productionOverlay) {
+				fmt.Fprintf(&b, "overlays/%s %o %s\n", o.name, o.mode, o.hash)
 			}
 		}
 	}
@@ -364,11 +241,11 @@ func (w *historyWalker) productionFiles(folder string, a, b plumbing.Hash) ([]st
 // (either may be zero: empty) of the folder rel of folder, skipping the
 // folders whose path relative to folder skip names.
 func (w *historyWalker) diffFiles(a, b plumbing.Hash, folder, rel string, skip func(string) bool, out *[]string) error {
-	ea, err := w.entries(a)
+	ea, err := w.readTree(a)
 	if err != nil {
 		return err
 	}
-	eb, err := w.entries(b)
+	eb, err := w.readTree(b)
 	if err != nil {
 		return err
 	}
