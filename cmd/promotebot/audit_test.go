@@ -232,14 +232,7 @@ func TestAuditCheck(t *testing.T) {
 	if exitCode(err) != 1 || !strings.Contains(err.Error(), "5 finding(s) in 3 production change(s) checked") {
 		t.Fatalf("err %v (exit %d)\nstdout:\n%s", err, exitCode(err), stdout)
 	}
-	recs, cerr := csv.NewReader(strings.NewReader(stdout)).ReadAll()
-	if cerr != nil {
-		t.Fatal(cerr)
-	}
-	var got []string
-	for _, r := range recs[1:] {
-		got = append(got, r[0][:7]+" "+r[4]+": "+r[5])
-	}
+	got := findingLines(t, stdout)
 	want := []string{
 		hotfix[:7] + " not-by-bot: apps/hello/overlays/production/kustomization.yaml changed by " +
 			gittest.AuthorName + " <" + gittest.AuthorEmail + "> without promotebot's trailers",
@@ -248,7 +241,7 @@ func TestAuditCheck(t *testing.T) {
 		f.prod2[:7] + " never-in-qa: registry.example.com/acme/hello:1.5.0 never ran in a QA environment of hello before",
 		f.prod1[:7] + " too-few-approvals: 1 approval(s), 2 required",
 	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") || strings.Join(recs[0], ",") != "commit,time,project,environment,rule,detail" {
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("findings\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	for _, note := range []string{"note: required approvals: the stricter of what each commit recorded (Promotebot-Required-Approvals) " +
@@ -304,14 +297,7 @@ func TestAuditCheckJudgesChanges(t *testing.T) {
 	if exitCode(err) != 1 {
 		t.Fatalf("err %v (exit %d)\nstdout:\n%s", err, exitCode(err), stdout)
 	}
-	recs, cerr := csv.NewReader(strings.NewReader(stdout)).ReadAll()
-	if cerr != nil {
-		t.Fatal(cerr)
-	}
-	var got []string
-	for _, r := range recs[1:] {
-		got = append(got, r[0][:7]+" "+r[4]+": "+r[5])
-	}
+	got := findingLines(t, stdout)
 	want := []string{
 		lowBar[:7] + " too-few-approvals: 1 approval(s), 2 required",
 		sneaky[:7] + " not-by-bot: apps/hello/base/configmap.yaml changed by " +
@@ -610,4 +596,22 @@ func TestAuditCells(t *testing.T) {
 			}
 		})
 	}
+}
+
+// findingLines reads --check --format csv, after checking its header:
+// "<short commit> <rule>: <detail>" per finding.
+func findingLines(t *testing.T, out string) []string {
+	t.Helper()
+	recs, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) == 0 || strings.Join(recs[0], ",") != "commit,time,project,environment,rule,detail" {
+		t.Fatalf("findings without their header:\n%s", out)
+	}
+	var got []string
+	for _, r := range recs[1:] {
+		got = append(got, r[0][:7]+" "+r[4]+": "+r[5])
+	}
+	return got
 }
