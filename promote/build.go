@@ -38,6 +38,9 @@ type Build struct {
 	PromotedBy       string // Slack user id of the owner who asked to deploy
 	ClosedBy         string // Slack user id of the owner who closed the build
 	MergedBy         string // GitHub login of a person who merged the pull request
+	// Rollout is what Argo CD or Flux reported of the build's QA and
+	// production commits.
+	Rollout Rollouts
 
 	CreatedAt time.Time
 	UpdatedAt time.Time

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -23,6 +24,9 @@ const (
 	DefaultGitHubAPIURL      = "https://api.github.com/"
 	DefaultSlackAPIURL       = "https://slack.com/api/"
 	DefaultRequiredApprovals = 1
+	DefaultRolloutTimeout    = 10 * time.Minute
+	DefaultDegradedFor       = 5 * time.Minute
+	DefaultArgoCDPoll        = 30 * time.Second
 )
 
 // MergeMethod is how a promotion pull request is merged on GitHub.
@@ -53,6 +57,11 @@ type Config struct {
 	Slack SlackConfig `yaml:"slack"`
 	// CI limits what CI may link to from a build.
 	CI CIConfig `yaml:"ci"`
+	// Rollout says how the bot waits on what Argo CD or Flux report.
+	Rollout RolloutConfig `yaml:"rollout"`
+	// ArgoCD, when APIURL is set, makes the bot ask Argo CD's API about
+	// pending rollouts (for setups whose Argo CD cannot send webhooks).
+	ArgoCD ArgoCDConfig `yaml:"argocd"`
 	// Projects are the services the bot may deploy, each with its own
 	// channel, people and image.
 	Projects []Project `yaml:"projects"`
@@ -123,6 +132,30 @@ func (c CIConfig) AllowsHost(host string) bool {
 		}
 	}
 	return false
+}
+
+// RolloutConfig says how the bot waits on cluster feedback.
+type RolloutConfig struct {
+	// WaitForHealthy asks QA and owners about a build only once its QA
+	// environment is reported healthy (or Timeout passed).
+	WaitForHealthy bool `yaml:"waitForHealthy"`
+	// Timeout is how long a rollout may go without a healthy signal before
+	// the channel and owners are told (default 10m).
+	Timeout time.Duration `yaml:"timeout"`
+	// DegradedFor is how long production must stay degraded before
+	// projects[].autoRollback acts (default 5m).
+	DegradedFor time.Duration `yaml:"degradedFor"`
+}
+
+// ArgoCDConfig points the bot at Argo CD's REST API; the token is
+// Secrets.ArgoCDToken.
+type ArgoCDConfig struct {
+	// APIURL is Argo CD's server URL ("https://argocd.example.com"); empty
+	// turns polling off.
+	APIURL string `yaml:"apiURL"`
+	// PollInterval is how often pending rollouts are looked up (default 30s;
+	// failures back off up to 5m).
+	PollInterval time.Duration `yaml:"pollInterval"`
 }
 
 // SlackConfig points the bot at Slack's Web API.
@@ -259,6 +292,15 @@ func applyDefaults(c *Config, idx *nodeIndex) {
 		c.GitHub.MergeMethod = MergeMethodMerge
 	}
 	setDefault(&c.Slack.APIURL, DefaultSlackAPIURL)
+	if c.Rollout.Timeout <= 0 {
+		c.Rollout.Timeout = DefaultRolloutTimeout
+	}
+	if c.Rollout.DegradedFor <= 0 {
+		c.Rollout.DegradedFor = DefaultDegradedFor
+	}
+	if c.ArgoCD.PollInterval <= 0 {
+		c.ArgoCD.PollInterval = DefaultArgoCDPoll
+	}
 	c.GitHub.APIURL = withTrailingSlash(c.GitHub.APIURL)
 	c.Slack.APIURL = withTrailingSlash(c.Slack.APIURL)
 	for i := range c.Projects {

@@ -22,6 +22,13 @@ type BuildView struct {
 	ProductionCommitURL string
 	// SupersededByImage is the newer build's image, once superseded.
 	SupersededByImage string
+	// Feedback tells whether Argo CD or Flux report rollouts to the bot
+	// (events secret or argocd.apiURL set); without it, Build.Rollout stays
+	// pending and messages say no cluster feedback is configured.
+	Feedback bool
+	// RolloutTimeout is rollout.timeout, for messages about a rollout that
+	// timed out.
+	RolloutTimeout time.Duration
 }
 
 // Approved counts the approving verdicts.

@@ -23,6 +23,10 @@ type Secrets struct {
 	GitHubToken string
 	// GitHubWebhookSecret verifies GitHub's webhook deliveries.
 	GitHubWebhookSecret string
+	// EventsSecret authenticates Argo CD's and Flux's cluster events.
+	EventsSecret string
+	// ArgoCDToken reads applications from Argo CD's API (argocd.apiURL).
+	ArgoCDToken string
 	// GitUsername and GitPassword authenticate to an https config repository.
 	GitUsername string
 	GitPassword string
@@ -47,6 +51,8 @@ func (s *Secrets) fields() []secretField {
 		{"SlackAppToken", "PROMOTEBOT_SLACK_APP_TOKEN", &s.SlackAppToken},
 		{"GitHubToken", "PROMOTEBOT_GITHUB_TOKEN", &s.GitHubToken},
 		{"GitHubWebhookSecret", "PROMOTEBOT_GITHUB_WEBHOOK_SECRET", &s.GitHubWebhookSecret},
+		{"EventsSecret", "PROMOTEBOT_EVENTS_SECRET", &s.EventsSecret},
+		{"ArgoCDToken", "PROMOTEBOT_ARGOCD_TOKEN", &s.ArgoCDToken},
 		{"GitUsername", "PROMOTEBOT_GIT_USERNAME", &s.GitUsername},
 		{"GitPassword", "PROMOTEBOT_GIT_PASSWORD", &s.GitPassword},
 		{"GitSSHPassphrase", "PROMOTEBOT_GIT_SSH_PASSPHRASE", &s.GitSSHPassphrase},
