@@ -105,6 +105,9 @@ const (
 	JobDeployQA JobKind = "deploy-qa"
 	JobPromote  JobKind = "promote"
 	JobNotify   JobKind = "notify"
+	// JobRolloutTimeout looks, rollout.timeout after a commit, whether the
+	// cluster reported it healthy; Payload is the RolloutEnv.
+	JobRolloutTimeout JobKind = "rollout-timeout"
 )
 
 // Job is durable pending work about a build: claimed with a lease, retried

@@ -41,7 +41,25 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	webhooks *prometheus.CounterVec
 	push     prometheus.Histogram
+	rollouts *prometheus.HistogramVec
+	events   *prometheus.CounterVec
 }
+
+// The outcomes of a cluster event refused before the domain saw it (the
+// rest are Observation outcomes).
+const (
+	EventUnauthorized = "unauthorized"
+	EventInvalid      = "invalid"
+	EventError        = "error"
+)
+
+var (
+	clusterEventSources  = []string{"flux", "argocd", "argocd-api"}
+	clusterEventOutcomes = []string{
+		OutcomeApplied, OutcomeRepeat, OutcomeStale, OutcomePending, OutcomeIgnored,
+		EventUnauthorized, EventInvalid, EventError,
+	}
+)
 
 // MetricsOption gives NewMetrics a source it reads at scrape time.
 type MetricsOption func(*storeCollector)
@@ -65,6 +83,10 @@ func WithBuildsByState(count func(context.Context) (map[State]int, error)) Metri
 //     too_large, unsupported_media, error);
 //   - promotebot_push_seconds: how long successful pushes to the config
 //     repository take (see ObservePush);
+//   - promotebot_rollout_seconds{env,result}: from a build's commit to the
+//     first healthy or degraded report, per environment (qa, production);
+//   - promotebot_cluster_events_total{source,outcome}: Argo CD and Flux
+//     events (and Argo CD API answers) by what the bot made of them;
 //   - the Go runtime and process collectors;
 //   - the gauges of the options, read from the store at scrape time.
 func NewMetrics(opts ...MetricsOption) *Metrics {
@@ -83,6 +105,20 @@ func NewMetrics(opts ...MetricsOption) *Metrics {
 			Help:    "Time taken by a push to the config repository.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12), // 5 ms … 10 s
 		}),
+		rollouts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "promotebot_rollout_seconds",
+			Help:    "Time from a build's commit to its first healthy or degraded report, by environment and result.",
+			Buckets: prometheus.ExponentialBuckets(5, 2, 10), // 5 s … 43 min
+		}, []string{"env", "result"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "promotebot_cluster_events_total",
+			Help: "Cluster events from Argo CD and Flux by source and outcome.",
+		}, []string{"source", "outcome"}),
+	}
+	for _, src := range clusterEventSources {
+		for _, o := range clusterEventOutcomes {
+			m.events.WithLabelValues(src, o)
+		}
 	}
 	// Every outcome is there from the start, so that rates and alerts do not
 	// see a series appear out of nothing.
@@ -92,6 +128,8 @@ func NewMetrics(opts ...MetricsOption) *Metrics {
 	m.reg.MustRegister(
 		m.webhooks,
 		m.push,
+		m.rollouts,
+		m.events,
 		sources,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -105,6 +143,22 @@ func (m *Metrics) ObservePush(d time.Duration) {
 		return
 	}
 	m.push.Observe(d.Seconds())
+}
+
+// ClusterEvent counts a cluster event from source with its outcome.
+func (m *Metrics) ClusterEvent(source, outcome string) {
+	if m == nil {
+		return
+	}
+	m.events.WithLabelValues(source, outcome).Inc()
+}
+
+// rollout records how long a rollout took to its first result.
+func (m *Metrics) rollout(env RolloutEnv, result RolloutStatus, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.rollouts.WithLabelValues(string(env), string(result)).Observe(d.Seconds())
 }
 
 // webhookRequest counts a webhook call with its outcome.

@@ -30,7 +30,7 @@ func (s *Service) notify(ctx context.Context, id string) error {
 	}
 	b := view.Build
 	n.sync(ctx, Post{Role: MessageChannel, View: view}, true)
-	if b.QACommit != "" { // it reached QA: the people who decide are told
+	if b.QACommit != "" && s.askNow(b) { // it reached QA: the people who decide are told
 		for _, o := range owners {
 			n.sync(ctx, Post{Role: MessageOwner, Recipient: o, View: view}, true)
 		}
@@ -47,6 +47,18 @@ func (s *Service) notify(ctx context.Context, id string) error {
 		n.sync(ctx, Post{Role: MessageProduction, View: view}, false)
 	}
 	return n.outcome()
+}
+
+// askNow reports whether QA and owners are asked about a build that
+// reached QA: at once, or with rollout.waitForHealthy once the cluster
+// reported its QA environment healthy, or rollout.timeout passed, or the
+// build moved on without waiting (a policy that needs no approval).
+func (s *Service) askNow(b Build) bool {
+	if !s.Config.Rollout.WaitForHealthy || !s.Feedback || b.State != StateQAReady {
+		return true
+	}
+	r := b.Rollout.QA
+	return r == nil || r.Status == RolloutHealthy || r.TimedOut
 }
 
 // View is what the messages about build id show (the Reject dialog shows it
@@ -68,7 +80,7 @@ func (s *Service) view(ctx context.Context, id string) (BuildView, []string, err
 		s.Logger.Warn("notify: project no longer configured", "build", id, "project", b.Project)
 		return BuildView{}, nil, nil
 	}
-	v := BuildView{Build: b, Project: p}
+	v := BuildView{Build: b, Project: p, Feedback: s.Feedback, RolloutTimeout: s.Config.Rollout.Timeout}
 	if v.Approvals, err = s.Store.Approvals(ctx, id); err != nil {
 		return BuildView{}, nil, err
 	}

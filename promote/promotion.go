@@ -86,10 +86,12 @@ func (s *Service) gather(ctx context.Context, b Build) (*promotion, error) {
 
 // promoted records that production changed.
 func (s *Service) promoted(ctx context.Context, b Build, commit, mergedBy string) error {
+	now := s.Now()
 	_, err := s.Store.Apply(ctx, b.ID, EventPromoted, func(nb *Build) error {
 		nb.ProductionCommit, nb.Error, nb.MergedBy = commit, "", mergedBy
+		nb.Rollout.Production = pendingRollout(now)
 		return nil
-	}, notifyJob())
+	}, s.committedJobs(RolloutProduction, now, true)...)
 	s.Logger.Info("promoted", "build", b.ID, "commit", commit, "by", b.PromotedBy, "merged_by", mergedBy)
 	return s.settled(err)
 }

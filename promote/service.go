@@ -56,6 +56,15 @@ type Service struct {
 	PollPR time.Duration
 	// Now returns the time (default time.Now).
 	Now func() time.Time
+	// Revisions reads revisions of the config repository for cluster
+	// events (Observe); usually the same value as Repo.
+	Revisions Revisions
+	// Feedback tells that Argo CD or Flux report rollouts (an events secret
+	// or argocd.apiURL is set): commits then get a rollout.timeout check,
+	// and messages wait for, or speak of, what the cluster reports.
+	Feedback bool
+	// Metrics records rollout times and cluster events; nil records nothing.
+	Metrics *Metrics
 
 	claims atomic.Int64
 }
@@ -288,6 +297,8 @@ func (s *Service) run(ctx context.Context, j Job) error {
 		return s.notify(ctx, j.BuildID)
 	case JobPromote:
 		return s.promote(ctx, j.BuildID)
+	case JobRolloutTimeout:
+		return s.rolloutTimeout(ctx, j.BuildID, RolloutEnv(j.Payload))
 	default:
 		s.Logger.Error("unknown job kind: dropped", "kind", j.Kind, "job", j.ID)
 		return nil
@@ -321,10 +332,14 @@ func (s *Service) deployQA(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("deploy %s: %w", id, err)
 	}
+	now := s.Now()
 	_, err = s.Store.Apply(ctx, id, EventDeployed, func(b *Build) error {
 		b.Environment, b.URL, b.QACommit, b.Error = d.Environment, d.URL, d.Commit, ""
+		if d.Commit != "" {
+			b.Rollout.QA = pendingRollout(now)
+		}
 		return nil
-	}, notifyJob())
+	}, s.committedJobs(RolloutQA, now, d.Commit != "")...)
 	s.Logger.Info("qa deployed", "build", id, "env", d.Environment, "commit", d.Commit)
 	if err := s.settled(err); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -355,15 +356,72 @@ type buildView struct {
 	Error            string         `json:"error"`
 	CreatedAt        time.Time      `json:"createdAt"`
 	UpdatedAt        time.Time      `json:"updatedAt"`
+	Rollout          rolloutsView   `json:"rollout"`
 	History          []stepView     `json:"history"`
 }
 
-// stepView is one change of a build's state, oldest first.
+// rolloutsView is what Argo CD or Flux reported of the build's commits
+// (docs/contracts.md, Cluster feedback): absent until committed.
+type rolloutsView struct {
+	QA         *rolloutView `json:"qa,omitempty"`
+	Production *rolloutView `json:"production,omitempty"`
+}
+
+type rolloutView struct {
+	Status   RolloutStatus `json:"status"`
+	Revision string        `json:"revision"`
+	Message  string        `json:"message"`
+	At       time.Time     `json:"at"`
+	Since    time.Time     `json:"since"`
+	TimedOut bool          `json:"timedOut"`
+}
+
+func newRolloutView(r *Rollout) *rolloutView {
+	if r == nil {
+		return nil
+	}
+	return &rolloutView{Status: r.Status, Revision: r.Revision, Message: r.Message,
+		At: r.At.UTC(), Since: r.Since.UTC(), TimedOut: r.TimedOut}
+}
+
+// stepView is one change of a build's state, oldest first, or one step of
+// a rollout (event "rollout", state unchanged, with environment and status).
 type stepView struct {
-	From  State     `json:"from"`
-	To    State     `json:"to"`
-	Event Event     `json:"event"`
-	At    time.Time `json:"at"`
+	From        State         `json:"from"`
+	To          State         `json:"to"`
+	Event       Event         `json:"event"`
+	At          time.Time     `json:"at"`
+	Environment RolloutEnv    `json:"environment,omitempty"`
+	Status      RolloutStatus `json:"status,omitempty"`
+	Revision    string        `json:"revision,omitempty"`
+	Message     string        `json:"message,omitempty"`
+}
+
+// eventRollout marks the steps of a rollout in a build's history.
+const eventRollout Event = "rollout"
+
+// withRollouts merges the rollout steps of b into its state history, in
+// time order; each takes the state the build was in at the time.
+func withRollouts(steps []stepView, b Build) []stepView {
+	for _, env := range []RolloutEnv{RolloutQA, RolloutProduction} {
+		r := b.Rollout.Of(env)
+		if r == nil {
+			continue
+		}
+		for _, st := range r.Steps {
+			at := st.At.UTC()
+			state := StateReceived
+			for _, t := range steps {
+				if t.Event != eventRollout && !t.At.After(at) {
+					state = t.To
+				}
+			}
+			steps = append(steps, stepView{From: state, To: state, Event: eventRollout, At: at,
+				Environment: env, Status: st.Status, Revision: st.Revision, Message: st.Message})
+		}
+	}
+	slices.SortStableFunc(steps, func(a, b stepView) int { return a.At.Compare(b.At) })
+	return steps
 }
 
 type approvalView struct {
@@ -415,6 +473,7 @@ func (h *webhook) view(r *http.Request) (buildView, error) {
 	for _, t := range history {
 		v.History = append(v.History, stepView{From: t.From, To: t.To, Event: t.Event, At: t.At.UTC()})
 	}
+	v.History = withRollouts(v.History, b)
 	return v, nil
 }
 
@@ -428,5 +487,6 @@ func newBuildView(b Build, approvals []Approval) buildView {
 		Environment: b.Environment, URL: b.URL, State: b.State, QACommit: b.QACommit,
 		Approvals: views, PullRequest: b.PullRequest, ProductionCommit: b.ProductionCommit, Error: b.Error,
 		CreatedAt: b.CreatedAt.UTC(), UpdatedAt: b.UpdatedAt.UTC(), History: []stepView{},
+		Rollout: rolloutsView{QA: newRolloutView(b.Rollout.QA), Production: newRolloutView(b.Rollout.Production)},
 	}
 }

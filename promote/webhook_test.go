@@ -754,6 +754,13 @@ func TestGetBuild(t *testing.T) {
 	f.store.mu.Lock()
 	b := f.store.builds[id]
 	b.CreatedAt, b.UpdatedAt = at.Add(-time.Hour), at.Add(-time.Hour+time.Second)
+	committed, synced := at.Add(-time.Hour+2*time.Second), at.Add(-time.Hour+time.Minute)
+	rev := strings.Repeat("ab", 20)
+	b.Rollout.QA = &Rollout{Status: RolloutDegraded, Revision: rev, Message: "ImagePullBackOff", At: synced,
+		Since: committed, Steps: []RolloutStep{
+			{Status: RolloutPending, At: committed},
+			{Status: RolloutDegraded, Revision: rev, Message: "ImagePullBackOff", Source: "flux", At: synced},
+		}}
 	f.store.builds[id] = b
 	f.store.history = map[string][]Transition{id: {
 		{From: StateReceived, To: StateDeploying, Event: EventDeploy, At: at.Add(-time.Hour + time.Second)},
@@ -772,7 +779,17 @@ func TestGetBuild(t *testing.T) {
 		"url": "https://feature-login.branch.hello.example.com", "state": "received", "qaCommit": "",
 		"pullRequest": "", "productionCommit": "", "error": "",
 		"createdAt": "2025-03-04T04:06:07Z", "updatedAt": "2025-03-04T04:06:08Z",
-		"history": []any{map[string]any{"from": "received", "to": "deploying", "event": "deploy", "at": "2025-03-04T04:06:08Z"}},
+		"rollout": map[string]any{"qa": map[string]any{
+			"status": "degraded", "revision": rev, "message": "ImagePullBackOff", "at": "2025-03-04T04:07:07Z",
+			"since": "2025-03-04T04:06:09Z", "timedOut": false,
+		}},
+		"history": []any{
+			map[string]any{"from": "received", "to": "deploying", "event": "deploy", "at": "2025-03-04T04:06:08Z"},
+			map[string]any{"from": "deploying", "to": "deploying", "event": "rollout", "at": "2025-03-04T04:06:09Z",
+				"environment": "qa", "status": "pending"},
+			map[string]any{"from": "deploying", "to": "deploying", "event": "rollout", "at": "2025-03-04T04:07:07Z",
+				"environment": "qa", "status": "degraded", "revision": rev, "message": "ImagePullBackOff"},
+		},
 		"approvals": []any{
 			map[string]any{"user": "UQA1", "name": "Quinn", "verdict": "approved", "reason": "", "at": "2025-03-04T05:06:07Z"},
 			map[string]any{"user": "UQA2", "name": "Rae", "verdict": "rejected", "reason": "login broken", "at": "2025-03-04T05:07:07Z"},

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,7 +13,7 @@ import (
 
 const buildColumns = `id, project, image, kind, target, commit_sha, author, build_url,
 	state, environment, url, qa_commit, pull_request, production_commit, error_message,
-	superseded_by, created_at, updated_at, promoted_by, closed_by, merged_by`
+	superseded_by, created_at, updated_at, promoted_by, closed_by, merged_by, rollout`
 
 // activeStates is the SQL list of the states a newer build supersedes,
 // as parameters from $5 on (see supersede).
@@ -32,11 +33,48 @@ func scanBuild(row scanner) (promote.Build, error) {
 	var b promote.Build
 	err := row.Scan(&b.ID, &b.Project, &b.Image, &b.Kind, &b.Target, &b.Commit, &b.Author, &b.BuildURL,
 		&b.State, &b.Environment, &b.URL, &b.QACommit, &b.PullRequest, &b.ProductionCommit, &b.Error,
-		&b.SupersededBy, timeCol{&b.CreatedAt}, timeCol{&b.UpdatedAt}, &b.PromotedBy, &b.ClosedBy, &b.MergedBy)
+		&b.SupersededBy, timeCol{&b.CreatedAt}, timeCol{&b.UpdatedAt}, &b.PromotedBy, &b.ClosedBy, &b.MergedBy,
+		rolloutCol{&b.Rollout})
 	if errors.Is(err, sql.ErrNoRows) {
 		return promote.Build{}, promote.ErrNotFound
 	}
 	return b, err
+}
+
+// rolloutCol scans the rollout column: promote.Rollouts as JSON, ” for none.
+type rolloutCol struct{ r *promote.Rollouts }
+
+func (c rolloutCol) Scan(v any) error {
+	var data []byte
+	switch v := v.(type) {
+	case string:
+		data = []byte(v)
+	case []byte:
+		data = v
+	case nil:
+	default:
+		return fmt.Errorf("rollout column: unexpected %T", v)
+	}
+	*c.r = promote.Rollouts{}
+	if len(data) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, c.r); err != nil {
+		return fmt.Errorf("rollout column: %w", err)
+	}
+	return nil
+}
+
+// rolloutValue is what the rollout column holds for r.
+func rolloutValue(r promote.Rollouts) (string, error) {
+	if r.QA == nil && r.Production == nil {
+		return "", nil
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("rollout column: %w", err)
+	}
+	return string(data), nil
 }
 
 // Create stores b as received with jobs, or returns the build with the same
@@ -118,12 +156,16 @@ func (s *db) buildByKey(ctx context.Context, tx *sql.Tx, b promote.Build) (promo
 
 // insertBuild inserts b; false when a build with its key already exists.
 func (s *db) insertBuild(ctx context.Context, tx *sql.Tx, b promote.Build) (bool, error) {
+	rollout, err := rolloutValue(b.Rollout)
+	if err != nil {
+		return false, err
+	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO builds (`+buildColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
 		ON CONFLICT (project, image, kind, target) DO NOTHING`,
 		b.ID, b.Project, b.Image, string(b.Kind), b.Target, b.Commit, b.Author, b.BuildURL,
 		string(b.State), b.Environment, b.URL, b.QACommit, b.PullRequest, b.ProductionCommit, b.Error,
-		b.SupersededBy, s.d.time(b.CreatedAt), s.d.time(b.UpdatedAt), b.PromotedBy, b.ClosedBy, b.MergedBy)
+		b.SupersededBy, s.d.time(b.CreatedAt), s.d.time(b.UpdatedAt), b.PromotedBy, b.ClosedBy, b.MergedBy, rollout)
 	if err != nil {
 		return false, fmt.Errorf("insert build: %w", err)
 	}
@@ -253,14 +295,18 @@ func (s *db) move(ctx context.Context, id string, ev promote.Event, change func(
 
 // updateBuild stores b's state and the fields that may change.
 func (s *db) updateBuild(ctx context.Context, tx *sql.Tx, b promote.Build) error {
-	_, err := tx.ExecContext(ctx, `UPDATE builds SET commit_sha = $2, author = $3, build_url = $4,
+	rollout, err := rolloutValue(b.Rollout)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE builds SET commit_sha = $2, author = $3, build_url = $4,
 		state = $5, environment = $6, url = $7, qa_commit = $8, pull_request = $9,
 		production_commit = $10, error_message = $11, superseded_by = $12, updated_at = $13,
-		promoted_by = $14, closed_by = $15, merged_by = $16
+		promoted_by = $14, closed_by = $15, merged_by = $16, rollout = $17
 		WHERE id = $1`,
 		b.ID, b.Commit, b.Author, b.BuildURL, string(b.State), b.Environment, b.URL, b.QACommit,
 		b.PullRequest, b.ProductionCommit, b.Error, b.SupersededBy, s.d.time(b.UpdatedAt),
-		b.PromotedBy, b.ClosedBy, b.MergedBy)
+		b.PromotedBy, b.ClosedBy, b.MergedBy, rollout)
 	if err != nil {
 		return fmt.Errorf("update build %s: %w", b.ID, err)
 	}
