@@ -292,13 +292,13 @@ func applyDefaults(c *Config, idx *nodeIndex) {
 		c.GitHub.MergeMethod = MergeMethodMerge
 	}
 	setDefault(&c.Slack.APIURL, DefaultSlackAPIURL)
-	if c.Rollout.Timeout <= 0 {
+	if c.Rollout.Timeout == 0 {
 		c.Rollout.Timeout = DefaultRolloutTimeout
 	}
-	if c.Rollout.DegradedFor <= 0 {
+	if c.Rollout.DegradedFor == 0 {
 		c.Rollout.DegradedFor = DefaultDegradedFor
 	}
-	if c.ArgoCD.PollInterval <= 0 {
+	if c.ArgoCD.PollInterval == 0 {
 		c.ArgoCD.PollInterval = DefaultArgoCDPoll
 	}
 	c.GitHub.APIURL = withTrailingSlash(c.GitHub.APIURL)

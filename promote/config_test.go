@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // header is a valid configuration up to its project list; the project a
@@ -166,6 +167,11 @@ func TestTopLevelRules(t *testing.T) {
 		{"slack api url", "gitops: {repo: /srv/config.git}\nslack:\n  apiURL: /api\n" + project, 3, "slack.apiURL", "absolute"},
 		{"ci allowed host url", "gitops: {repo: /srv/config.git}\nci:\n  allowedHosts: [ci.example.com, 'https://ci.example.com']\n" + project, 3, "ci.allowedHosts[1]", "host name"},
 		{"ci allowed host upper case", "gitops: {repo: /srv/config.git}\nci:\n  allowedHosts: ['*.Example.com']\n" + project, 3, "ci.allowedHosts[0]", "lower-case"},
+		{"rollout timeout negative", "gitops: {repo: /srv/config.git}\nrollout: {timeout: -1m}\n" + project, 2, "rollout.timeout", "a second or more"},
+		{"rollout timeout number", "gitops: {repo: /srv/config.git}\nrollout: {degradedFor: 300}\n" + project, 2, "rollout.degradedFor", `not "300"`},
+		{"rollout timeout word", "gitops: {repo: /srv/config.git}\nrollout: {timeout: soon}\n" + project, 2, "rollout.timeout", "soon"},
+		{"argocd api url", "gitops: {repo: /srv/config.git}\nargocd: {apiURL: argocd.example.com}\n" + project, 2, "argocd.apiURL", "absolute"},
+		{"argocd poll", "gitops: {repo: /srv/config.git}\nargocd: {apiURL: 'https://argocd.example.com', pollInterval: 10ms}\n" + project, 2, "argocd.pollInterval", "a second or more"},
 		{"no projects", "gitops: {repo: /srv/config.git}\n", 0, "projects", "at least one project"},
 		{"empty projects", "gitops: {repo: /srv/config.git}\nprojects: []\n", 2, "projects", "at least one project"},
 	}
@@ -326,6 +332,12 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.GitHub.Enabled() {
 		t.Error("GitHub.Enabled() = true without a repository, want direct mode")
+	}
+	if r := cfg.Rollout; r.WaitForHealthy || r.Timeout != 10*time.Minute || r.DegradedFor != 5*time.Minute {
+		t.Errorf("rollout = %+v, want waitForHealthy false, timeout 10m, degradedFor 5m", r)
+	}
+	if a := cfg.ArgoCD; a.APIURL != "" || a.PollInterval != 30*time.Second {
+		t.Errorf("argocd = %+v, want no apiURL and pollInterval 30s", a)
 	}
 	for i, want := range []int{1, 0, 1} {
 		if got := cfg.Projects[i].RequiredApprovals; got != want {

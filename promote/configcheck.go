@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/distribution/reference"
 )
@@ -44,6 +45,7 @@ func validate(cfg *Config, idx *nodeIndex) []Problem {
 	c.checkGitOps(cfg.GitOps)
 	c.checkGitHub(cfg.GitHub)
 	c.httpURL("slack.apiURL", cfg.Slack.APIURL)
+	c.checkFeedback(cfg)
 	for i, h := range cfg.CI.AllowedHosts {
 		if !dnsNameRe.MatchString(strings.TrimPrefix(h, "*.")) {
 			c.add(fmt.Sprintf("ci.allowedHosts[%d]", i), "%q must be a lower-case host name, or *. and one", h)
@@ -57,6 +59,25 @@ func validate(cfg *Config, idx *nodeIndex) []Problem {
 	}
 	c.checkUnique(cfg.Projects)
 	return c.problems
+}
+
+// checkFeedback checks the rollout and argocd keys.
+func (c *checker) checkFeedback(cfg *Config) {
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+	}{
+		{"rollout.timeout", cfg.Rollout.Timeout},
+		{"rollout.degradedFor", cfg.Rollout.DegradedFor},
+		{"argocd.pollInterval", cfg.ArgoCD.PollInterval},
+	} {
+		if d.v < time.Second {
+			c.add(d.field, "must be a duration of a second or more, such as 30s or 10m")
+		}
+	}
+	if cfg.ArgoCD.APIURL != "" {
+		c.httpURL("argocd.apiURL", cfg.ArgoCD.APIURL)
+	}
 }
 
 func (c *checker) checkServer(cfg *Config) {

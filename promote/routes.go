@@ -46,6 +46,11 @@ type ServerDeps struct {
 	// GitHubWebhook serves POST /github/webhook (package gitops/forge; it
 	// verifies X-Hub-Signature-256 itself). Nil leaves it unregistered.
 	GitHubWebhook http.Handler
+	// FluxEvents and ArgoCDEvents serve POST /v1/events/flux and POST
+	// /v1/events/argocd (package promote/feedback) behind FluxGate and
+	// ArgoCDGate. Nil leaves the route unregistered (404).
+	FluxEvents, ArgoCDEvents http.Handler
+	FluxGate, ArgoCDGate     Gate
 	// SlackGate and GitHubGate are what those routes ask of a request
 	// before its body is read (slackui.Gate, forge.Webhook.Gate). A route
 	// whose gate cannot verify refuses every request.
@@ -100,6 +105,14 @@ func NewServer(d ServerDeps) http.Handler {
 		gated(http.MethodPost, "/github/webhook", d.GitHubGate, d.GitHubWebhook.ServeHTTP)
 	}
 
+	// Argo CD and Flux (cluster feedback).
+	if d.FluxEvents != nil {
+		gated(http.MethodPost, "/v1/events/flux", countEvents(d.FluxGate, "flux", d.Metrics), d.FluxEvents.ServeHTTP)
+	}
+	if d.ArgoCDEvents != nil {
+		gated(http.MethodPost, "/v1/events/argocd", countEvents(d.ArgoCDGate, "argocd", d.Metrics), d.ArgoCDEvents.ServeHTTP)
+	}
+
 	// Operations.
 	handle(mux, http.MethodGet, "/healthz", healthz)
 	handle(mux, http.MethodGet, "/readyz", readyz(d.Store, d.Ready, d.Logger))
@@ -107,6 +120,21 @@ func NewServer(d ServerDeps) http.Handler {
 
 	mux.HandleFunc("/", notFound)
 	return mux
+}
+
+// countEvents makes gate count its refusals as cluster events of source.
+func countEvents(gate Gate, source string, m *Metrics) Gate {
+	gate.count = func(outcome string) {
+		switch outcome {
+		case outcomeUnauthorized:
+			m.ClusterEvent(source, EventUnauthorized)
+		case outcomeBusy:
+			m.ClusterEvent(source, EventError)
+		default:
+			m.ClusterEvent(source, EventInvalid)
+		}
+	}
+	return gate
 }
 
 // handle registers h for method on path, and a 405 for any other method on
