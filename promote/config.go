@@ -25,7 +25,6 @@ const (
 	DefaultSlackAPIURL       = "https://slack.com/api/"
 	DefaultRequiredApprovals = 1
 	DefaultRolloutTimeout    = 10 * time.Minute
-	DefaultDegradedFor       = 5 * time.Minute
 	DefaultArgoCDPoll        = 30 * time.Second
 )
 
@@ -142,9 +141,6 @@ type RolloutConfig struct {
 	// Timeout is how long a rollout may go without a healthy signal before
 	// the channel and owners are told (default 10m).
 	Timeout time.Duration `yaml:"timeout"`
-	// DegradedFor is how long production must stay degraded before
-	// projects[].autoRollback acts (default 5m).
-	DegradedFor time.Duration `yaml:"degradedFor"`
 }
 
 // ArgoCDConfig points the bot at Argo CD's REST API; the token is
@@ -294,9 +290,6 @@ func applyDefaults(c *Config, idx *nodeIndex) {
 	setDefault(&c.Slack.APIURL, DefaultSlackAPIURL)
 	if c.Rollout.Timeout == 0 {
 		c.Rollout.Timeout = DefaultRolloutTimeout
-	}
-	if c.Rollout.DegradedFor == 0 {
-		c.Rollout.DegradedFor = DefaultDegradedFor
 	}
 	if c.ArgoCD.PollInterval == 0 {
 		c.ArgoCD.PollInterval = DefaultArgoCDPoll

@@ -168,7 +168,7 @@ func TestTopLevelRules(t *testing.T) {
 		{"ci allowed host url", "gitops: {repo: /srv/config.git}\nci:\n  allowedHosts: [ci.example.com, 'https://ci.example.com']\n" + project, 3, "ci.allowedHosts[1]", "host name"},
 		{"ci allowed host upper case", "gitops: {repo: /srv/config.git}\nci:\n  allowedHosts: ['*.Example.com']\n" + project, 3, "ci.allowedHosts[0]", "lower-case"},
 		{"rollout timeout negative", "gitops: {repo: /srv/config.git}\nrollout: {timeout: -1m}\n" + project, 2, "rollout.timeout", "a second or more"},
-		{"rollout timeout number", "gitops: {repo: /srv/config.git}\nrollout: {degradedFor: 300}\n" + project, 2, "rollout.degradedFor", `not "300"`},
+		{"rollout timeout number", "gitops: {repo: /srv/config.git}\nrollout: {timeout: 300}\n" + project, 2, "rollout.timeout", `not "300"`},
 		{"rollout timeout word", "gitops: {repo: /srv/config.git}\nrollout: {timeout: soon}\n" + project, 2, "rollout.timeout", "soon"},
 		{"argocd api url", "gitops: {repo: /srv/config.git}\nargocd: {apiURL: argocd.example.com}\n" + project, 2, "argocd.apiURL", "absolute"},
 		{"argocd poll", "gitops: {repo: /srv/config.git}\nargocd: {apiURL: 'https://argocd.example.com', pollInterval: 10ms}\n" + project, 2, "argocd.pollInterval", "a second or more"},
@@ -333,8 +333,8 @@ func TestDefaults(t *testing.T) {
 	if cfg.GitHub.Enabled() {
 		t.Error("GitHub.Enabled() = true without a repository, want direct mode")
 	}
-	if r := cfg.Rollout; r.WaitForHealthy || r.Timeout != 10*time.Minute || r.DegradedFor != 5*time.Minute {
-		t.Errorf("rollout = %+v, want waitForHealthy false, timeout 10m, degradedFor 5m", r)
+	if r := cfg.Rollout; r.WaitForHealthy || r.Timeout != 10*time.Minute {
+		t.Errorf("rollout = %+v, want waitForHealthy false, timeout 10m", r)
 	}
 	if a := cfg.ArgoCD; a.APIURL != "" || a.PollInterval != 30*time.Second {
 		t.Errorf("argocd = %+v, want no apiURL and pollInterval 30s", a)
