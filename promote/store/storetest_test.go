@@ -376,6 +376,15 @@ func testApply(t *testing.T, open opener) {
 	ctx := context.Background()
 	s := open.must(t)
 	b := create(t, s, build("1.0.0"), promote.Job{Kind: promote.JobDeployQA})
+	if b.Rollout.QA != nil || b.Rollout.Production != nil {
+		t.Errorf("a new build has rollout records: %+v", b.Rollout)
+	}
+	at := time.Date(2026, 12, 7, 10, 0, 0, 123456000, time.UTC)
+	rollout := promote.Rollouts{QA: &promote.Rollout{Status: promote.RolloutDegraded, Revision: "abc", Message: `"quoted" ✓`,
+		At: at, Since: at.Add(-time.Minute), Reported: at, TimedOut: true, Steps: []promote.RolloutStep{
+			{Status: promote.RolloutPending, At: at.Add(-time.Minute)},
+			{Status: promote.RolloutDegraded, Revision: "abc", Message: `"quoted" ✓`, Source: "flux", At: at},
+		}}}
 	time.Sleep(2 * time.Millisecond) // UpdatedAt moves
 	got, err := s.Apply(ctx, b.ID, promote.EventDeploy, func(nb *promote.Build) error {
 		if nb.State != promote.StateDeploying {
@@ -383,6 +392,7 @@ func testApply(t *testing.T, open opener) {
 		}
 		nb.Environment, nb.URL = "qa/branch-main", "https://main.branch.hello.example.com"
 		nb.PromotedBy, nb.ClosedBy, nb.MergedBy = "UOWN1", "UOWN2", "octocat"
+		nb.Rollout = rollout
 		nb.Project, nb.State, nb.CreatedAt = "evil", promote.StatePromoted, time.Time{} // not the change's to make
 		return nil
 	}, promote.Job{Kind: promote.JobNotify, Payload: `{"say":"deploying"}`})
@@ -392,6 +402,7 @@ func testApply(t *testing.T, open opener) {
 	want := b
 	want.State, want.Environment, want.URL = promote.StateDeploying, "qa/branch-main", "https://main.branch.hello.example.com"
 	want.PromotedBy, want.ClosedBy, want.MergedBy = "UOWN1", "UOWN2", "octocat"
+	want.Rollout = rollout
 	want.UpdatedAt = got.UpdatedAt
 	sameBuild(t, got, want)
 	if !got.UpdatedAt.After(b.UpdatedAt) {
