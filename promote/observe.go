@@ -318,3 +318,27 @@ func (s *Service) rolloutTimeout(ctx context.Context, id string, env RolloutEnv)
 	}
 	return err
 }
+
+// awaitWindow bounds how long after its commit a rollout that never became
+// healthy keeps the Argo CD poller asking.
+const awaitWindow = 24 * time.Hour
+
+// AwaitingRollout reports whether a QA or production rollout committed in
+// the last day is not healthy yet: the Argo CD poller asks only then.
+func (s *Service) AwaitingRollout(ctx context.Context) (bool, error) {
+	s.defaults()
+	since := s.Now().Add(-awaitWindow)
+	for _, p := range s.Config.Projects {
+		bs, err := s.candidates(ctx, coverage{p: p, production: true, allQA: true})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range bs {
+			r := c.b.Rollout.Of(c.env)
+			if r != nil && r.Status != RolloutHealthy && r.Since.After(since) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}

@@ -346,3 +346,31 @@ func TestObserveWithoutRevisions(t *testing.T) {
 		t.Errorf("Observe without a config repository: %v", err)
 	}
 }
+
+func TestAwaitingRollout(t *testing.T) {
+	f := newFeedbackFlow(t, false)
+	awaiting := func() bool {
+		t.Helper()
+		ok, err := f.s.AwaitingRollout(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !awaiting() {
+		t.Fatal("a pending QA rollout is not awaited")
+	}
+	f.revs.commit("r1", []string{"c0ffee"}, "", "")
+	f.observe(t, "apps/hello", "r1", promote.RolloutHealthy, "")
+	if awaiting() {
+		t.Fatal("a healthy rollout is still awaited")
+	}
+	f.observe(t, "apps/hello", "r1", promote.RolloutDegraded, "OOMKilled")
+	if !awaiting() {
+		t.Fatal("a degraded rollout is not awaited (it may become healthy)")
+	}
+	f.clock.Add(25 * time.Hour)
+	if awaiting() {
+		t.Error("a rollout of yesterday is still awaited")
+	}
+}
