@@ -17,9 +17,11 @@ import (
 )
 
 // ConfigRepo is the config repository as the promote domain uses it: the
-// persistent clone, written with overlay edits.
+// persistent clone, written with overlay edits and read for what a
+// revision holds (promote.Revisions).
 type ConfigRepo struct {
-	repo *clone.Repo
+	repo     *clone.Repo
+	ancestry answers // of Contains
 }
 
 var _ promote.ConfigRepo = (*ConfigRepo)(nil)

@@ -1,8 +1,9 @@
 // Package clone is the config repository's engine: a persistent bare clone
 // that fetches one branch, runs edits as pure functions of its tree, commits
 // and pushes each change with only the objects it created (compare-and-swap
-// on the branch tip, retried on races), and survives being killed at any
-// point. It knows nothing of overlays or projects.
+// on the branch tip, retried on races), answers reads of its commits between
+// changes (Read), and survives being killed at any point. It knows nothing
+// of overlays or projects.
 package clone
 
 import (

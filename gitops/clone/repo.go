@@ -83,8 +83,9 @@ func (e *RetriesExhaustedError) Error() string {
 func (e *RetriesExhaustedError) Unwrap() error { return e.Last }
 
 // Repo is the bot's clone of the config repository. Every change goes through
-// Apply; one goroutine owns the clone (go-git repositories are not safe for
-// concurrent use) and pushes queued changes together.
+// Apply, every read through Read; one goroutine owns the clone (go-git
+// repositories are not safe for concurrent use), pushes queued changes
+// together and answers reads between them.
 type Repo struct {
 	opts     Options
 	ep       *transport.Endpoint
@@ -94,6 +95,10 @@ type Repo struct {
 	ref      plumbing.ReferenceName // refs/heads/<branch> on the remote
 	trackRef plumbing.ReferenceName // refs/remotes/origin/<branch> here
 	reqs     chan *request
+	reads    chan *readRequest
+	// missed holds when a fetch last failed to bring a commit a read
+	// named (writer goroutine): see refetchAfter.
+	missed map[plumbing.Hash]time.Time
 	// tokenForgotten is set once a refused token was forgotten, until a
 	// push succeeds: a second refusal is then terminal (writer goroutine).
 	tokenForgotten bool
@@ -136,6 +141,8 @@ func Open(ctx context.Context, opts Options) (*Repo, error) {
 		ref:      plumbing.NewBranchReferenceName(opts.Branch),
 		trackRef: plumbing.NewRemoteReferenceName("origin", opts.Branch),
 		reqs:     make(chan *request, opts.MaxBatch),
+		reads:    make(chan *readRequest, opts.MaxBatch),
+		missed:   map[plumbing.Hash]time.Time{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		closed:   make(chan struct{}),

@@ -15,29 +15,34 @@ import (
 
 // loop is the writer: the one goroutine that owns the clone. It takes the
 // first queued change and everything queued behind it, and runs them as one
-// batch.
+// batch; between batches, it answers the reads queued (serveReads).
 func (r *Repo) loop() {
 	defer close(r.done)
 	for {
-		var first *request
 		select {
-		case first = <-r.reqs:
+		case first := <-r.reqs:
+			r.run(r.batch(first))
+		case first := <-r.reads:
+			r.serveReads(first)
 		case <-r.stop:
 			r.drain()
 			return
 		}
-		batch := []*request{first}
-	more:
-		for len(batch) < r.opts.MaxBatch {
-			select {
-			case req := <-r.reqs:
-				batch = append(batch, req)
-			default:
-				break more
-			}
-		}
-		r.run(batch)
 	}
+}
+
+// batch returns first and the changes queued behind it.
+func (r *Repo) batch(first *request) []*request {
+	batch := []*request{first}
+	for len(batch) < r.opts.MaxBatch {
+		select {
+		case req := <-r.reqs:
+			batch = append(batch, req)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (r *Repo) drain() {
@@ -45,6 +50,8 @@ func (r *Repo) drain() {
 		select {
 		case req := <-r.reqs:
 			req.reply <- reply{err: ErrClosed}
+		case req := <-r.reads:
+			req.reply <- ErrClosed
 		default:
 			return
 		}
@@ -77,15 +84,8 @@ func (r *Repo) run(batch []*request) {
 
 // retry runs rounds for a batch until every request has its answer.
 func (r *Repo) retry(batch []*request) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := r.untilStop()
 	defer cancel()
-	go func() {
-		select {
-		case <-r.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	var last error
 	delay := r.opts.Backoff
 	for attempt := 1; attempt <= r.opts.MaxAttempts; attempt++ {
@@ -108,6 +108,19 @@ func (r *Repo) retry(batch []*request) {
 		last = ctx.Err()
 	}
 	r.replyAll(batch, &RetriesExhaustedError{Attempts: r.opts.MaxAttempts, Last: last})
+}
+
+// untilStop returns a context that ends with Close, and its cancel.
+func (r *Repo) untilStop() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-r.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // round is one attempt at a batch. It returns done once every request in the
