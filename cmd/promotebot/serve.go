@@ -193,7 +193,10 @@ type cloneState struct {
 	last           error
 }
 
-var _ promote.ConfigRepo = (*cloneState)(nil)
+var (
+	_ promote.ConfigRepo = (*cloneState)(nil)
+	_ promote.Revisions  = (*cloneState)(nil)
+)
 
 func (s *cloneState) set(repo *clone.Repo, err error) {
 	s.mu.Lock()
@@ -244,6 +247,24 @@ func (s *cloneState) PromoteBranch(ctx context.Context, p promote.Project, b pro
 		return promote.PromotionCommit{}, err
 	}
 	return r.PromoteBranch(ctx, p, b, approvals, promoter, branch)
+}
+
+// Contains implements promote.Revisions.
+func (s *cloneState) Contains(ctx context.Context, revision, commit string) (bool, error) {
+	r, err := s.config()
+	if err != nil {
+		return false, err
+	}
+	return r.Contains(ctx, revision, commit)
+}
+
+// Pins implements promote.Revisions.
+func (s *cloneState) Pins(ctx context.Context, p promote.Project, revision, env, image string) (bool, error) {
+	r, err := s.config()
+	if err != nil {
+		return false, err
+	}
+	return r.Pins(ctx, p, revision, env, image)
 }
 
 func (s *cloneState) ready(context.Context) error {
