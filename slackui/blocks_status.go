@@ -3,6 +3,7 @@ package slackui
 import (
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/slack-go/slack"
@@ -54,10 +55,12 @@ func StatusMessage(s promote.StatusView) Message {
 
 	prod, prodPlain := "*Production*: nothing promoted yet", "nothing promoted yet"
 	if p := s.Production; p != nil {
-		prod = ":rocket: *Production*: " + code(p.Image) + statusSince(*p) + " by " + mention(p.PromotedBy)
+		prod = ":rocket: *Production*: " + code(p.Image) + statusSince(promotedAt(*p)) + " by " + mention(p.PromotedBy)
 		if pr := prRef(p.PullRequest); pr != "" {
 			prod += " · " + pr
 		}
+		feedback, timeout := statusFeedback(s)
+		prod += " · " + rolloutWord(p.Rollout.Production, feedback, timeout)
 		prodPlain = "production " + plain(p.Image, maxInline)
 	}
 	d.section(prod)
@@ -82,23 +85,40 @@ func StatusMessage(s promote.StatusView) Message {
 	return d.message()
 }
 
-// statusEnvLine is one QA environment: its name, image, state, since when
-// and a link.
+// statusEnvLine is one QA environment: its name, image, state, since when,
+// its rollout in a word and a link.
 func statusEnvLine(v promote.BuildView) string {
 	b := v.Build
-	line := envRef(b) + ": " + code(b.Image) + ", " + escapeClip(string(b.State), maxInline) + statusSince(b)
+	line := envRef(b) + ": " + code(b.Image) + ", " + escapeClip(string(b.State), maxInline) + statusSince(b.UpdatedAt)
+	if showsQARollout(b) {
+		line += " · " + rolloutWord(b.Rollout.QA, v.Feedback, v.RolloutTimeout)
+	}
 	if webURL(b.URL) {
 		line += " · " + link(b.URL, "open")
 	}
 	return line
 }
 
-// statusSince is " since <date>" from the build's last change, or "".
-func statusSince(b promote.Build) string {
-	if b.UpdatedAt.IsZero() {
+// statusSince is " since <date>", or "" for the zero time.
+func statusSince(t time.Time) string {
+	if t.IsZero() {
 		return ""
 	}
-	return " since " + when(b.UpdatedAt)
+	return " since " + when(t)
+}
+
+// statusFeedback is whether cluster feedback is configured, and
+// rollout.timeout, for the production line: StatusView does not carry
+// them, but every BuildView carries the same. Without QA environments, a
+// rollout a controller reported tells that feedback is configured.
+func statusFeedback(s promote.StatusView) (bool, time.Duration) {
+	if len(s.QA) > 0 {
+		return s.QA[0].Feedback, s.QA[0].RolloutTimeout
+	}
+	if p := s.Production; p != nil && rolloutStatus(p.Rollout.Production) != promote.RolloutPending {
+		return true, 0
+	}
+	return false, 0
 }
 
 // required is the approvals a build needs, from its own project when the
