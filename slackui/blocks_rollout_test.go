@@ -336,9 +336,12 @@ func TestNoProductionRolloutBeforePromoted(t *testing.T) {
 }
 
 func TestStatusRolloutWords(t *testing.T) {
+	// A StatusView does not say whether feedback is configured; a report
+	// proves it.
 	word := func(c rolloutCase) string {
+		reported := c.status != "" && c.status != promote.RolloutPending
 		switch {
-		case !c.feedback:
+		case !c.feedback && !reported:
 			return "no feedback"
 		case c.status == promote.RolloutHealthy:
 			return ":large_green_circle: live"
@@ -386,6 +389,14 @@ func TestStatusRolloutWords(t *testing.T) {
 		if !strings.HasSuffix(got, want) {
 			t.Errorf("production %q alone: %q, want it to end with %q", st, got, want)
 		}
+	}
+	// One environment's report tells for all: the setting is the bot's.
+	pending := rolloutView(promote.StateQAReady, promote.RolloutQA, false, testRollout(promote.RolloutPending, false))
+	healthy := rolloutView(promote.StateApproved, promote.RolloutQA, false, testRollout(promote.RolloutHealthy, false))
+	got := blockTexts(t, StatusMessage(promote.StatusView{Project: testProject(),
+		QA: []promote.BuildView{pending, healthy}}))[2]
+	if strings.Contains(got, "no feedback") || !strings.Contains(got, ":hourglass_flowing_sand: rolling out") {
+		t.Errorf("a pending environment beside a healthy one: %q", got)
 	}
 }
 

@@ -53,13 +53,13 @@ func StatusMessage(s promote.StatusView) Message {
 	var d draft
 	d.add(slack.NewHeaderBlock(pt(escapeClip(oneLine(name), maxHeaderText), maxHeaderText)))
 
+	feedback, timeout := statusFeedback(s)
 	prod, prodPlain := "*Production*: nothing promoted yet", "nothing promoted yet"
 	if p := s.Production; p != nil {
 		prod = ":rocket: *Production*: " + code(p.Image) + statusSince(promotedAt(*p)) + " by " + mention(p.PromotedBy)
 		if pr := prRef(p.PullRequest); pr != "" {
 			prod += " · " + pr
 		}
-		feedback, timeout := statusFeedback(s)
 		prod += " · " + rolloutWord(p.Rollout.Production, feedback, timeout)
 		prodPlain = "production " + plain(p.Image, maxInline)
 	}
@@ -67,7 +67,7 @@ func StatusMessage(s promote.StatusView) Message {
 
 	var envs, pending []string
 	for _, v := range s.QA {
-		envs = append(envs, statusEnvLine(v))
+		envs = append(envs, statusEnvLine(v, feedback, timeout))
 		if v.Build.State == promote.StateQAReady {
 			pending = append(pending, fmt.Sprintf("%s on %s: %d of %d approvals",
 				code(v.Build.Image), envRef(v.Build), v.Approved(), required(v, s)))
@@ -87,11 +87,11 @@ func StatusMessage(s promote.StatusView) Message {
 
 // statusEnvLine is one QA environment: its name, image, state, since when,
 // its rollout in a word and a link.
-func statusEnvLine(v promote.BuildView) string {
+func statusEnvLine(v promote.BuildView, feedback bool, timeout time.Duration) string {
 	b := v.Build
 	line := envRef(b) + ": " + code(b.Image) + ", " + escapeClip(string(b.State), maxInline) + statusSince(b.UpdatedAt)
 	if showsQARollout(b) {
-		line += " · " + rolloutWord(b.Rollout.QA, v.Feedback, v.RolloutTimeout)
+		line += " · " + rolloutWord(b.Rollout.QA, feedback, timeout)
 	}
 	if webURL(b.URL) {
 		line += " · " + link(b.URL, "open")
@@ -108,17 +108,21 @@ func statusSince(t time.Time) string {
 }
 
 // statusFeedback is whether cluster feedback is configured, and
-// rollout.timeout, for the production line: StatusView does not carry
-// them, but every BuildView carries the same. Without QA environments, a
-// rollout a controller reported tells that feedback is configured.
+// rollout.timeout, as far as the status can tell: StatusView does not
+// carry them, a BuildView does, and a rollout a controller reported proves
+// that feedback is configured. The setting is the bot's, the same for
+// every environment.
 func statusFeedback(s promote.StatusView) (bool, time.Duration) {
-	if len(s.QA) > 0 {
-		return s.QA[0].Feedback, s.QA[0].RolloutTimeout
+	var feedback bool
+	var timeout time.Duration
+	for _, v := range s.QA {
+		feedback = feedback || v.Feedback || rolloutStatus(v.Build.Rollout.QA) != promote.RolloutPending
+		timeout = max(timeout, v.RolloutTimeout)
 	}
 	if p := s.Production; p != nil && rolloutStatus(p.Rollout.Production) != promote.RolloutPending {
-		return true, 0
+		feedback = true
 	}
-	return false, 0
+	return feedback, timeout
 }
 
 // required is the approvals a build needs, from its own project when the
