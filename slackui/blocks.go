@@ -131,14 +131,17 @@ func verdictReply(a promote.Approval) Message {
 	}
 }
 
-// productionMessage is the channel's "new production deployment".
+// productionMessage is the channel's "new production deployment", with
+// what the cluster reported of it; a failing rollout comes first.
 func productionMessage(v promote.BuildView) Message {
 	b := v.Build
 	text := "New production deployment of " + plain(projectName(v), maxInline) + " by " + mention(b.PromotedBy)
 	body := ":rocket: New production deployment of " + escapeClip(projectName(v), maxInline) +
 		" by " + mention(b.PromotedBy) + "\n" + code(b.Image) + " from " + targetRef(b)
-	d := draft{text: text}
-	d.section(body)
+	prod := productionRollout(v)
+	d := draft{text: withAlerts(text, prod)}
+	d.alerts(prod)
+	d.section(body + lineAfter(prod.line))
 	d.context(
 		joinNonEmpty(" · ", labelled("Pull request", prRef(b.PullRequest)),
 			labelled("Production commit", commitRef(v.ProductionCommitURL, b.ProductionCommit))),

@@ -23,8 +23,12 @@ func channelMessage(v promote.BuildView) Message {
 // channelDeploying: CI reported the build and the QA deploy is under way.
 func channelDeploying(v promote.BuildView) Message {
 	b := v.Build
+	qa := qaRollout(v)
 	d := draft{text: "Build complete, deploying " + plain(b.Image, maxInline) + " to " + envPlain(b) + "…"}
-	d.section(":hourglass_flowing_sand: Build complete, deploying " + code(b.Image) + " to " + envRef(b) + "…")
+	d.section(":hourglass_flowing_sand: Build complete, deploying " + code(b.Image) + " to " + envRef(b) + "…" +
+		lineAfter(qa.line))
+	d.alerts(qa)
+	d.text = withAlerts(d.text, qa)
 	if b.Error != "" { // a transient failure: the bot is retrying
 		d.text += " " + plain(b.Error, maxPlainError)
 		d.context(":warning: " + escape(clip(b.Error, maxPlainError)))
@@ -36,17 +40,23 @@ func channelDeploying(v promote.BuildView) Message {
 // channelQAFailed: the QA deploy failed for good.
 func channelQAFailed(v promote.BuildView) Message {
 	b := v.Build
-	d := draft{text: "Deploying " + plain(b.Image, maxInline) + " to " + envPlain(b) + " failed: " +
-		plain(b.Error, maxPlainError)}
-	d.section(":x: Deploying " + code(b.Image) + " to " + envRef(b) + " failed:\n" + codeBlock(b.Error))
+	qa := qaRollout(v)
+	d := draft{text: withAlerts("Deploying "+plain(b.Image, maxInline)+" to "+envPlain(b)+" failed: "+
+		plain(b.Error, maxPlainError), qa)}
+	d.section(":x: Deploying " + code(b.Image) + " to " + envRef(b) + " failed:\n" + codeBlock(b.Error) +
+		lineAfter(qa.line))
+	d.alerts(qa)
 	d.add(facts(v, false))
 	return d.message()
 }
 
-// channelDeployed: the build is on QA, and perhaps further along.
+// channelDeployed: the build is on QA, and perhaps further along. What
+// the cluster reported comes under the headline; a failing production
+// rollout comes first of all.
 func channelDeployed(v promote.BuildView) Message {
 	b := v.Build
-	head := "Deployed " + code(b.Image) + " to " + envRef(b)
+	qa, prod := qaRollout(v), productionRollout(v)
+	head := "Deployed " + code(b.Image) + " to " + envRef(b) + lineAfter(qa.line)
 	text := "Deployed " + plain(b.Image, maxInline) + " to " + envPlain(b)
 	switch b.State {
 	case promote.StateApproved:
@@ -62,18 +72,21 @@ func channelDeployed(v promote.BuildView) Message {
 		head += "\n:x: Deploying to production failed:\n" + codeBlock(b.Error)
 		text += ": deploying to production failed"
 	case promote.StatePromoted:
-		head += "\n:rocket: In production since" + spaceWhen(b.UpdatedAt) + " by " + mention(b.PromotedBy)
+		head += "\n:rocket: Promoted to production" + spaceWhen(promotedAt(b)) + " by " + mention(b.PromotedBy)
 		if b.MergedBy != "" {
 			head += " (merged on GitHub by " + code(b.MergedBy) + ")"
 		}
-		text += ", in production by " + mention(b.PromotedBy)
+		head += lineAfter(prod.line)
+		text += ", promoted to production by " + mention(b.PromotedBy)
 	}
 	var accessory *slack.Accessory
 	if btn := openQAButton(b); btn != nil && b.State != promote.StatePromoted {
 		accessory = slack.NewAccessory(btn)
 	}
-	d := draft{text: text}
+	d := draft{text: withAlerts(text, prod, qa)}
+	d.alerts(prod)
 	d.add(slack.NewSectionBlock(md(head, maxSectionText), nil, accessory))
+	d.alerts(qa)
 	d.add(facts(v, false))
 	var refs string
 	if b.State == promote.StatePromoted || b.State == promote.StatePromoting {

@@ -8,13 +8,17 @@ import (
 	"github.com/promotebot/promotebot/promote"
 )
 
-// ownerMessage is an owner's direct message: the build, who does QA, the
-// tally, and Deploy and Close while the build can still take them.
+// ownerMessage is an owner's direct message: the build, what the cluster
+// reported of it, who does QA, the tally, and Deploy and Close while the
+// build can still take them. A failing production rollout comes first.
 func ownerMessage(v promote.BuildView) Message {
 	b := v.Build
+	qa, prod := qaRollout(v), productionRollout(v)
 	head, text := ownerHeadline(v)
-	d := draft{text: text}
-	d.section(head)
+	d := draft{text: withAlerts(text, prod, qa)}
+	d.alerts(prod)
+	d.section(head + lineAfter(qa.line) + lineAfter(prod.line))
+	d.alerts(qa)
 	d.add(facts(v, onQA(b.State)))
 	d.context(labelled("QA:", mentions(v.QAMembers)), tally(v))
 	switch b.State {
@@ -55,7 +59,7 @@ func ownerHeadline(v promote.BuildView) (head, text string) {
 		return ":x: Deploying " + img + " to production failed:\n" + codeBlock(b.Error),
 			"Deploying " + imgPlain + " to production failed: " + plain(b.Error, maxPlainError)
 	case promote.StatePromoted:
-		return ":rocket: " + mention(b.PromotedBy) + " deployed " + img + " to production" + spaceWhen(b.UpdatedAt),
+		return ":rocket: " + mention(b.PromotedBy) + " deployed " + img + " to production" + spaceWhen(promotedAt(b)),
 			mention(b.PromotedBy) + " deployed " + imgPlain + " to production"
 	case promote.StateClosed:
 		return img + " was closed by " + mention(b.ClosedBy) + spaceWhen(b.UpdatedAt),
@@ -116,13 +120,15 @@ func ownerActions(b promote.Build, deployable bool) *slack.ActionBlock {
 	return slack.NewActionBlock("", deploy, closeBuild)
 }
 
-// qaMessage is a QA member's direct message: the build, the QA URL, and
-// Approve and Reject until they have given their verdict.
+// qaMessage is a QA member's direct message: the build, the QA URL, a
+// warning when the QA environment may not run the build, and Approve and
+// Reject until they have given their verdict.
 func qaMessage(v promote.BuildView, recipient string) Message {
 	b := v.Build
 	mine, voted := verdictOf(v, recipient)
 	canVote := !voted && (b.State == promote.StateQAReady || b.State == promote.StateApproved)
 	head, text := qaHeadline(v, voted)
+	warnings := qaWarnings(v)
 	switch {
 	case voted:
 		line, linePlain := yourVerdict(mine)
@@ -131,8 +137,9 @@ func qaMessage(v promote.BuildView, recipient string) Message {
 	case canVote:
 		head += "\nPlease test it, then approve or reject it."
 	}
-	d := draft{text: text}
+	d := draft{text: withAlerts(text, warnings)}
 	d.section(head)
+	d.alerts(warnings)
 	d.add(facts(v, onQA(b.State) && !canVote))
 	if canVote {
 		d.add(qaActions(b))
@@ -168,7 +175,7 @@ func qaHeadline(v promote.BuildView, voted bool) (head, text string) {
 	case promote.StatePromoting, promote.StatePromoteFailed:
 		return ":rocket: " + img + " is on its way to production", imgPlain + " is on its way to production"
 	case promote.StatePromoted:
-		return ":rocket: " + mention(b.PromotedBy) + " deployed " + img + " to production" + spaceWhen(b.UpdatedAt),
+		return ":rocket: " + mention(b.PromotedBy) + " deployed " + img + " to production" + spaceWhen(promotedAt(b)),
 			mention(b.PromotedBy) + " deployed " + imgPlain + " to production"
 	}
 	return ownerHeadline(v)

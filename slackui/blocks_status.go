@@ -3,6 +3,7 @@ package slackui
 import (
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/slack-go/slack"
@@ -52,19 +53,21 @@ func StatusMessage(s promote.StatusView) Message {
 	var d draft
 	d.add(slack.NewHeaderBlock(pt(escapeClip(oneLine(name), maxHeaderText), maxHeaderText)))
 
+	feedback, timeout := statusFeedback(s)
 	prod, prodPlain := "*Production*: nothing promoted yet", "nothing promoted yet"
 	if p := s.Production; p != nil {
-		prod = ":rocket: *Production*: " + code(p.Image) + statusSince(*p) + " by " + mention(p.PromotedBy)
+		prod = ":rocket: *Production*: " + code(p.Image) + statusSince(promotedAt(*p)) + " by " + mention(p.PromotedBy)
 		if pr := prRef(p.PullRequest); pr != "" {
 			prod += " · " + pr
 		}
+		prod += " · " + rolloutWord(p.Rollout.Production, feedback, timeout)
 		prodPlain = "production " + plain(p.Image, maxInline)
 	}
 	d.section(prod)
 
 	var envs, pending []string
 	for _, v := range s.QA {
-		envs = append(envs, statusEnvLine(v))
+		envs = append(envs, statusEnvLine(v, feedback, timeout))
 		if v.Build.State == promote.StateQAReady {
 			pending = append(pending, fmt.Sprintf("%s on %s: %d of %d approvals",
 				code(v.Build.Image), envRef(v.Build), v.Approved(), required(v, s)))
@@ -82,23 +85,44 @@ func StatusMessage(s promote.StatusView) Message {
 	return d.message()
 }
 
-// statusEnvLine is one QA environment: its name, image, state, since when
-// and a link.
-func statusEnvLine(v promote.BuildView) string {
+// statusEnvLine is one QA environment: its name, image, state, since when,
+// its rollout in a word and a link.
+func statusEnvLine(v promote.BuildView, feedback bool, timeout time.Duration) string {
 	b := v.Build
-	line := envRef(b) + ": " + code(b.Image) + ", " + escapeClip(string(b.State), maxInline) + statusSince(b)
+	line := envRef(b) + ": " + code(b.Image) + ", " + escapeClip(string(b.State), maxInline) + statusSince(b.UpdatedAt)
+	if showsQARollout(b) {
+		line += " · " + rolloutWord(b.Rollout.QA, feedback, timeout)
+	}
 	if webURL(b.URL) {
 		line += " · " + link(b.URL, "open")
 	}
 	return line
 }
 
-// statusSince is " since <date>" from the build's last change, or "".
-func statusSince(b promote.Build) string {
-	if b.UpdatedAt.IsZero() {
+// statusSince is " since <date>", or "" for the zero time.
+func statusSince(t time.Time) string {
+	if t.IsZero() {
 		return ""
 	}
-	return " since " + when(b.UpdatedAt)
+	return " since " + when(t)
+}
+
+// statusFeedback is whether cluster feedback is configured, and
+// rollout.timeout, as far as the status can tell: StatusView does not
+// carry them, a BuildView does, and a rollout a controller reported proves
+// that feedback is configured. The setting is the bot's, the same for
+// every environment.
+func statusFeedback(s promote.StatusView) (bool, time.Duration) {
+	var feedback bool
+	var timeout time.Duration
+	for _, v := range s.QA {
+		feedback = feedback || v.Feedback || rolloutStatus(v.Build.Rollout.QA) != promote.RolloutPending
+		timeout = max(timeout, v.RolloutTimeout)
+	}
+	if p := s.Production; p != nil && rolloutStatus(p.Rollout.Production) != promote.RolloutPending {
+		feedback = true
+	}
+	return feedback, timeout
 }
 
 // required is the approvals a build needs, from its own project when the

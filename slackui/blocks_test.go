@@ -133,8 +133,34 @@ func goldenCases() map[string]any {
 			}),
 		},
 	}
+	rollout := func(s promote.State, env promote.RolloutEnv, st promote.RolloutStatus, timedOut bool) promote.BuildView {
+		return rolloutView(s, env, true, testRollout(st, timedOut))
+	}
+	rollouts := status
+	live := rollout(promote.StatePromoted, promote.RolloutProduction, promote.RolloutHealthy, false).Build
+	rollouts.Production = &live
+	rollouts.QA = []promote.BuildView{
+		rollout(promote.StateQAReady, promote.RolloutQA, promote.RolloutDegraded, false),
+		with(status.QA[1], func(v *promote.BuildView) {
+			v.Feedback, v.RolloutTimeout = true, testTimeout
+			v.Build.Rollout.QA = testRollout(promote.RolloutSynced, false)
+		}),
+	}
 	return map[string]any{
 		"channel-received": channel(testView(promote.StateReceived)),
+		"channel-qa-degraded-timed-out": channel(rollout(promote.StateQAReady, promote.RolloutQA,
+			promote.RolloutDegraded, true)),
+		"channel-promoted-live": channel(rollout(promote.StatePromoted, promote.RolloutProduction,
+			promote.RolloutHealthy, false)),
+		"owner-qa-synced": messageJSON(Render(post(promote.MessageOwner, "UOWN1",
+			rollout(promote.StateQAReady, promote.RolloutQA, promote.RolloutSynced, false)))),
+		"owner-promoted-timed-out": messageJSON(Render(post(promote.MessageOwner, "UOWN1",
+			rollout(promote.StatePromoted, promote.RolloutProduction, promote.RolloutSynced, true)))),
+		"qa-timed-out": messageJSON(Render(post(promote.MessageQA, "UQA1",
+			rollout(promote.StateQAReady, promote.RolloutQA, promote.RolloutPending, true)))),
+		"production-degraded": messageJSON(Render(post(promote.MessageProduction, "",
+			rollout(promote.StatePromoted, promote.RolloutProduction, promote.RolloutDegraded, false)))),
+		"status-rollouts": messageJSON(StatusMessage(rollouts)),
 		"channel-qa-ready-commit-url": channel(with(testView(promote.StateQAReady), func(v *promote.BuildView) {
 			v.CommitURL = "https://github.com/acme/deploy-config/commit/89abcdef0123456789abcdef0123456789abcdef"
 			v.Approvals = []promote.Approval{approval("UQA1", promote.Approve, "")}
@@ -382,27 +408,34 @@ func hostileView(s promote.State) promote.BuildView {
 	v.Build.PromotedBy, v.Build.ClosedBy = hostile, hostile
 	v.QAMembers = []string{hostile}
 	v.Approvals = append(v.Approvals, approval("UQA3", promote.Reject, hostile), approval(hostile, promote.Approve, ""))
+	v.Feedback = true
+	v.Build.Rollout.QA = &promote.Rollout{Status: promote.RolloutDegraded, Revision: hostile, Message: hostile,
+		TimedOut: true}
+	v.Build.Rollout.Production = &promote.Rollout{Status: promote.RolloutSynced, Revision: hostile, TimedOut: true}
 	return v
+}
+
+// assertInert fails when a message (as JSON) holds a live mention or link
+// from hostile text.
+func assertInert(t *testing.T, name string, v any) {
+	t.Helper()
+	// Every string as Slack decodes it: slack-go writes < as \u003c in places.
+	out := string(encode(t, decode(t, v)))
+	for _, bad := range []string{"<!channel>", "<https://evil", "<@U0ADMIN>", "javascript:", "*x* <"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("%s: %q is not escaped in\n%s", name, bad, out)
+		}
+	}
 }
 
 func TestUntrustedTextIsEscaped(t *testing.T) {
 	ms := everyMessage(hostileView)
 	ms["verdict/hostile"] = Render(promote.Post{Role: promote.MessageVerdictReply, Approval: approval(hostile, promote.Reject, hostile)})
 	ms["ephemeral/hostile"] = Ephemeral(hostile)
-	check := func(name string, v any) {
-		t.Helper()
-		// Every string as Slack decodes it: slack-go writes < as \u003c in places.
-		out := string(encode(t, decode(t, v)))
-		for _, bad := range []string{"<!channel>", "<https://evil", "<@U0ADMIN>", "javascript:", "*x* <"} {
-			if strings.Contains(out, bad) {
-				t.Errorf("%s: %q is not escaped in\n%s", name, bad, out)
-			}
-		}
-	}
 	for name, m := range ms {
-		check(name, messageJSON(m))
+		assertInert(t, name, messageJSON(m))
 	}
-	check("modal", RejectModal(buildID, hostileView(promote.StateQAReady)))
+	assertInert(t, "modal", RejectModal(buildID, hostileView(promote.StateQAReady)))
 	// Identifiers are code spans, so that mrkdwn shows them as typed.
 	m := Render(post(promote.MessageChannel, "", hostileView(promote.StateQAReady)))
 	out := string(encode(t, decode(t, m.Blocks)))

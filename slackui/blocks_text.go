@@ -111,8 +111,14 @@ func code(s string) string {
 	if s == "" {
 		return "_unknown_"
 	}
+	return codeSpan(s, maxInline)
+}
+
+// codeSpan is s as inline code, escaped, on one line and cut to n
+// characters.
+func codeSpan(s string, n int) string {
 	s = strings.ReplaceAll(oneLine(s), "`", "ˋ")
-	return "`" + escapeClip(s, maxInline) + "`"
+	return "`" + escapeClip(s, n) + "`"
 }
 
 // codeBlock shows a failure verbatim, in a preformatted block.

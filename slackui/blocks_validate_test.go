@@ -21,6 +21,9 @@ func TestLongTextIsCut(t *testing.T) {
 		for i := 0; i < 50; i++ {
 			v.Approvals = append(v.Approvals, approval("UQA1", promote.Reject, long))
 		}
+		v.Feedback, v.RolloutTimeout = true, 1<<62
+		v.Build.Rollout.QA = &promote.Rollout{Status: promote.RolloutDegraded, Message: long, TimedOut: true}
+		v.Build.Rollout.Production = &promote.Rollout{Status: promote.RolloutDegraded, Message: long, TimedOut: true}
 		return v
 	}
 	ms := everyMessage(mk)
@@ -58,6 +61,19 @@ func TestMessagesValidate(t *testing.T) {
 	ms := everyMessage(testView)
 	for k, m := range everyMessage(hostileView) {
 		ms["hostile/"+k] = m
+	}
+	// Every rollout status, with a long message and revision, timed out.
+	long := strings.Repeat("<", 10000)
+	for _, st := range rolloutStatuses {
+		for k, m := range everyMessage(func(s promote.State) promote.BuildView {
+			v := testView(s)
+			v.Feedback, v.RolloutTimeout = true, testTimeout
+			r := &promote.Rollout{Status: st, Revision: long, Message: long, TimedOut: true}
+			v.Build.Rollout.QA, v.Build.Rollout.Production = r, r
+			return v
+		}) {
+			ms["rollout-"+string(st)+"/"+k] = m
+		}
 	}
 	for name, m := range ms {
 		if strings.TrimSpace(m.Text) == "" {
