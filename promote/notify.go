@@ -113,4 +113,7 @@ type StatusView struct {
 	// deployed (qa-ready, approved, rejected, promoting, promote-failed),
 	// newest first.
 	QA []BuildView
+	// Feedback and RolloutTimeout are as in BuildView.
+	Feedback       bool
+	RolloutTimeout time.Duration
 }

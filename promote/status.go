@@ -23,7 +23,7 @@ func (s *Service) Status(ctx context.Context, projectID string) (StatusView, err
 		}
 		return StatusView{}, refusef("No project %q. Projects: %s.", Plain(projectID), strings.Join(ids, ", "))
 	}
-	v := StatusView{Project: p}
+	v := StatusView{Project: p, Feedback: s.Feedback, RolloutTimeout: s.Config.Rollout.Timeout}
 	prod, err := s.Store.Find(ctx, p.ID, []State{StatePromoted}, 1)
 	if err != nil {
 		return StatusView{}, fmt.Errorf("status of %s: %w", p.ID, err)
@@ -45,7 +45,8 @@ func (s *Service) Status(ctx context.Context, projectID string) (StatusView, err
 		if err != nil {
 			return StatusView{}, fmt.Errorf("status of %s: %w", p.ID, err)
 		}
-		v.QA = append(v.QA, BuildView{Build: b, Project: p, Approvals: approvals})
+		v.QA = append(v.QA, BuildView{Build: b, Project: p, Approvals: approvals,
+			Feedback: s.Feedback, RolloutTimeout: s.Config.Rollout.Timeout})
 	}
 	return v, nil
 }

@@ -336,12 +336,9 @@ func TestNoProductionRolloutBeforePromoted(t *testing.T) {
 }
 
 func TestStatusRolloutWords(t *testing.T) {
-	// A StatusView does not say whether feedback is configured; a report
-	// proves it.
 	word := func(c rolloutCase) string {
-		reported := c.status != "" && c.status != promote.RolloutPending
 		switch {
-		case !c.feedback && !reported:
+		case !c.feedback:
 			return "no feedback"
 		case c.status == promote.RolloutHealthy:
 			return ":large_green_circle: live"
@@ -358,7 +355,7 @@ func TestStatusRolloutWords(t *testing.T) {
 			prod := rolloutView(promote.StatePromoted, promote.RolloutProduction, c.feedback,
 				testRollout(c.status, c.timedOut)).Build
 			blocks := blockTexts(t, StatusMessage(promote.StatusView{Project: testProject(), Production: &prod,
-				QA: []promote.BuildView{qa}}))
+				QA: []promote.BuildView{qa}, Feedback: c.feedback, RolloutTimeout: testTimeout}))
 			since := when(prod.UpdatedAt)
 			if c.status != "" {
 				since = when(rolloutSince)
@@ -376,28 +373,6 @@ func TestStatusRolloutWords(t *testing.T) {
 			}
 		})
 	}
-	// Without QA environments, only a report tells that feedback is
-	// configured.
-	for st, want := range map[promote.RolloutStatus]string{
-		"":                     " · no feedback",
-		promote.RolloutPending: " · no feedback",
-		promote.RolloutSynced:  " · :hourglass_flowing_sand: rolling out",
-		promote.RolloutHealthy: " · :large_green_circle: live",
-	} {
-		prod := rolloutView(promote.StatePromoted, promote.RolloutProduction, true, testRollout(st, false)).Build
-		got := blockTexts(t, StatusMessage(promote.StatusView{Project: testProject(), Production: &prod}))[1]
-		if !strings.HasSuffix(got, want) {
-			t.Errorf("production %q alone: %q, want it to end with %q", st, got, want)
-		}
-	}
-	// One environment's report tells for all: the setting is the bot's.
-	pending := rolloutView(promote.StateQAReady, promote.RolloutQA, false, testRollout(promote.RolloutPending, false))
-	healthy := rolloutView(promote.StateApproved, promote.RolloutQA, false, testRollout(promote.RolloutHealthy, false))
-	got := blockTexts(t, StatusMessage(promote.StatusView{Project: testProject(),
-		QA: []promote.BuildView{pending, healthy}}))[2]
-	if strings.Contains(got, "no feedback") || !strings.Contains(got, ":hourglass_flowing_sand: rolling out") {
-		t.Errorf("a pending environment beside a healthy one: %q", got)
-	}
 }
 
 func TestRolloutMessageIsEscapedAndCut(t *testing.T) {
@@ -413,7 +388,7 @@ func TestRolloutMessageIsEscapedAndCut(t *testing.T) {
 		v := rolloutView(s, env, true, r)
 		ms := map[string]Message{
 			"status": StatusMessage(promote.StatusView{Project: v.Project, Production: &v.Build,
-				QA: []promote.BuildView{v}}),
+				QA: []promote.BuildView{v}, Feedback: true, RolloutTimeout: testTimeout}),
 		}
 		for _, role := range []promote.MessageRole{promote.MessageChannel, promote.MessageOwner,
 			promote.MessageQA, promote.MessageProduction} {

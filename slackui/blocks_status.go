@@ -53,7 +53,7 @@ func StatusMessage(s promote.StatusView) Message {
 	var d draft
 	d.add(slack.NewHeaderBlock(pt(escapeClip(oneLine(name), maxHeaderText), maxHeaderText)))
 
-	feedback, timeout := statusFeedback(s)
+	feedback, timeout := s.Feedback, s.RolloutTimeout
 	prod, prodPlain := "*Production*: nothing promoted yet", "nothing promoted yet"
 	if p := s.Production; p != nil {
 		prod = ":rocket: *Production*: " + code(p.Image) + statusSince(promotedAt(*p)) + " by " + mention(p.PromotedBy)
@@ -105,24 +105,6 @@ func statusSince(t time.Time) string {
 		return ""
 	}
 	return " since " + when(t)
-}
-
-// statusFeedback is whether cluster feedback is configured, and
-// rollout.timeout, as far as the status can tell: StatusView does not
-// carry them, a BuildView does, and a rollout a controller reported proves
-// that feedback is configured. The setting is the bot's, the same for
-// every environment.
-func statusFeedback(s promote.StatusView) (bool, time.Duration) {
-	var feedback bool
-	var timeout time.Duration
-	for _, v := range s.QA {
-		feedback = feedback || v.Feedback || rolloutStatus(v.Build.Rollout.QA) != promote.RolloutPending
-		timeout = max(timeout, v.RolloutTimeout)
-	}
-	if p := s.Production; p != nil && rolloutStatus(p.Rollout.Production) != promote.RolloutPending {
-		feedback = true
-	}
-	return feedback, timeout
 }
 
 // required is the approvals a build needs, from its own project when the

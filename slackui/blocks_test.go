@@ -139,6 +139,7 @@ func goldenCases() map[string]any {
 	rollouts := status
 	live := rollout(promote.StatePromoted, promote.RolloutProduction, promote.RolloutHealthy, false).Build
 	rollouts.Production = &live
+	rollouts.Feedback, rollouts.RolloutTimeout = true, testTimeout
 	rollouts.QA = []promote.BuildView{
 		rollout(promote.StateQAReady, promote.RolloutQA, promote.RolloutDegraded, false),
 		with(status.QA[1], func(v *promote.BuildView) {
