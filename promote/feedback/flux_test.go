@@ -282,3 +282,10 @@ func TestFluxObserverFails(t *testing.T) {
 		t.Errorf("observed %v", rec.seen())
 	}
 }
+
+// A handler wired without the domain answers 500, not a panic.
+func TestFluxWithoutObserver(t *testing.T) {
+	h := &feedback.Flux{Secret: fluxSecret}
+	body, headers := signed(t, kustomizationEvent("info", "ReconciliationSucceeded", "done"), fluxSecret)
+	checkJSONError(t, post(t, h, fluxPath, body, headers), http.StatusInternalServerError)
+}

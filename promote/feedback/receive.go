@@ -120,6 +120,9 @@ func (rc receiver) refuse(w http.ResponseWriter, r *http.Request, err error) {
 
 // observe hands ev to the domain within observeTimeout.
 func observe(ctx context.Context, o promote.Observer, ev promote.ClusterEvent) (promote.Observation, error) {
+	if o == nil {
+		return promote.Observation{}, errors.New("no observer is wired to the event endpoint")
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), observeTimeout)
 	defer cancel()
 	return o.Observe(ctx, ev)
