@@ -80,6 +80,9 @@ func (s *Service) observe(ctx context.Context, ev ClusterEvent) (Observation, er
 		}
 		cands = append(cands, cs...)
 	}
+	if ev.Status == RolloutDegraded {
+		cands = blamed(cands, ev.Message)
+	}
 	obs := Observation{Outcome: OutcomePending, Builds: []string{}}
 	seen := map[string]bool{}
 	for _, c := range cands {
@@ -104,6 +107,24 @@ func (s *Service) observe(ctx context.Context, ev ClusterEvent) (Observation, er
 	}
 	log.Info("cluster event", "outcome", obs.Outcome, "builds", obs.Builds, "candidates", len(cands))
 	return obs, nil
+}
+
+// blamed narrows a degraded report over several QA environments (one Flux
+// Kustomization over a whole overlays/qa folder) to those whose objects its
+// message names, as Flux's health checks do ("Deployment/<namespace>/<name>",
+// the namespace being "<project>-<env>"). A message that names none of them
+// (a build or apply failure) concerns them all.
+func blamed(cands []candidate, msg string) []candidate {
+	var named []candidate
+	for _, c := range cands {
+		if c.env == RolloutQA && strings.Contains(msg, "/"+c.b.Project+"-"+strings.TrimPrefix(c.b.Environment, "qa/")+"/") {
+			named = append(named, c)
+		}
+	}
+	if len(named) == 0 {
+		return cands
+	}
+	return named
 }
 
 // cleanEventPath makes a reported path comparable with a project's

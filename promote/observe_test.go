@@ -236,6 +236,32 @@ func scrape(t *testing.T, m *promote.Metrics) string {
 	return string(body)
 }
 
+// One Flux Kustomization over a whole QA folder: a health check that fails
+// names the objects of one environment, and only that one is degraded; a
+// failure that names none (the build of the folder failed) concerns all.
+func TestObserveDegradedNarrowsToTheNamedEnvironment(t *testing.T) {
+	f := newFeedbackFlow(t, false)
+	image := "registry.example.com/acme/hello:2"
+	f.revs.commit("c0ffee-y", []string{"c0ffee"}, "qa/branch-y", image)
+	y, _, _, err := f.st.Create(context.Background(), promote.Build{Project: "hello", Image: image,
+		Kind: promote.KindBranch, Target: "y"}, promote.Job{Kind: promote.JobDeployQA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, f.s)
+	f.revs.commit("r1", []string{"c0ffee-y"}, "", "")
+	msg := "health check failed after 30s: timeout waiting for: [Deployment/hello-branch-y/hello status: 'InProgress']"
+	wantObservation(t, f.observe(t, "apps/hello/overlays/qa", "r1", promote.RolloutDegraded, msg), promote.OutcomeApplied, y.ID)
+	if got := f.qa(t).Status; got != promote.RolloutPending {
+		t.Errorf("the environment the message does not name is %s", got)
+	}
+	wantObservation(t, f.observe(t, "apps/hello/overlays/qa", "r1", promote.RolloutDegraded, "kustomize build failed"),
+		promote.OutcomeApplied, f.build.ID)
+	if got := get(t, f.st, y.ID).Rollout.QA; got.Message != msg {
+		t.Errorf("a later failure naming nobody replaced the named one: %+v", got)
+	}
+}
+
 func TestObserveOutOfOrderReports(t *testing.T) {
 	f := newFeedbackFlow(t, false)
 	f.revs.commit("r1", []string{"c0ffee"}, "", "")

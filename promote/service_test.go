@@ -54,6 +54,10 @@ func (f *fakeRepo) DeployQA(ctx context.Context, _ promote.Project, b promote.Bu
 			return promote.QADeployment{}, err
 		}
 	}
+	if b.Target != "x" { // another environment, another commit
+		return promote.QADeployment{Environment: "qa/branch-" + b.Target, URL: "https://" + b.Target + ".branch.hello.example.com",
+			Commit: "c0ffee-" + b.Target}, nil
+	}
 	return promote.QADeployment{Environment: "qa/branch-x", URL: "https://x.branch.hello.example.com", Commit: "c0ffee"}, nil
 }
 
