@@ -18,6 +18,7 @@ import (
 	"github.com/promotebot/promotebot/gitops/clone"
 	"github.com/promotebot/promotebot/gitops/forge"
 	"github.com/promotebot/promotebot/promote"
+	"github.com/promotebot/promotebot/promote/feedback"
 	"github.com/promotebot/promotebot/promote/store"
 	"github.com/promotebot/promotebot/slackui"
 )
@@ -63,9 +64,16 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	state := &cloneState{}
 	// One service takes people's decisions from Slack at once and, once the
 	// clone is ready (below), does the work they queue.
+	if cfg.ArgoCD.APIURL != "" && sec.ArgoCDToken == "" {
+		return errors.New("argocd.apiURL is set but PROMOTEBOT_ARGOCD_TOKEN is not: the bot could not ask Argo CD")
+	}
 	actor := &promote.Service{Config: cfg, Store: st, Repo: state, Logger: log, Signal: wake, Wake: wake,
 		CommitURL: commitURL(cfg), Branch: cfg.GitOps.Branch,
-		Lease: c.Duration("job-lease"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid())}
+		Lease: c.Duration("job-lease"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid()),
+		Revisions: state, Metrics: metrics, Feedback: sec.EventsSecret != "" || cfg.ArgoCD.APIURL != ""}
+	if !actor.Feedback {
+		log.Info("no cluster feedback: PROMOTEBOT_EVENTS_SECRET and argocd.apiURL are not set, so messages say what was committed, not what runs")
+	}
 	var slackHandlers *slackui.Handlers
 	if sec.SlackBotToken != "" {
 		client := slackui.NewClient(sec.SlackBotToken, cfg.Slack.APIURL, log.With("component", "slack"))
@@ -101,6 +109,14 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 		deps.SlackInteractions, deps.SlackCommands = slackHandlers.Interactions(), slackHandlers.Commands()
 		deps.SlackGate = slackui.Gate(sec.SlackSigningSecret)
 	}
+	if sec.EventsSecret != "" {
+		flux := &feedback.Flux{Secret: sec.EventsSecret, Observer: actor, Metrics: metrics,
+			Logger: log.With("component", "events")}
+		argo := &feedback.ArgoCD{Secret: sec.EventsSecret, Observer: actor, Metrics: metrics,
+			Logger: log.With("component", "events")}
+		deps.FluxEvents, deps.FluxGate = flux, flux.Gate()
+		deps.ArgoCDEvents, deps.ArgoCDGate = argo, argo.Gate()
+	}
 	// The webhook vets builds without the clone, so CI is served while the
 	// clone is made (or while the git server is down at start-up).
 	handler := promote.NewServer(deps)
@@ -113,6 +129,11 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 		return actor.Run(ctx)
 	}
 	works := []func(context.Context) error{work}
+	if cfg.ArgoCD.APIURL != "" {
+		poller := &feedback.Poller{APIURL: cfg.ArgoCD.APIURL, Token: sec.ArgoCDToken, Observer: actor,
+			Pending: actor.AwaitingRollout, Interval: cfg.ArgoCD.PollInterval, Logger: log.With("component", "argocd")}
+		works = append(works, poller.Run)
+	}
 	if sec.SlackAppToken != "" && slackHandlers != nil {
 		works = append(works, func(ctx context.Context) error {
 			return slackui.RunSocketMode(ctx, sec.SlackAppToken, sec.SlackBotToken, cfg.Slack.APIURL, slackHandlers,

@@ -44,6 +44,9 @@ type ArgoCD struct {
 	RepoURL string
 	// Logger receives a record per event; nil discards them.
 	Logger *slog.Logger
+	// Metrics counts the events refused or ignored before the domain saw
+	// them (the domain counts the rest); nil counts nothing.
+	Metrics *promote.Metrics
 }
 
 // Gate is what the server asks of a call before its body is read
@@ -66,6 +69,7 @@ func (a *ArgoCD) receiver() receiver {
 		verify:       func(h http.Header, _ []byte) error { return a.checkToken(h) },
 		decode:       a.decode,
 		observer:     a.Observer,
+		metrics:      a.Metrics,
 		log:          log,
 	}
 }

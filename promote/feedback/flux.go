@@ -65,6 +65,9 @@ type Flux struct {
 	Observer promote.Observer
 	// Logger receives a record per event; nil discards them.
 	Logger *slog.Logger
+	// Metrics counts the events refused or ignored before the domain saw
+	// them (the domain counts the rest); nil counts nothing.
+	Metrics *promote.Metrics
 }
 
 // Gate is what the server asks of a delivery before its body is read
@@ -86,6 +89,7 @@ func (f *Flux) receiver() receiver {
 		verify:   f.verify,
 		decode:   decodeFlux,
 		observer: f.Observer,
+		metrics:  f.Metrics,
 		log:      log,
 	}
 }

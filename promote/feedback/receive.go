@@ -57,6 +57,7 @@ type receiver struct {
 	// ignored; an error means the body is not an event (400).
 	decode   func(body []byte, received time.Time) (ev promote.ClusterEvent, ignored string, err error)
 	observer promote.Observer
+	metrics  *promote.Metrics
 	log      *slog.Logger
 }
 
@@ -93,11 +94,13 @@ func (rc receiver) serve(w http.ResponseWriter, r *http.Request) {
 	ev, ignored, err := rc.decode(body, time.Now())
 	if err != nil {
 		rc.log.Info("cluster event refused", "source", rc.source, "err", err)
+		rc.metrics.ClusterEvent(rc.source, promote.EventInvalid)
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if ignored != "" {
 		rc.log.Info("cluster event ignored", "source", rc.source, "reason", ignored)
+		rc.metrics.ClusterEvent(rc.source, promote.OutcomeIgnored)
 		writeJSON(w, http.StatusOK, answer{Outcome: promote.OutcomeIgnored, Builds: []string{}, Reason: ignored})
 		return
 	}
