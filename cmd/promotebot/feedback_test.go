@@ -38,7 +38,7 @@ func fluxEvent(path, revision, severity, reason, message string) eventv1.Event {
 		Message:   message,
 		Reason:    reason,
 		Metadata: map[string]string{
-			"revision":                      "main@sha1:" + revision,
+			"revision":                     "main@sha1:" + revision,
 			"event.toolkit.fluxcd.io/path": path,
 		},
 		ReportingController: "kustomize-controller",
