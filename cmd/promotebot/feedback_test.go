@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"text/template"
 	"time"
@@ -273,4 +275,64 @@ func rolloutOf(b map[string]any, env string) map[string]any {
 	r, _ := b["rollout"].(map[string]any)
 	e, _ := r[env].(map[string]any)
 	return e
+}
+
+// TestServePollsArgoCD: without webhooks, the bot asks Argo CD's API (with
+// its token) while a rollout is pending, and records what the Application
+// says.
+func TestServePollsArgoCD(t *testing.T) {
+	skipIfShort(t, "a live server with a config remote and an Argo CD API")
+	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
+	var (
+		mu    sync.Mutex
+		apps  []map[string]any
+		calls int
+		auth  []string
+	)
+	argo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		auth = append(auth, r.Header.Get("Authorization"))
+		if r.URL.Path != "/api/v1/applications" || r.Header.Get("Authorization") != "Bearer argocd-token" {
+			http.Error(w, `{"error":"no","code":16}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(map[string]any{"metadata": map[string]any{"resourceVersion": "1"}, "items": apps}); err != nil {
+			t.Error(err)
+		}
+	}))
+	defer argo.Close()
+	config := helloConfig(t, remote, "argocd:\n  apiURL: "+argo.URL+"\n  pollInterval: 1s\n")
+	base, _ := serveConfig(t, config, map[string]string{"PROMOTEBOT_ARGOCD_TOKEN": "argocd-token"})
+
+	code, accepted := postBuild(t, base, `{"project":"hello","image":"registry.example.com/acme/hello:3.2.0","type":"branch","target":"feature/pay"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST build: %d %v", code, accepted)
+	}
+	id := accepted["id"].(string)
+	qaCommit := waitState(t, base, id, "qa-ready")["qaCommit"].(string)
+	mu.Lock()
+	apps = []map[string]any{qaApplication(t, "apps/hello/overlays/qa/branch-feature-pay", qaCommit)}
+	mu.Unlock()
+	waitFor(t, "the polled Application to make the rollout healthy", func() bool {
+		return rolloutOf(getBuild(t, base, id), "qa")["status"] == "healthy"
+	})
+	// Healthy, nothing else pending: the bot stops asking.
+	time.Sleep(1500 * time.Millisecond)
+	mu.Lock()
+	n := calls
+	mu.Unlock()
+	time.Sleep(2500 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != n {
+		t.Errorf("the bot asked Argo CD %d more times with nothing pending", calls-n)
+	}
+	for _, a := range auth {
+		if a != "Bearer argocd-token" {
+			t.Errorf("a call to Argo CD carried %q", a)
+		}
+	}
 }
