@@ -41,6 +41,9 @@ type Build struct {
 	// Rollout is what Argo CD or Flux reported of the build's QA and
 	// production commits.
 	Rollout Rollouts
+	// Rollback is the latest request to put an earlier image back in place
+	// of this build's in production.
+	Rollback *Rollback
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -84,6 +87,9 @@ const (
 	MessageVerdictReply MessageRole = "verdict-reply"
 	// MessageProduction is the channel's "new production deployment".
 	MessageProduction MessageRole = "production"
+	// MessageRollback is the channel's "<@owner> rolled back <project> from
+	// <image> to <image>: <reason>", posted once the rollback landed.
+	MessageRollback MessageRole = "rollback"
 )
 
 // Message is a Slack message posted about a build: where it is, so that it
@@ -108,6 +114,12 @@ const (
 	// JobRolloutTimeout looks, rollout.timeout after a commit, whether the
 	// cluster reported it healthy; Payload is the RolloutEnv.
 	JobRolloutTimeout JobKind = "rollout-timeout"
+	// JobRollback carries out the build's Rollback.
+	JobRollback JobKind = "rollback"
+	// JobAutoRollback looks, rollout.degradedFor after production was
+	// reported degraded, whether it still is, and rolls back
+	// (projects[].autoRollback).
+	JobAutoRollback JobKind = "auto-rollback"
 )
 
 // Job is durable pending work about a build: claimed with a lease, retried

@@ -19,6 +19,9 @@ const (
 	ActionReject  ActionKind = "qa_reject"
 	ActionDeploy  ActionKind = "prod_deploy"
 	ActionClose   ActionKind = "build_close"
+	// ActionRollback puts an earlier production image back in place of the
+	// build's (owners only; the build is the one production runs).
+	ActionRollback ActionKind = "prod_rollback"
 )
 
 // Action is a person's decision on a build. Only what Slack signed is in
@@ -28,7 +31,11 @@ type Action struct {
 	Kind    ActionKind
 	BuildID string
 	User    string // Slack user id
-	Reason  string // for a rejection, optional
+	Reason  string // for a rejection or a rollback, optional
+	// Image is the image a rollback restores: chosen in /promote rollback,
+	// or named by the Roll back dialog; empty means the production image
+	// before the build's.
+	Image string
 	// At is when the person clicked (Slack's action_ts); a click made
 	// before the build last changed state is refused. Zero skips the check
 	// (a dialog's submission carries no such time).

@@ -29,6 +29,10 @@ type BuildView struct {
 	// RolloutTimeout is rollout.timeout, for messages about a rollout that
 	// timed out.
 	RolloutTimeout time.Duration
+	// RollbackTo is the image the Roll back button restores (the production
+	// image before this build's), shown to owners of the build production
+	// runs; empty means no Roll back button.
+	RollbackTo string
 }
 
 // Approved counts the approving verdicts.

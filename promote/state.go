@@ -19,12 +19,13 @@ const (
 	StatePromoteFailed State = "promote-failed"
 	StateClosed        State = "closed"
 	StateSuperseded    State = "superseded"
+	StateRolledBack    State = "rolled-back"
 )
 
 // States lists every state, in the order of the flow.
 var States = []State{
 	StateReceived, StateDeploying, StateQAReady, StateQAFailed, StateApproved, StateRejected,
-	StatePromoting, StatePromoted, StatePromoteFailed, StateClosed, StateSuperseded,
+	StatePromoting, StatePromoted, StatePromoteFailed, StateClosed, StateSuperseded, StateRolledBack,
 }
 
 // Event is something that happens to a build.
@@ -42,12 +43,14 @@ const (
 	EventPromoteFailed Event = "promote-failed" // the promotion failed for good
 	EventClose         Event = "close"          // an owner closed the build
 	EventSupersede     Event = "supersede"      // a newer build for the same target arrived
+	EventRolledBack    Event = "rolled-back"    // a rollback put an earlier image back in production
+	EventRestored      Event = "restored"       // a rollback put this build's image back in production
 )
 
 // Events lists every event.
 var Events = []Event{
 	EventDeploy, EventDeployed, EventDeployFailed, EventApproved, EventRejected,
-	EventPromote, EventPromoted, EventPromoteFailed, EventClose, EventSupersede,
+	EventPromote, EventPromoted, EventPromoteFailed, EventClose, EventSupersede, EventRolledBack, EventRestored,
 }
 
 // transitions is the whole state machine: from a state, what each event
@@ -101,7 +104,13 @@ var transitions = map[State]map[Event]State{
 		// the record says so.
 		EventPromoted: StatePromoted,
 	},
-	// promoted and superseded are final.
+	StatePromoted: {
+		EventRolledBack: StateRolledBack,
+	},
+	StateRolledBack: {
+		EventRestored: StatePromoted, // a later rollback put its image back
+	},
+	// superseded is final.
 }
 
 // TransitionError is an event that is not allowed in a build's state.
@@ -123,10 +132,11 @@ func Next(s State, e Event) (State, error) {
 	return to, nil
 }
 
-// Final reports whether a build in s is done: nothing a person does moves
-// it any more. (A closed build may still learn that its pull request had
+// Final reports whether a build in s is done: it can no longer be deployed,
+// closed or superseded. (Production's later history still moves a promoted
+// build: a rollback; and a closed one may learn that its pull request had
 // been merged: see transitions.)
-func (s State) Final() bool { return len(transitions[s]) == 0 || s == StateClosed }
+func (s State) Final() bool { return !s.Active() && s != StatePromoting }
 
 // Active reports whether a build in s still has work or decisions ahead and
 // so can be superseded by a newer build.

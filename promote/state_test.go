@@ -17,9 +17,10 @@ func TestTransitionsExhaustive(t *testing.T) {
 		StateRejected:      {EventClose: StateClosed, EventSupersede: StateSuperseded},
 		StatePromoting:     {EventPromoted: StatePromoted, EventPromoteFailed: StatePromoteFailed, EventClose: StateClosed},
 		StatePromoteFailed: {EventPromote: StatePromoting, EventClose: StateClosed, EventSupersede: StateSuperseded},
-		StatePromoted:      {},
+		StatePromoted:      {EventRolledBack: StateRolledBack},
 		StateClosed:        {EventPromoted: StatePromoted},
 		StateSuperseded:    {},
+		StateRolledBack:    {EventRestored: StatePromoted},
 	}
 	if len(allowed) != len(States) {
 		t.Fatalf("table covers %d states, there are %d", len(allowed), len(States))
@@ -46,7 +47,7 @@ func TestTransitionsExhaustive(t *testing.T) {
 
 func TestFinalAndActive(t *testing.T) {
 	for _, s := range States {
-		final := s == StatePromoted || s == StateClosed || s == StateSuperseded
+		final := s == StatePromoted || s == StateClosed || s == StateSuperseded || s == StateRolledBack
 		if s.Final() != final {
 			t.Errorf("%s.Final() = %t", s, s.Final())
 		}

@@ -13,7 +13,7 @@ import (
 
 const buildColumns = `id, project, image, kind, target, commit_sha, author, build_url,
 	state, environment, url, qa_commit, pull_request, production_commit, error_message,
-	superseded_by, created_at, updated_at, promoted_by, closed_by, merged_by, rollout`
+	superseded_by, created_at, updated_at, promoted_by, closed_by, merged_by, rollout, rollback`
 
 // activeStates is the SQL list of the states a newer build supersedes,
 // as parameters from $5 on (see supersede).
@@ -34,7 +34,7 @@ func scanBuild(row scanner) (promote.Build, error) {
 	err := row.Scan(&b.ID, &b.Project, &b.Image, &b.Kind, &b.Target, &b.Commit, &b.Author, &b.BuildURL,
 		&b.State, &b.Environment, &b.URL, &b.QACommit, &b.PullRequest, &b.ProductionCommit, &b.Error,
 		&b.SupersededBy, timeCol{&b.CreatedAt}, timeCol{&b.UpdatedAt}, &b.PromotedBy, &b.ClosedBy, &b.MergedBy,
-		rolloutCol{&b.Rollout})
+		rolloutCol{&b.Rollout}, rollbackCol{&b.Rollback})
 	if errors.Is(err, sql.ErrNoRows) {
 		return promote.Build{}, promote.ErrNotFound
 	}
@@ -63,6 +63,45 @@ func (c rolloutCol) Scan(v any) error {
 		return fmt.Errorf("rollout column: %w", err)
 	}
 	return nil
+}
+
+// rollbackCol scans the rollback column: a promote.Rollback as JSON, ''
+// for none.
+type rollbackCol struct{ r **promote.Rollback }
+
+func (c rollbackCol) Scan(v any) error {
+	var data []byte
+	switch v := v.(type) {
+	case string:
+		data = []byte(v)
+	case []byte:
+		data = v
+	case nil:
+	default:
+		return fmt.Errorf("rollback column: unexpected %T", v)
+	}
+	*c.r = nil
+	if len(data) == 0 {
+		return nil
+	}
+	var r promote.Rollback
+	if err := json.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("rollback column: %w", err)
+	}
+	*c.r = &r
+	return nil
+}
+
+// rollbackValue is what the rollback column holds for r.
+func rollbackValue(r *promote.Rollback) (string, error) {
+	if r == nil {
+		return "", nil
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("rollback column: %w", err)
+	}
+	return string(data), nil
 }
 
 // rolloutValue is what the rollout column holds for r.
@@ -160,12 +199,16 @@ func (s *db) insertBuild(ctx context.Context, tx *sql.Tx, b promote.Build) (bool
 	if err != nil {
 		return false, err
 	}
+	rollback, err := rollbackValue(b.Rollback)
+	if err != nil {
+		return false, err
+	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO builds (`+buildColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
 		ON CONFLICT (project, image, kind, target) DO NOTHING`,
 		b.ID, b.Project, b.Image, string(b.Kind), b.Target, b.Commit, b.Author, b.BuildURL,
 		string(b.State), b.Environment, b.URL, b.QACommit, b.PullRequest, b.ProductionCommit, b.Error,
-		b.SupersededBy, s.d.time(b.CreatedAt), s.d.time(b.UpdatedAt), b.PromotedBy, b.ClosedBy, b.MergedBy, rollout)
+		b.SupersededBy, s.d.time(b.CreatedAt), s.d.time(b.UpdatedAt), b.PromotedBy, b.ClosedBy, b.MergedBy, rollout, rollback)
 	if err != nil {
 		return false, fmt.Errorf("insert build: %w", err)
 	}
@@ -299,14 +342,18 @@ func (s *db) updateBuild(ctx context.Context, tx *sql.Tx, b promote.Build) error
 	if err != nil {
 		return err
 	}
+	rollback, err := rollbackValue(b.Rollback)
+	if err != nil {
+		return err
+	}
 	_, err = tx.ExecContext(ctx, `UPDATE builds SET commit_sha = $2, author = $3, build_url = $4,
 		state = $5, environment = $6, url = $7, qa_commit = $8, pull_request = $9,
 		production_commit = $10, error_message = $11, superseded_by = $12, updated_at = $13,
-		promoted_by = $14, closed_by = $15, merged_by = $16, rollout = $17
+		promoted_by = $14, closed_by = $15, merged_by = $16, rollout = $17, rollback = $18
 		WHERE id = $1`,
 		b.ID, b.Commit, b.Author, b.BuildURL, string(b.State), b.Environment, b.URL, b.QACommit,
 		b.PullRequest, b.ProductionCommit, b.Error, b.SupersededBy, s.d.time(b.UpdatedAt),
-		b.PromotedBy, b.ClosedBy, b.MergedBy, rollout)
+		b.PromotedBy, b.ClosedBy, b.MergedBy, rollout, rollback)
 	if err != nil {
 		return fmt.Errorf("update build %s: %w", b.ID, err)
 	}

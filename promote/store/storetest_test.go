@@ -385,6 +385,8 @@ func testApply(t *testing.T, open opener) {
 			{Status: promote.RolloutPending, At: at.Add(-time.Minute)},
 			{Status: promote.RolloutDegraded, Revision: "abc", Message: `"quoted" ✓`, Source: "flux", At: at},
 		}}}
+	rollback := &promote.Rollback{Image: "registry.example.com/acme/hello:0.9.0", By: "UOWN1", ByName: "Olga",
+		Reason: "latency ×3", At: at, PullRequest: "https://github.com/acme/deploy-config/pull/7", Error: "x"}
 	time.Sleep(2 * time.Millisecond) // UpdatedAt moves
 	got, err := s.Apply(ctx, b.ID, promote.EventDeploy, func(nb *promote.Build) error {
 		if nb.State != promote.StateDeploying {
@@ -392,7 +394,7 @@ func testApply(t *testing.T, open opener) {
 		}
 		nb.Environment, nb.URL = "qa/branch-main", "https://main.branch.hello.example.com"
 		nb.PromotedBy, nb.ClosedBy, nb.MergedBy = "UOWN1", "UOWN2", "octocat"
-		nb.Rollout = rollout
+		nb.Rollout, nb.Rollback = rollout, rollback
 		nb.Project, nb.State, nb.CreatedAt = "evil", promote.StatePromoted, time.Time{} // not the change's to make
 		return nil
 	}, promote.Job{Kind: promote.JobNotify, Payload: `{"say":"deploying"}`})
@@ -402,7 +404,7 @@ func testApply(t *testing.T, open opener) {
 	want := b
 	want.State, want.Environment, want.URL = promote.StateDeploying, "qa/branch-main", "https://main.branch.hello.example.com"
 	want.PromotedBy, want.ClosedBy, want.MergedBy = "UOWN1", "UOWN2", "octocat"
-	want.Rollout = rollout
+	want.Rollout, want.Rollback = rollout, rollback
 	want.UpdatedAt = got.UpdatedAt
 	sameBuild(t, got, want)
 	if !got.UpdatedAt.After(b.UpdatedAt) {
