@@ -96,62 +96,112 @@ func (s *Service) promoted(ctx context.Context, b Build, commit, mergedBy string
 	return s.settled(err)
 }
 
-// promotePR opens (once) and merges the build's pull request. Every step
-// looks at what is already there first, so a retry, a restart or a second
-// job never opens a second pull request nor merges twice.
+// prChange is a production change made through a pull request: a
+// promotion or a rollback. Its functions say what is particular to it.
+type prChange struct {
+	b      Build
+	branch string
+	url    string // the pull request, once opened
+	// build (re)builds the branch on the config branch's tip.
+	build func(ctx context.Context) (PromotionCommit, error)
+	// request is the pull request to open for commit c.
+	request func(c PromotionCommit) PRRequest
+	// opened records the pull request's URL.
+	opened func(ctx context.Context, url string) error
+	// landed records the change as made (sha: the merge, or the tip when
+	// production already had it; mergedBy: a person who merged it).
+	landed func(ctx context.Context, sha, mergedBy string) error
+	// failed ends the change for good.
+	failed func(ctx context.Context, err error) error
+	// dropped tells whether the change is no longer wanted (an owner closed
+	// the build): its pull request is then closed instead of merged.
+	dropped func(ctx context.Context) (bool, error)
+}
+
+// promotePR opens (once) and merges the build's pull request.
 func (s *Service) promotePR(ctx context.Context, pr promotion) error {
 	b := pr.b
+	return s.throughPR(ctx, prChange{
+		b: b, branch: PRBranch(b), url: b.PullRequest,
+		build: func(ctx context.Context) (PromotionCommit, error) {
+			return s.Repo.PromoteBranch(ctx, pr.p, b, pr.approved, pr.promoter, PRBranch(b))
+		},
+		request: func(c PromotionCommit) PRRequest {
+			return PRRequest{Head: PRBranch(b), Base: s.Branch, Title: prTitle(pr),
+				Body: PRBody(pr.b, pr.p, pr.approved, pr.promoter, c.Diff)}
+		},
+		opened: func(ctx context.Context, url string) error {
+			_, err := s.Store.Edit(ctx, b.ID, func(nb *Build) error {
+				nb.PullRequest = url
+				return nil
+			}, notifyJob())
+			return err
+		},
+		landed: func(ctx context.Context, sha, mergedBy string) error { return s.promoted(ctx, b, sha, mergedBy) },
+		failed: func(ctx context.Context, err error) error { return s.fail(ctx, b.ID, EventPromoteFailed, err) },
+		dropped: func(ctx context.Context) (bool, error) {
+			now, err := s.Store.Get(ctx, b.ID)
+			if err != nil {
+				return false, fmt.Errorf("promote %s: %w", b.ID, err)
+			}
+			if now.State != StateClosed {
+				return false, nil
+			}
+			return true, s.closePR(ctx, now)
+		},
+	})
+}
+
+// throughPR opens (once) and merges a change's pull request. Every step
+// looks at what is already there first, so a retry, a restart or a second
+// job never opens a second pull request nor merges twice.
+func (s *Service) throughPR(ctx context.Context, ch prChange) error {
 	var cur PR
 	var commit PromotionCommit
-	if n := PRNumber(b.PullRequest); n > 0 {
+	if n := PRNumber(ch.url); n > 0 {
 		got, err := s.Forge.PR(ctx, n)
 		if err != nil {
-			return s.forgeErr(ctx, b, err)
+			return s.forgeErr(ctx, ch, err)
 		}
 		cur = got
 	} else {
-		c, err := s.Repo.PromoteBranch(ctx, pr.p, b, pr.approved, pr.promoter, PRBranch(b))
+		c, err := ch.build(ctx)
 		if err != nil {
-			return s.forgeErr(ctx, b, err)
+			return s.forgeErr(ctx, ch, err)
 		}
 		if c.Unchanged {
-			return s.promoted(ctx, b, c.SHA, "") // production already runs the image
+			return ch.landed(ctx, c.SHA, "") // production already runs the image
 		}
 		commit = c
-		opened, err := s.Forge.OpenPR(ctx, PRRequest{Head: PRBranch(b), Base: s.Branch,
-			Title: prTitle(pr), Body: PRBody(pr.b, pr.p, pr.approved, pr.promoter, c.Diff)})
+		opened, err := s.Forge.OpenPR(ctx, ch.request(c))
 		if err != nil {
-			return s.forgeErr(ctx, b, err)
+			return s.forgeErr(ctx, ch, err)
 		}
 		cur = opened
 		// Merge only the commit the bot pushed: if someone pushed onto the
 		// branch meanwhile, GitHub answers 409 and the branch is rebuilt.
 		cur.HeadSHA = c.SHA
-		if _, err := s.Store.Edit(ctx, b.ID, func(nb *Build) error {
-			nb.PullRequest = opened.URL
-			return nil
-		}, notifyJob()); err != nil {
+		if err := ch.opened(ctx, opened.URL); err != nil {
 			return err
 		}
-		s.Logger.Info("pull request opened", "build", b.ID, "pr", opened.URL)
+		s.Logger.Info("pull request opened", "build", ch.b.ID, "pr", opened.URL)
 	}
-	return s.mergePR(ctx, pr, cur, commit)
+	return s.mergePR(ctx, ch, cur, commit)
 }
 
 // mergePR merges an open pull request, respecting what people did on GitHub.
-func (s *Service) mergePR(ctx context.Context, pr promotion, cur PR, commit PromotionCommit) error {
-	b := pr.b
+func (s *Service) mergePR(ctx context.Context, ch prChange, cur PR, commit PromotionCommit) error {
 	for rebuilt := 0; ; rebuilt++ {
 		switch {
 		case cur.Merged:
-			return s.promoted(ctx, b, cur.MergeSHA, cur.MergedBy)
+			return ch.landed(ctx, cur.MergeSHA, cur.MergedBy)
 		case !cur.Open:
-			return s.fail(ctx, b.ID, EventPromoteFailed, fmt.Errorf("pull request %s was closed on GitHub without merging", cur.URL))
+			return ch.failed(ctx, fmt.Errorf("pull request %s was closed on GitHub without merging", cur.URL))
 		}
 		if commit.Subject == "" { // after a restart: rebuild the message
-			c, err := s.Repo.PromoteBranch(ctx, pr.p, b, pr.approved, pr.promoter, PRBranch(b))
+			c, err := ch.build(ctx)
 			if err != nil {
-				return s.forgeErr(ctx, b, err)
+				return s.forgeErr(ctx, ch, err)
 			}
 			commit = c
 			cur.HeadSHA = c.SHA
@@ -159,36 +209,34 @@ func (s *Service) mergePR(ctx context.Context, pr promotion, cur PR, commit Prom
 		// An owner may have closed the build while this job worked: then
 		// the pull request is closed instead (a Close during the merge call
 		// itself loses to the merge, which is then recorded).
-		if now, err := s.Store.Get(ctx, b.ID); err != nil {
-			return fmt.Errorf("promote %s: %w", b.ID, err)
-		} else if now.State == StateClosed {
-			return s.closePR(ctx, now)
+		if dropped, err := ch.dropped(ctx); dropped || err != nil {
+			return err
 		}
 		sha, err := s.Forge.Merge(ctx, cur.Number, cur.HeadSHA, commit.Subject, mergeMessage(cur, commit))
 		switch {
 		case err == nil:
-			if cerr := s.Forge.Close(ctx, 0, PRBranch(b)); cerr != nil {
-				s.Logger.Warn("delete merged branch", "build", b.ID, "err", cerr)
+			if cerr := s.Forge.Close(ctx, 0, ch.branch); cerr != nil {
+				s.Logger.Warn("delete merged branch", "build", ch.b.ID, "err", cerr)
 			}
-			return s.promoted(ctx, b, sha, "")
+			return ch.landed(ctx, sha, "")
 		case errors.Is(err, ErrNotMergeable):
-			return s.waitForGitHub(ctx, b, cur, err)
+			return s.waitForGitHub(ctx, ch.b, cur, err)
 		case errors.Is(err, ErrHeadMoved) && rebuilt < maxRebuilds:
 			// The base moved or conflicts: the same edit on the new tip.
-			c, rerr := s.Repo.PromoteBranch(ctx, pr.p, b, pr.approved, pr.promoter, PRBranch(b))
+			c, rerr := ch.build(ctx)
 			if rerr != nil {
-				return s.forgeErr(ctx, b, rerr)
+				return s.forgeErr(ctx, ch, rerr)
 			}
 			if c.Unchanged {
-				return s.promoted(ctx, b, c.SHA, "")
+				return ch.landed(ctx, c.SHA, "")
 			}
 			commit, cur.HeadSHA = c, c.SHA
-			s.Logger.Info("pull request branch rebuilt", "build", b.ID, "head", c.SHA)
+			s.Logger.Info("pull request branch rebuilt", "build", ch.b.ID, "head", c.SHA)
 		default:
-			return s.forgeErr(ctx, b, err)
+			return s.forgeErr(ctx, ch, err)
 		}
 		if cur, err = s.Forge.PR(ctx, cur.Number); err != nil {
-			return s.forgeErr(ctx, b, err)
+			return s.forgeErr(ctx, ch, err)
 		}
 		cur.HeadSHA = commit.SHA
 	}
@@ -215,13 +263,13 @@ func (s *Service) waitForGitHub(ctx context.Context, b Build, cur PR, cause erro
 	return &WaitError{After: after, Reason: reason}
 }
 
-// forgeErr ends the promotion on a permanent failure, else returns err for
-// a retry.
-func (s *Service) forgeErr(ctx context.Context, b Build, err error) error {
+// forgeErr ends the change on a permanent failure, else returns err for a
+// retry.
+func (s *Service) forgeErr(ctx context.Context, ch prChange, err error) error {
 	if IsPermanent(err) {
-		return s.fail(ctx, b.ID, EventPromoteFailed, err)
+		return ch.failed(ctx, err)
 	}
-	return fmt.Errorf("promote %s: %w", b.ID, err)
+	return fmt.Errorf("production change of %s: %w", ch.b.ID, err)
 }
 
 // closePR closes a closed build's pull request and deletes its branch. A
