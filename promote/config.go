@@ -25,6 +25,7 @@ const (
 	DefaultSlackAPIURL       = "https://slack.com/api/"
 	DefaultRequiredApprovals = 1
 	DefaultRolloutTimeout    = 10 * time.Minute
+	DefaultDegradedFor       = 5 * time.Minute
 	DefaultArgoCDPoll        = 30 * time.Second
 )
 
@@ -141,6 +142,9 @@ type RolloutConfig struct {
 	// Timeout is how long a rollout may go without a healthy signal before
 	// the channel and owners are told (default 10m).
 	Timeout time.Duration `yaml:"timeout"`
+	// DegradedFor is how long production must stay degraded before
+	// projects[].autoRollback acts (default 5m).
+	DegradedFor time.Duration `yaml:"degradedFor"`
 }
 
 // ArgoCDConfig points the bot at Argo CD's REST API; the token is
@@ -192,6 +196,9 @@ type Project struct {
 	// scripts can pass for ASCII ones. Invisible characters are refused
 	// either way.
 	AllowUnicodeTargets bool `yaml:"allowUnicodeTargets"`
+	// AutoRollback rolls production back to the image before by itself
+	// when cluster feedback reports it degraded for rollout.degradedFor.
+	AutoRollback bool `yaml:"autoRollback"`
 }
 
 // DisplayName is the name shown to people: Name, or else ID.
@@ -290,6 +297,9 @@ func applyDefaults(c *Config, idx *nodeIndex) {
 	setDefault(&c.Slack.APIURL, DefaultSlackAPIURL)
 	if c.Rollout.Timeout == 0 {
 		c.Rollout.Timeout = DefaultRolloutTimeout
+	}
+	if c.Rollout.DegradedFor == 0 {
+		c.Rollout.DegradedFor = DefaultDegradedFor
 	}
 	if c.ArgoCD.PollInterval == 0 {
 		c.ArgoCD.PollInterval = DefaultArgoCDPoll

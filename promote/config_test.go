@@ -246,7 +246,7 @@ config.yaml:12: projects[1].id: "Hello" must be lower-case letters, digits and "
 config.yaml:17: projects[1].qa[1]: "qa-team" is not a Slack user id (U…, W…) or user-group id (S…)
 config.yaml:19: projects[1].image: "registry.example.com/acme/hello:2" must be a repository without tag or digest (the build supplies those)
 config.yaml:20: projects[1].path: "apps/hello/api" and projects[0].path "apps/hello" (line 11) nest; project folders must be disjoint
-config.yaml:21: projects[1].servce: unknown key (known keys here: id, name, url, channel, qa, owners, image, path, requiredApprovals, service, allowSelfApproval, allowUnicodeTargets)
+config.yaml:21: projects[1].servce: unknown key (known keys here: id, name, url, channel, qa, owners, image, path, requiredApprovals, service, allowSelfApproval, allowUnicodeTargets, autoRollback)
 config.yaml:22: projects[2].channel: required
 config.yaml:22: projects[2].id: "hello" is already the id of projects[0] (line 5)
 config.yaml:26: projects[2].path: "apps/hello" is also projects[0].path (line 11)

@@ -68,6 +68,7 @@ func (c *checker) checkFeedback(cfg *Config) {
 		v     time.Duration
 	}{
 		{"rollout.timeout", cfg.Rollout.Timeout},
+		{"rollout.degradedFor", cfg.Rollout.DegradedFor},
 		{"argocd.pollInterval", cfg.ArgoCD.PollInterval},
 	} {
 		if d.v < time.Second {

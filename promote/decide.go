@@ -78,6 +78,8 @@ func (s *Service) Act(ctx context.Context, a Action) (Build, error) {
 		return s.verdict(ctx, a, b, p)
 	case ActionDeploy:
 		return s.deploy(ctx, a, b, p)
+	case ActionRollback:
+		return s.requestRollback(ctx, a, b, p)
 	default:
 		return s.close(ctx, a, b)
 	}
@@ -91,8 +93,12 @@ func (s *Service) Allowed(ctx context.Context, a Action) error {
 	if err != nil {
 		return err
 	}
-	if a.Kind == ActionApprove || a.Kind == ActionReject {
+	switch a.Kind {
+	case ActionApprove, ActionReject:
 		return s.canGiveVerdict(ctx, a, b, p)
+	case ActionRollback:
+		_, err := s.rollbackTarget(ctx, a, b, p)
+		return err
 	}
 	return nil
 }
@@ -104,7 +110,7 @@ func (s *Service) actionTarget(ctx context.Context, a Action) (Build, Project, e
 	switch a.Kind {
 	case ActionApprove, ActionReject:
 		role = "QA"
-	case ActionDeploy, ActionClose:
+	case ActionDeploy, ActionClose, ActionRollback:
 		role = "owners"
 	default:
 		return Build{}, Project{}, refusef("Unknown action.")
@@ -168,6 +174,8 @@ func verb(k ActionKind) string {
 		return "reject"
 	case ActionDeploy:
 		return "deploy"
+	case ActionRollback:
+		return "roll back"
 	default:
 		return "close"
 	}
@@ -242,6 +250,8 @@ func gone(b Build) *Refusal {
 		return refusef("This build is already in production (deployed by <@%s>).", b.PromotedBy)
 	case StatePromoting:
 		return refusef("This build is being deployed to production (asked by <@%s>).", b.PromotedBy)
+	case StateRolledBack:
+		return refusef("This build was rolled back from production (by %s).", rollbackBy(b.Rollback))
 	case StateReceived, StateDeploying:
 		return refusef("This build is not deployed to QA yet.")
 	case StateQAFailed:
@@ -349,6 +359,9 @@ func (s *Service) deploy(ctx context.Context, a Action, b Build, p Project) (Bui
 			return Build{}, r
 		}
 		return Build{}, refusef("This build cannot be deployed now (%s).", b.State)
+	}
+	if err := s.rollbackUnderWay(ctx, p); err != nil {
+		return Build{}, err
 	}
 	nb, err := s.Store.Apply(ctx, b.ID, EventPromote, func(nb *Build) error {
 		nb.PromotedBy, nb.Error = a.User, ""

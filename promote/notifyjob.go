@@ -43,8 +43,13 @@ func (s *Service) notify(ctx context.Context, id string) error {
 			}
 		}
 	}
-	if b.State == StatePromoted {
-		n.sync(ctx, Post{Role: MessageProduction, View: view}, false)
+	if b.State == StatePromoted || b.State == StateRolledBack {
+		// Updated as the rollout goes and once rolled back, so that its
+		// Roll back button is there only while it applies.
+		n.sync(ctx, Post{Role: MessageProduction, View: view}, true)
+	}
+	if b.State == StateRolledBack {
+		n.sync(ctx, Post{Role: MessageRollback, View: view}, false)
 	}
 	return n.outcome()
 }
@@ -81,6 +86,9 @@ func (s *Service) view(ctx context.Context, id string) (BuildView, []string, err
 		return BuildView{}, nil, nil
 	}
 	v := BuildView{Build: b, Project: p, Feedback: s.Feedback, RolloutTimeout: s.Config.Rollout.Timeout}
+	if v.RollbackTo, err = s.rollbackTo(ctx, b, p); err != nil {
+		return BuildView{}, nil, err
+	}
 	if v.Approvals, err = s.Store.Approvals(ctx, id); err != nil {
 		return BuildView{}, nil, err
 	}

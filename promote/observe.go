@@ -18,8 +18,8 @@ var qaDeployedStates = []State{
 }
 
 // productionCandidates bounds the promoted builds looked at for the one
-// production runs (the one whose production commit is the latest).
-const productionCandidates = 20
+// production runs (the one whose image went to production last).
+const productionCandidates = 50
 
 // qaCandidates bounds the builds looked at for what QA environments run.
 const qaCandidates = 1000
@@ -180,21 +180,11 @@ func (s *Service) candidates(ctx context.Context, c coverage) ([]candidate, erro
 		}
 	}
 	if c.production {
-		bs, err := s.Store.Find(ctx, c.p.ID, []State{StatePromoted}, productionCandidates)
+		cur, err := s.currentProduction(ctx, c.p)
 		if err != nil {
-			return nil, fmt.Errorf("observe: builds of %s: %w", c.p.ID, err)
+			return nil, err
 		}
-		var cur *Build
-		for i, b := range bs {
-			r := b.Rollout.Production
-			if b.ProductionCommit == "" || r == nil {
-				continue
-			}
-			if cur == nil || r.Since.After(cur.Rollout.Production.Since) {
-				cur = &bs[i]
-			}
-		}
-		if cur != nil {
+		if cur != nil && cur.ProductionCommit != "" {
 			out = append(out, candidate{b: *cur, env: RolloutProduction})
 		}
 	}
@@ -227,6 +217,9 @@ func (s *Service) observeOne(ctx context.Context, c candidate, ev ClusterEvent, 
 	if c.env == RolloutProduction {
 		commit, env = b.ProductionCommit, "production"
 	}
+	if r.Commit != "" {
+		commit = r.Commit
+	}
 	holds, err := s.Revisions.Contains(ctx, ev.Revision, commit)
 	if err != nil {
 		return "", fmt.Errorf("observe %s: %w", b.ID, err)
@@ -242,6 +235,10 @@ func (s *Service) observeOne(ctx context.Context, c candidate, ev ClusterEvent, 
 	}
 	now := s.Now()
 	var first bool
+	jobs := []Job{notifyJob()}
+	if p, _ := s.Config.Project(b.Project); c.env == RolloutProduction && ev.Status == RolloutDegraded && p.AutoRollback {
+		jobs = append(jobs, Job{Kind: JobAutoRollback, RunAt: now.Add(s.Config.Rollout.DegradedFor)})
+	}
 	_, err = s.Store.Edit(ctx, b.ID, func(nb *Build) error {
 		cur := nb.Rollout.Of(c.env)
 		if cur != nil && (cur.Status != r.Status || cur.Revision != r.Revision) {
@@ -255,7 +252,7 @@ func (s *Service) observeOne(ctx context.Context, c candidate, ev ClusterEvent, 
 			nb.Rollout.QA = next
 		}
 		return nil
-	}, notifyJob())
+	}, jobs...)
 	if errors.Is(err, errRolloutMoved) {
 		return OutcomeRepeat, nil
 	}

@@ -33,11 +33,17 @@ type Rollout struct {
 	At time.Time `json:"at"`
 	// Since is when the build's commit was made (the rollout began).
 	Since time.Time `json:"since"`
+	// Commit, when set, is the commit the rollout began with, when it is
+	// not the build's own (a rollback that restored the build's image).
+	Commit string `json:"commit,omitempty"`
 	// Reported is the controller's own time for the event that set the
 	// status, when it sent one: an event reported earlier is out of order.
 	Reported time.Time `json:"reported,omitzero"`
 	// TimedOut is set once rollout.timeout passed without a healthy signal.
 	TimedOut bool `json:"timedOut,omitempty"`
+	// AutoRestored is set on a production rollout that an automatic
+	// rollback began: autoRollback does not act on it again.
+	AutoRestored bool `json:"autoRestored,omitempty"`
 	// Steps are the statuses it went through, oldest first.
 	Steps []RolloutStep `json:"steps,omitempty"`
 }

@@ -65,6 +65,9 @@ type Service struct {
 	Feedback bool
 	// Metrics records rollout times and cluster events; nil records nothing.
 	Metrics *Metrics
+	// Production reads production's history and rolls it back (package
+	// gitops); nil refuses rollbacks.
+	Production ProductionRepo
 
 	claims atomic.Int64
 }
@@ -299,6 +302,10 @@ func (s *Service) run(ctx context.Context, j Job) error {
 		return s.promote(ctx, j.BuildID)
 	case JobRolloutTimeout:
 		return s.rolloutTimeout(ctx, j.BuildID, RolloutEnv(j.Payload))
+	case JobRollback:
+		return s.rollback(ctx, j.BuildID)
+	case JobAutoRollback:
+		return s.autoRollback(ctx, j.BuildID)
 	default:
 		s.Logger.Error("unknown job kind: dropped", "kind", j.Kind, "job", j.ID)
 		return nil
@@ -384,6 +391,12 @@ func (s *Service) giveUp(ctx context.Context, j Job, cause error) error {
 		return s.fail(ctx, j.BuildID, EventDeployFailed, cause)
 	case JobPromote:
 		return s.fail(ctx, j.BuildID, EventPromoteFailed, cause)
+	case JobRollback:
+		b, err := s.Store.Get(ctx, j.BuildID)
+		if err != nil {
+			return err
+		}
+		return s.rollbackFailed(ctx, b, cause)
 	}
 	return nil
 }

@@ -24,13 +24,11 @@ func (s *Service) Status(ctx context.Context, projectID string) (StatusView, err
 		return StatusView{}, refusef("No project %q. Projects: %s.", Plain(projectID), strings.Join(ids, ", "))
 	}
 	v := StatusView{Project: p, Feedback: s.Feedback, RolloutTimeout: s.Config.Rollout.Timeout}
-	prod, err := s.Store.Find(ctx, p.ID, []State{StatePromoted}, 1)
+	prod, err := s.currentProduction(ctx, p)
 	if err != nil {
 		return StatusView{}, fmt.Errorf("status of %s: %w", p.ID, err)
 	}
-	if len(prod) == 1 {
-		v.Production = &prod[0]
-	}
+	v.Production = prod
 	builds, err := s.Store.Find(ctx, p.ID, deployedStates, statusLimit)
 	if err != nil {
 		return StatusView{}, fmt.Errorf("status of %s: %w", p.ID, err)

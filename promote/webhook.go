@@ -357,6 +357,7 @@ type buildView struct {
 	CreatedAt        time.Time      `json:"createdAt"`
 	UpdatedAt        time.Time      `json:"updatedAt"`
 	Rollout          rolloutsView   `json:"rollout"`
+	Rollback         *Rollback      `json:"rollback,omitempty"`
 	History          []stepView     `json:"history"`
 }
 
@@ -487,6 +488,7 @@ func newBuildView(b Build, approvals []Approval) buildView {
 		Environment: b.Environment, URL: b.URL, State: b.State, QACommit: b.QACommit,
 		Approvals: views, PullRequest: b.PullRequest, ProductionCommit: b.ProductionCommit, Error: b.Error,
 		CreatedAt: b.CreatedAt.UTC(), UpdatedAt: b.UpdatedAt.UTC(), History: []stepView{},
-		Rollout: rolloutsView{QA: newRolloutView(b.Rollout.QA), Production: newRolloutView(b.Rollout.Production)},
+		Rollout:  rolloutsView{QA: newRolloutView(b.Rollout.QA), Production: newRolloutView(b.Rollout.Production)},
+		Rollback: b.Rollback,
 	}
 }
