@@ -9,12 +9,20 @@ import (
 )
 
 // The action ids of the buttons promotebot puts in messages (docs/contracts.md
-// contract). Every button's value is the build id and nothing else.
+// contract). Every button's value is the build id and nothing else, but for
+// ActionProdRollbackTo's.
 const (
 	ActionQAApprove  = "qa_approve"
 	ActionQAReject   = "qa_reject"
 	ActionProdDeploy = "prod_deploy"
 	ActionBuildClose = "build_close"
+	// ActionProdRollback is the Roll back button of the build production
+	// runs (owners); it opens the rollback dialog.
+	ActionProdRollback = "prod_rollback"
+	// ActionProdRollbackTo is a button of /promote rollback's answer: it
+	// opens the rollback dialog for one earlier image. Its value is a
+	// RollbackChoice (build and image) as JSON.
+	ActionProdRollbackTo = "prod_rollback_to"
 	// ActionOpenQA is the link button to a build's QA URL; Slack still sends
 	// an interaction for it, which needs only an acknowledgement.
 	ActionOpenQA = "open_qa"
@@ -49,6 +57,8 @@ func Render(p promote.Post) Message {
 		return verdictReply(p.Approval)
 	case promote.MessageProduction:
 		return productionMessage(p.View)
+	case promote.MessageRollback:
+		return rollbackMessage(p.View)
 	}
 	return factsMessage(p.View)
 }
@@ -90,6 +100,8 @@ func HelpMessage() Message {
 	usage := "*promotebot* takes builds from QA to production through the config repository.\n" +
 		"• `/promote status &lt;project&gt;`: what is in production, on each QA environment, " +
 		"and what is waiting for approvals\n" +
+		"• `/promote rollback &lt;project&gt;`: what production runs, and the earlier production " +
+		"images an owner can put back in its place\n" +
 		"• `/promote help`: this message"
 	buttons := "*The buttons*\n" +
 		"• *Approve* / *Reject* (QA, in your direct message): your verdict on a build; " +
@@ -97,9 +109,11 @@ func HelpMessage() Message {
 		"• *Deploy to production* (owners): once enough QA members approved, changes the " +
 		"production overlay through a pull request and merges it.\n" +
 		"• *Close* (owners): drops the build; its buttons go away and an open pull request is closed.\n" +
+		"• *Roll back* (owners, on the build in production): asks you to confirm, with an optional " +
+		"reason, then puts the production image before it back; the commit and the channel show who and why.\n" +
 		"• *Open QA*: opens the build's QA environment."
 	return Message{
-		Text: "promotebot: /promote status &lt;project&gt;, /promote help",
+		Text: "promotebot: /promote status &lt;project&gt;, /promote rollback &lt;project&gt;, /promote help",
 		Blocks: []slack.Block{
 			slack.NewSectionBlock(md(usage, maxSectionText), nil, nil),
 			slack.NewSectionBlock(md(buttons, maxSectionText), nil, nil),
@@ -132,21 +146,29 @@ func verdictReply(a promote.Approval) Message {
 }
 
 // productionMessage is the channel's "new production deployment", with
-// what the cluster reported of it; a failing rollout comes first.
+// what the cluster reported of it and the Roll back button; a failing
+// rollout comes first, the button beside it.
 func productionMessage(v promote.BuildView) Message {
 	b := v.Build
 	text := "New production deployment of " + plain(projectName(v), maxInline) + " by " + mention(b.PromotedBy)
 	body := ":rocket: New production deployment of " + escapeClip(projectName(v), maxInline) +
 		" by " + mention(b.PromotedBy) + "\n" + code(b.Image) + " from " + targetRef(b)
 	prod := productionRollout(v)
+	rb, rbText := rollbackLine(b)
+	if rbText != "" {
+		text += ". " + rbText
+	}
 	d := draft{text: withAlerts(text, prod)}
-	d.alerts(prod)
-	d.section(body + lineAfter(prod.line))
+	btn := d.productionAlerts(prod, rollbackButton(v))
+	d.section(body + lineAfter(prod.line) + lineAfter(rb))
 	d.context(
 		joinNonEmpty(" · ", labelled("Pull request", prRef(b.PullRequest)),
 			labelled("Production commit", commitRef(v.ProductionCommitURL, b.ProductionCommit))),
+		rollbackRefs(b),
 		tally(v),
+		rollbackOffer(v),
 	)
+	d.actions(btn)
 	return d.message()
 }
 

@@ -71,16 +71,20 @@ func channelDeployed(v promote.BuildView) Message {
 	case promote.StatePromoteFailed:
 		head += "\n:x: Deploying to production failed:\n" + codeBlock(b.Error)
 		text += ": deploying to production failed"
-	case promote.StatePromoted:
+	case promote.StatePromoted, promote.StateRolledBack:
 		head += "\n:rocket: Promoted to production" + spaceWhen(promotedAt(b)) + " by " + mention(b.PromotedBy)
 		if b.MergedBy != "" {
 			head += " (merged on GitHub by " + code(b.MergedBy) + ")"
 		}
-		head += lineAfter(prod.line)
+		rb, rbText := rollbackLine(b)
+		head += lineAfter(prod.line) + lineAfter(rb)
 		text += ", promoted to production by " + mention(b.PromotedBy)
+		if rbText != "" {
+			text += ". " + rbText
+		}
 	}
 	var accessory *slack.Accessory
-	if btn := openQAButton(b); btn != nil && b.State != promote.StatePromoted {
+	if btn := openQAButton(b); btn != nil && b.State != promote.StatePromoted && b.State != promote.StateRolledBack {
 		accessory = slack.NewAccessory(btn)
 	}
 	d := draft{text: withAlerts(text, prod, qa)}
@@ -89,8 +93,9 @@ func channelDeployed(v promote.BuildView) Message {
 	d.alerts(qa)
 	d.add(facts(v, false))
 	var refs string
-	if b.State == promote.StatePromoted || b.State == promote.StatePromoting {
-		refs = productionRefs(v)
+	switch b.State {
+	case promote.StatePromoted, promote.StatePromoting, promote.StateRolledBack:
+		refs = joinNonEmpty(" · ", productionRefs(v), rollbackRefs(b))
 	}
 	d.context(labelled("Config commit", commitRef(v.CommitURL, b.QACommit)), tally(v), rejectedBy(v), refs)
 	return d.message()

@@ -10,14 +10,19 @@ import (
 
 // ownerMessage is an owner's direct message: the build, what the cluster
 // reported of it, who does QA, the tally, and Deploy and Close while the
-// build can still take them. A failing production rollout comes first.
+// build can still take them, Roll back once it is in production. A
+// failing production rollout comes first, Roll back beside it.
 func ownerMessage(v promote.BuildView) Message {
 	b := v.Build
 	qa, prod := qaRollout(v), productionRollout(v)
 	head, text := ownerHeadline(v)
+	rb, rbText := rollbackLine(b)
+	if rbText != "" {
+		text += ". " + rbText
+	}
 	d := draft{text: withAlerts(text, prod, qa)}
-	d.alerts(prod)
-	d.section(head + lineAfter(qa.line) + lineAfter(prod.line))
+	rollback := d.productionAlerts(prod, rollbackButton(v))
+	d.section(head + lineAfter(qa.line) + lineAfter(prod.line) + lineAfter(rb))
 	d.alerts(qa)
 	d.add(facts(v, onQA(b.State)))
 	d.context(labelled("QA:", mentions(v.QAMembers)), tally(v))
@@ -28,6 +33,8 @@ func ownerMessage(v promote.BuildView) Message {
 		// Only a new build lifts a rejection (the service refuses Deploy):
 		// closing is all that is left to do.
 		d.add(ownerActions(b, false))
+	case promote.StatePromoted:
+		d.actions(rollback)
 	}
 	d.context(ownerNote(v))
 	return d.message()
@@ -58,7 +65,7 @@ func ownerHeadline(v promote.BuildView) (head, text string) {
 	case promote.StatePromoteFailed:
 		return ":x: Deploying " + img + " to production failed:\n" + codeBlock(b.Error),
 			"Deploying " + imgPlain + " to production failed: " + plain(b.Error, maxPlainError)
-	case promote.StatePromoted:
+	case promote.StatePromoted, promote.StateRolledBack:
 		return ":rocket: " + mention(b.PromotedBy) + " deployed " + img + " to production" + spaceWhen(promotedAt(b)),
 			mention(b.PromotedBy) + " deployed " + imgPlain + " to production"
 	case promote.StateClosed:
@@ -88,7 +95,9 @@ func ownerNote(v promote.BuildView) string {
 	case promote.StatePromoteFailed:
 		return "You can try again, or close the build."
 	case promote.StatePromoted:
-		return productionRefs(v)
+		return joinNonEmpty(" · ", productionRefs(v), rollbackRefs(b), rollbackOffer(v))
+	case promote.StateRolledBack:
+		return joinNonEmpty(" · ", productionRefs(v), rollbackRefs(b))
 	case promote.StateSuperseded:
 		return "Nothing left to do here: the newer build has its own message."
 	}
@@ -128,6 +137,11 @@ func qaMessage(v promote.BuildView, recipient string) Message {
 	mine, voted := verdictOf(v, recipient)
 	canVote := !voted && (b.State == promote.StateQAReady || b.State == promote.StateApproved)
 	head, text := qaHeadline(v, voted)
+	if b.State == promote.StateRolledBack {
+		rb, rbText := rollbackLine(b)
+		head += "\n" + rb
+		text += ". " + rbText
+	}
 	warnings := qaWarnings(v)
 	switch {
 	case voted:

@@ -131,13 +131,14 @@ func rolloutWord(r *promote.Rollout, feedback bool, timeout time.Duration) strin
 }
 
 // showsQARollout reports whether messages tell of the build's QA rollout:
-// once its QA overlay is committed, until it is in production or gone.
+// once its QA overlay is committed, until it is in production (or was) or
+// gone.
 func showsQARollout(b promote.Build) bool {
 	if b.QACommit == "" {
 		return false
 	}
 	switch b.State {
-	case promote.StatePromoted, promote.StateClosed, promote.StateSuperseded:
+	case promote.StatePromoted, promote.StateRolledBack, promote.StateClosed, promote.StateSuperseded:
 		return false
 	}
 	return true

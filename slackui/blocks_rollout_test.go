@@ -176,13 +176,13 @@ func TestQARolloutInChannelAndOwnerDM(t *testing.T) {
 }
 
 // The QA part is there from the QA commit until the build is in
-// production, closed or superseded.
+// production (or was), closed or superseded.
 func TestQARolloutStates(t *testing.T) {
 	r := testRollout(promote.RolloutDegraded, true)
 	for _, s := range promote.States {
 		v := rolloutView(s, promote.RolloutQA, true, r)
-		want := v.Build.QACommit != "" &&
-			s != promote.StatePromoted && s != promote.StateClosed && s != promote.StateSuperseded
+		want := v.Build.QACommit != "" && s != promote.StatePromoted && s != promote.StateRolledBack &&
+			s != promote.StateClosed && s != promote.StateSuperseded
 		for _, role := range []promote.MessageRole{promote.MessageChannel, promote.MessageOwner, promote.MessageQA} {
 			m := Render(post(role, "UQA3", v))
 			got := strings.Contains(strings.Join(blockTexts(t, m), "\n"), "QA rollout failing:")

@@ -51,7 +51,8 @@ func testView(s promote.State) promote.BuildView {
 	case promote.StateQAFailed:
 		b.URL, b.QACommit = "", ""
 		b.Error = "kustomize build apps/hello/overlays/qa/branch-feature-login: no matches for Id Deployment"
-	case promote.StateApproved, promote.StatePromoting, promote.StatePromoteFailed, promote.StatePromoted:
+	case promote.StateApproved, promote.StatePromoting, promote.StatePromoteFailed, promote.StatePromoted,
+		promote.StateRolledBack:
 		v.Approvals = []promote.Approval{approval("UQA1", promote.Approve, ""), approval("UQA2", promote.Approve, "")}
 		b.PromotedBy = "UOWN1"
 	case promote.StateRejected:
@@ -68,10 +69,14 @@ func testView(s promote.State) promote.BuildView {
 		b.PullRequest = "https://github.com/acme/deploy-config/pull/42"
 	case promote.StatePromoteFailed:
 		b.Error = "merge pull request #42: 405 Required status check \"render\" is failing"
-	case promote.StatePromoted:
+	case promote.StatePromoted, promote.StateRolledBack:
 		b.PullRequest = "https://github.com/acme/deploy-config/pull/42"
 		b.ProductionCommit = "fedcba9876543210fedcba9876543210fedcba98"
 		v.ProductionCommitURL = "https://github.com/acme/deploy-config/commit/fedcba9876543210fedcba9876543210fedcba98"
+	}
+	if s == promote.StateRolledBack {
+		b.Rollback = ownerRollback()
+		b.Rollback.Commit = rollbackCommit
 	}
 	v.Build = b
 	return v
@@ -147,8 +152,23 @@ func goldenCases() map[string]any {
 			v.Build.Rollout.QA = testRollout(promote.RolloutSynced, false)
 		}),
 	}
+	rb := rollbackVariants()
+	options := optionsMessages(testOptions())
+	rollbackModal, _ := RollbackModal(testChoice(), rollbackView(promote.StatePromoted, nil))
 	return map[string]any{
-		"channel-received": channel(testView(promote.StateReceived)),
+		"owner-promoted-rollback":      messageJSON(Render(post(promote.MessageOwner, "UOWN1", rb["offered"]))),
+		"production-degraded-rollback": messageJSON(Render(post(promote.MessageProduction, "", rb["offered-degraded"]))),
+		"production-rollback":          messageJSON(Render(post(promote.MessageProduction, "", rb["offered"]))),
+		"owner-rollback-pending":       messageJSON(Render(post(promote.MessageOwner, "UOWN1", rb["pending"]))),
+		"production-rollback-failed":   messageJSON(Render(post(promote.MessageProduction, "", rb["failed"]))),
+		"channel-rolled-back":          channel(rb["rolled-back"]),
+		"owner-rolled-back-auto":       messageJSON(Render(post(promote.MessageOwner, "UOWN1", rb["rolled-back-auto"]))),
+		"rollback":                     messageJSON(Render(post(promote.MessageRollback, "", rb["rolled-back"]))),
+		"rollback-auto":                messageJSON(Render(post(promote.MessageRollback, "", rb["rolled-back-auto"]))),
+		"rollback-modal":               rollbackModal,
+		"rollback-options":             messageJSON(options["choices"]),
+		"rollback-options-no-current":  messageJSON(options["no-current"]),
+		"channel-received":             channel(testView(promote.StateReceived)),
 		"channel-qa-degraded-timed-out": channel(rollout(promote.StateQAReady, promote.RolloutQA,
 			promote.RolloutDegraded, true)),
 		"channel-promoted-live": channel(rollout(promote.StatePromoted, promote.RolloutProduction,
@@ -227,7 +247,7 @@ func TestGolden(t *testing.T) {
 func everyMessage(view func(promote.State) promote.BuildView) map[string]Message {
 	ms := map[string]Message{}
 	roles := []promote.MessageRole{promote.MessageChannel, promote.MessageOwner, promote.MessageQA,
-		promote.MessageProduction, "nonsense"}
+		promote.MessageProduction, promote.MessageRollback, "nonsense"}
 	for _, s := range promote.States {
 		v := view(s)
 		for _, r := range roles {
@@ -295,8 +315,12 @@ func hasActions(t *testing.T, m Message) bool {
 
 func TestButtonsCarryOnlyTheBuildID(t *testing.T) {
 	allowed := map[string]bool{ActionQAApprove: true, ActionQAReject: true, ActionProdDeploy: true,
-		ActionBuildClose: true, ActionOpenQA: true}
-	for name, m := range everyMessage(testView) {
+		ActionBuildClose: true, ActionOpenQA: true, ActionProdRollback: true}
+	ms := everyMessage(testView)
+	for k, m := range rollbackMessages(rollbackVariants()) {
+		ms["rollback/"+k] = m
+	}
+	for name, m := range ms {
 		for _, b := range buttons(t, m) {
 			if b["value"] != buildID {
 				t.Errorf("%s: button %v has value %v, want the build id only", name, b["action_id"], b["value"])
@@ -413,6 +437,9 @@ func hostileView(s promote.State) promote.BuildView {
 	v.Build.Rollout.QA = &promote.Rollout{Status: promote.RolloutDegraded, Revision: hostile, Message: hostile,
 		TimedOut: true}
 	v.Build.Rollout.Production = &promote.Rollout{Status: promote.RolloutSynced, Revision: hostile, TimedOut: true}
+	v.RollbackTo = hostile
+	v.Build.Rollback = &promote.Rollback{Image: hostile, By: hostile, ByName: hostile, Reason: hostile,
+		PullRequest: hostile, Commit: hostile, Error: hostile}
 	return v
 }
 

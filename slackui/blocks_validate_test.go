@@ -24,9 +24,16 @@ func TestLongTextIsCut(t *testing.T) {
 		v.Feedback, v.RolloutTimeout = true, 1<<62
 		v.Build.Rollout.QA = &promote.Rollout{Status: promote.RolloutDegraded, Message: long, TimedOut: true}
 		v.Build.Rollout.Production = &promote.Rollout{Status: promote.RolloutDegraded, Message: long, TimedOut: true}
+		v.RollbackTo = long
+		v.Build.Rollback = &promote.Rollback{Image: long, ByName: long, Reason: long, Error: long, PullRequest: long}
 		return v
 	}
 	ms := everyMessage(mk)
+	for k, m := range rollbackMessages(map[string]promote.BuildView{"long": mk(promote.StatePromoted),
+		"long-rolled-back": mk(promote.StateRolledBack)}) {
+		ms["rollback/"+k] = m
+	}
+	ms["rollback-options/long"] = RollbackMessage(longOptions(long))
 	ms["ephemeral/long"] = Ephemeral(long)
 	ms["verdict/long"] = Render(promote.Post{Role: promote.MessageVerdictReply, Approval: approval("UQA1", promote.Reject, long)})
 	many := promote.StatusView{Project: testProject()}
@@ -75,6 +82,12 @@ func TestMessagesValidate(t *testing.T) {
 			ms["rollout-"+string(st)+"/"+k] = m
 		}
 	}
+	for k, m := range rollbackMessages(rollbackVariants()) {
+		ms["rollback/"+k] = m
+	}
+	for k, m := range optionsMessages(testOptions()) {
+		ms["rollback-options/"+k] = m
+	}
 	for name, m := range ms {
 		if strings.TrimSpace(m.Text) == "" {
 			t.Errorf("%s: no fallback text", name)
@@ -97,11 +110,29 @@ func TestMessagesValidate(t *testing.T) {
 			validateObject(t, name, o, "other")
 		}
 	}
-	modal := decode(t, RejectModal(buildID, testView(promote.StateQAReady))).(map[string]any)
-	validateObject(t, "modal", modal, "other")
-	for _, k := range []string{"title", "submit", "close"} {
-		if n := utf8.RuneCountInString(modal[k].(map[string]any)["text"].(string)); n > maxModalTitle {
-			t.Errorf("modal %s has %d characters", k, n)
+	rollback, ok := RollbackModal(testChoice(), rollbackView(promote.StatePromoted, nil))
+	if !ok {
+		t.Fatal("no rollback modal")
+	}
+	for name, m := range map[string]any{"reject modal": RejectModal(buildID, testView(promote.StateQAReady)),
+		"rollback modal": rollback} {
+		modal := decode(t, m).(map[string]any)
+		validateObject(t, name, modal, "other")
+		for _, k := range []string{"title", "submit", "close"} {
+			if n := utf8.RuneCountInString(modal[k].(map[string]any)["text"].(string)); n > maxModalTitle {
+				t.Errorf("%s: %s has %d characters", name, k, n)
+			}
+		}
+		if n := len(modal["private_metadata"].(string)); n > 3000 {
+			t.Errorf("%s: private_metadata has %d bytes", name, n)
+		}
+	}
+	// A button's value takes 2000 characters.
+	for name, m := range ms {
+		for _, b := range buttons(t, m) {
+			if n := utf8.RuneCountInString(b["value"].(string)); n > maxChoice {
+				t.Errorf("%s: button %v has a value of %d characters", name, b["action_id"], n)
+			}
 		}
 	}
 }

@@ -22,6 +22,14 @@ func (h *Handlers) click(ctx context.Context, cb slack.InteractionCallback, act 
 		return
 	}
 	a := promote.Action{Kind: promote.ActionKind(act.ActionID), BuildID: act.Value, User: cb.User.ID, At: at}
+	if act.ActionID == ActionProdRollbackTo {
+		c, ok := decodeChoice(act.Value)
+		if !ok {
+			h.logger().Warn("slack click refused: unreadable rollback choice", "user", cb.User.ID)
+			return
+		}
+		a.Kind, a.BuildID, a.Image = promote.ActionRollback, c.Build, c.Image
+	}
 	key := clickKey(cb, act)
 	channel := cb.Channel.ID
 	if channel == "" {
@@ -29,23 +37,34 @@ func (h *Handlers) click(ctx context.Context, cb slack.InteractionCallback, act 
 	}
 	switch a.Kind {
 	case promote.ActionApprove, promote.ActionDeploy, promote.ActionClose:
-		// The answer waits (within Slack's 3 s) until the click is
-		// recorded, so that a 200 means it is kept across a crash.
-		recorded := make(chan struct{})
-		h.later(func(ctx context.Context) { h.act(ctx, a, key, channel, recorded) })
-		timer := time.NewTimer(answerWithin)
-		defer timer.Stop()
-		select {
-		case <-recorded:
-		case <-timer.C:
-		case <-ctx.Done():
-		}
+		h.actRecorded(ctx, a, key, channel)
 	case promote.ActionReject:
 		h.later(func(ctx context.Context) {
 			if h.first(ctx, a, key, channel) {
 				h.askReason(ctx, a, channel, cb.TriggerID)
 			}
 		})
+	case promote.ActionRollback:
+		h.later(func(ctx context.Context) {
+			if h.first(ctx, a, key, channel) {
+				h.askRollback(ctx, a, channel, cb.TriggerID)
+			}
+		})
+	}
+}
+
+// actRecorded carries out a after the answer, and holds the answer
+// (within Slack's 3 s) until a is recorded, so that a 200 means it is kept
+// across a crash.
+func (h *Handlers) actRecorded(ctx context.Context, a promote.Action, key, channel string) {
+	recorded := make(chan struct{})
+	h.later(func(ctx context.Context) { h.act(ctx, a, key, channel, recorded) })
+	timer := time.NewTimer(answerWithin)
+	defer timer.Stop()
+	select {
+	case <-recorded:
+	case <-timer.C:
+	case <-ctx.Done():
 	}
 }
 

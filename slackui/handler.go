@@ -36,6 +36,10 @@ type Actor interface {
 	Allowed(ctx context.Context, a promote.Action) error
 	View(ctx context.Context, id string) (promote.BuildView, error)
 	Status(ctx context.Context, project string) (promote.StatusView, error)
+	// RollbackOptions is what /promote rollback offers for project: the
+	// build production runs and earlier production images, newest first.
+	// Unknown project → *promote.Refusal.
+	RollbackOptions(ctx context.Context, project, user string) (promote.RollbackOptions, error)
 }
 
 // Responder answers a person directly (*Client).
@@ -187,10 +191,10 @@ func DecodeInteraction(body []byte) (slack.InteractionCallback, error) {
 
 // Interaction handles a verified interaction and returns the answer to
 // send back at once (nil for an empty 200). One from another workspace,
-// enterprise or app does nothing. Button clicks are answered once they are
-// recorded (or after answerWithin) and their refusals told afterwards; a
-// dialog submission is carried out before the answer, so that a refusal
-// shows in the dialog.
+// enterprise or app does nothing. Button clicks, and the rollback dialog's
+// submission, are answered once they are recorded (or after answerWithin)
+// and their refusals told afterwards; the reject dialog's submission is
+// carried out before the answer, so that a refusal shows in the dialog.
 func (h *Handlers) Interaction(ctx context.Context, cb slack.InteractionCallback) any {
 	if h.foreign(ctx, string(cb.Type), cb.User.ID, cb.Team.ID, cb.Enterprise.ID, cb.APIAppID) {
 		return nil
@@ -202,10 +206,12 @@ func (h *Handlers) Interaction(ctx context.Context, cb slack.InteractionCallback
 		}
 		h.click(ctx, cb, *cb.ActionCallback.BlockActions[0])
 	case slack.InteractionTypeViewSubmission:
-		if cb.View.CallbackID != RejectCallbackID {
-			return nil
+		switch cb.View.CallbackID {
+		case RejectCallbackID:
+			return h.reject(ctx, cb)
+		case RollbackCallbackID:
+			return h.rollback(ctx, cb)
 		}
-		return h.reject(ctx, cb)
 	}
 	return nil
 }
@@ -228,12 +234,7 @@ func (h *Handlers) askReason(ctx context.Context, a promote.Action, channel, tri
 
 // reject records a rejection from the dialog; a refusal shows in it.
 func (h *Handlers) reject(ctx context.Context, cb slack.InteractionCallback) any {
-	reason := ""
-	if cb.View.State != nil {
-		if block, ok := cb.View.State.Values[RejectReasonBlockID]; ok {
-			reason = strings.TrimSpace(block[RejectReasonActionID].Value)
-		}
-	}
+	reason := inputValue(cb.View.State, RejectReasonBlockID, RejectReasonActionID)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), answerWithin)
 	defer cancel()
 	a := promote.Action{Kind: promote.ActionReject, BuildID: cb.View.PrivateMetadata, User: cb.User.ID, Reason: reason}
@@ -249,6 +250,14 @@ func (h *Handlers) reject(ctx context.Context, cb slack.InteractionCallback) any
 		h.logger().Error("reject", "build", a.BuildID, "user", a.User, "err", err)
 	}
 	return map[string]any{"response_action": "errors", "errors": map[string]string{"reason": msg}}
+}
+
+// inputValue is what was typed in a dialog's input, trimmed; "" for none.
+func inputValue(st *slack.ViewState, blockID, actionID string) string {
+	if st == nil {
+		return ""
+	}
+	return strings.TrimSpace(st.Values[blockID][actionID].Value)
 }
 
 // tell shows a refusal or failure to the person who clicked.
@@ -275,31 +284,49 @@ func (h *Handlers) tell(ctx context.Context, a promote.Action, channel string, e
 // notHere answers a command from another workspace, enterprise or app.
 const notHere = "This promotebot does not serve this workspace or app; nothing was done."
 
-// Command answers /promote: `status <project>`, or help; a command from
-// another workspace, enterprise or app, only that it is not served here.
+// Command answers /promote: `status <project>`, `rollback <project>`, or
+// help; a command from another workspace, enterprise or app, only that it
+// is not served here. The answer is written within Slack's 3 s.
 func (h *Handlers) Command(ctx context.Context, cmd slack.SlashCommand) map[string]any {
 	fields := strings.Fields(cmd.Text)
 	m := HelpMessage()
 	if h.foreign(ctx, "slash_command", cmd.UserID, cmd.TeamID, cmd.EnterpriseID, cmd.APIAppID) {
 		m = Ephemeral(notHere)
-	} else if len(fields) >= 1 && fields[0] == "status" {
+	} else if len(fields) >= 1 {
 		ctx, cancel := context.WithTimeout(ctx, answerWithin)
 		defer cancel()
-		if len(fields) < 2 {
-			m = Ephemeral("Which project? `/promote status <project>`")
-		} else if v, err := h.Actor.Status(ctx, fields[1]); err != nil {
-			var r *promote.Refusal
-			if errors.As(err, &r) {
-				m = Notice(r.Reason)
-			} else {
-				h.logger().Error("status", "project", fields[1], "err", err)
-				m = Ephemeral("Could not read the status; try again.")
-			}
-		} else {
-			m = StatusMessage(v)
+		switch fields[0] {
+		case "status":
+			m = h.status(ctx, fields[1:])
+		case "rollback":
+			m = h.rollbackOptions(ctx, fields[1:], cmd.UserID)
 		}
 	}
 	return map[string]any{"response_type": "ephemeral", "text": m.Text, "blocks": m.Blocks}
+}
+
+// status answers `/promote status <project>`.
+func (h *Handlers) status(ctx context.Context, args []string) Message {
+	if len(args) == 0 {
+		return Ephemeral("Which project? `/promote status <project>`")
+	}
+	v, err := h.Actor.Status(ctx, args[0])
+	if err != nil {
+		return h.commandFailed(err, "Could not read the status; try again.", "status", args[0])
+	}
+	return StatusMessage(v)
+}
+
+// commandFailed is the answer to a command the domain did not answer: a
+// refusal's reason (mrkdwn the domain escaped), or failed, the error
+// logged and not shown.
+func (h *Handlers) commandFailed(err error, failed, command, project string) Message {
+	var r *promote.Refusal
+	if errors.As(err, &r) {
+		return Notice(r.Reason)
+	}
+	h.logger().Error(command, "project", project, "err", err)
+	return Ephemeral(failed)
 }
 
 // later runs f after the answer, under the server's lifetime.

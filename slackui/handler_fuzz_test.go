@@ -11,11 +11,16 @@ import (
 )
 
 func FuzzDecodeInteraction(f *testing.F) {
-	for _, id := range []string{"qa_approve", "qa_reject", "prod_deploy", "build_close", "open_qa"} {
+	for _, id := range []string{"qa_approve", "qa_reject", "prod_deploy", "build_close", "open_qa", "prod_rollback"} {
 		f.Add(form(clickJSON(click{actionID: id, value: "BUILD1"})))
 	}
+	f.Add(form(clickJSON(click{actionID: ActionProdRollbackTo, value: `{"build":"BUILD1","image":"hello:1.3.2"}`})))
+	f.Add(form(clickJSON(click{actionID: ActionProdRollbackTo, value: `{"build":"BUILD1"`})))
 	f.Add(form(viewSubmissionJSON(RejectCallbackID, "BUILD1", reasonState("  broken login  "))))
 	f.Add(form(viewSubmissionJSON(RejectCallbackID, "", "")))
+	f.Add(form(viewSubmissionJSON(RollbackCallbackID, `{"build":"BUILD1","image":"hello:1.3.2","channel":"D1"}`,
+		reasonState("bad deploy"))))
+	f.Add(form(viewSubmissionJSON(RollbackCallbackID, "BUILD1", "")))
 	for _, garbage := range []string{
 		"", "payload=", "payload", "payload=%", "payload=%zz", "a=b;c=d", "payload=null", "payload={}",
 		"payload=[]", "payload=\"x\"", "\x00\xff\xfe", "payload=%7B%22user%22%3A%7B%22id%22%3A%22U1%22%7D%7D",

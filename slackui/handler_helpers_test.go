@@ -18,9 +18,10 @@ import (
 
 // fakeActor records what the handlers ask of the domain and answers as set.
 type fakeActor struct {
-	actErr, allowErr, viewErr, statusErr error
-	view                                 promote.BuildView
-	status                               promote.StatusView
+	actErr, allowErr, viewErr, statusErr, optionsErr error
+	view                                             promote.BuildView
+	status                                           promote.StatusView
+	options                                          promote.RollbackOptions
 	// gate, when set, holds Act until it is closed.
 	gate chan struct{}
 
@@ -32,6 +33,8 @@ type fakeActor struct {
 type actorCalls struct {
 	Acts, Allowed   []promote.Action
 	Views, Statuses []string
+	// Options are the RollbackOptions calls, as "project user".
+	Options []string
 }
 
 var _ Actor = (*fakeActor)(nil)
@@ -74,11 +77,19 @@ func (f *fakeActor) Status(_ context.Context, project string) (promote.StatusVie
 	return f.status, f.statusErr
 }
 
+func (f *fakeActor) RollbackOptions(_ context.Context, project, user string) (promote.RollbackOptions, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls.Options = append(f.calls.Options, project+" "+user)
+	return f.options, f.optionsErr
+}
+
 func (f *fakeActor) snapshot() actorCalls {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return actorCalls{Acts: slices.Clone(f.calls.Acts), Allowed: slices.Clone(f.calls.Allowed),
-		Views: slices.Clone(f.calls.Views), Statuses: slices.Clone(f.calls.Statuses)}
+		Views: slices.Clone(f.calls.Views), Statuses: slices.Clone(f.calls.Statuses),
+		Options: slices.Clone(f.calls.Options)}
 }
 
 type ephemeralCall struct{ Channel, User, Text string }

@@ -495,7 +495,8 @@ func TestCommands(t *testing.T) {
 			if strings.Contains(w.Body.String(), "password") {
 				t.Errorf("answer shows the error: %s", w.Body)
 			}
-			if calls := a.snapshot(); !slices.Equal(calls.Statuses, tt.wantStatuses) || len(calls.Acts)+len(calls.Allowed) != 0 {
+			if calls := a.snapshot(); !slices.Equal(calls.Statuses, tt.wantStatuses) ||
+				len(calls.Acts)+len(calls.Allowed)+len(calls.Options) != 0 {
 				t.Errorf("actor got %+v, want Status %v", calls, tt.wantStatuses)
 			}
 		})

@@ -65,6 +65,10 @@ func (a *sockActor) Status(context.Context, string) (promote.StatusView, error) 
 	return promote.StatusView{}, nil
 }
 
+func (a *sockActor) RollbackOptions(context.Context, string, string) (promote.RollbackOptions, error) {
+	return promote.RollbackOptions{}, nil
+}
+
 func (a *sockActor) recorded() []promote.Action {
 	a.mu.Lock()
 	defer a.mu.Unlock()
