@@ -179,7 +179,7 @@ func (s *Service) requestRollback(ctx context.Context, a Action, b Build, p Proj
 		return Build{}, err
 	}
 	who := s.person(ctx, a.User)
-	r := &Rollback{Image: image, By: a.User, ByName: who.Name, Reason: strings.TrimSpace(a.Reason), At: s.clock()}
+	r := &Rollback{Image: image, By: a.User, ByName: who.Name, Reason: strings.Join(strings.Fields(a.Reason), " "), At: s.clock()}
 	nb, err := s.askRollback(ctx, b.ID, r)
 	if err != nil {
 		return Build{}, err
