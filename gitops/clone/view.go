@@ -232,6 +232,79 @@ func (v *View) Files(rev string) (Files, error) {
 	return TreeFiles(v.r.stor, c.TreeHash), nil
 }
 
+// Tip returns the config branch's tip as the clone last saw it (its
+// tracking ref, moved by each fetch and push); "" when it has none.
+func (v *View) Tip() (string, error) {
+	if v.r == nil {
+		return "", errViewEnded
+	}
+	h, err := v.r.trackedTip()
+	if err != nil {
+		return "", err
+	}
+	return hashString(h), nil
+}
+
+// Commit is a commit as a View reads it.
+type Commit struct {
+	// Hash is its id; Parents are its parents' ids, in order.
+	Hash    string
+	Parents []string
+	// Message is the whole commit message.
+	Message string
+	// Committed is the committer time.
+	Committed time.Time
+}
+
+// Commit reads commit rev.
+func (v *View) Commit(rev string) (Commit, error) {
+	c, err := v.commit(rev)
+	if err != nil {
+		return Commit{}, err
+	}
+	parents := make([]string, len(c.ParentHashes))
+	for i, p := range c.ParentHashes {
+		parents[i] = p.String()
+	}
+	return Commit{Hash: c.Hash.String(), Parents: parents, Message: c.Message, Committed: c.Committer.When}, nil
+}
+
+// FileID returns the object id of the file name in commit rev, "" when the
+// commit has no such file: equal ids are equal contents, so a walk through
+// history finds where a file changed without reading it.
+func (v *View) FileID(rev, name string) (string, error) {
+	parts, err := splitPath(name)
+	if err == nil && len(parts) == 0 {
+		err = fmt.Errorf("%w: %q", ErrInvalidPath, name)
+	}
+	if err != nil {
+		return "", err
+	}
+	c, err := v.commit(rev)
+	if err != nil {
+		return "", err
+	}
+	h := c.TreeHash
+	for i, part := range parts {
+		t, err := object.GetTree(v.r.stor, h)
+		if err != nil {
+			return "", fmt.Errorf("read tree %s: %w", h, err)
+		}
+		e, err := t.FindEntry(part)
+		if errors.Is(err, object.ErrEntryNotFound) || errors.Is(err, object.ErrDirectoryNotFound) {
+			return "", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("read tree %s: %w", h, err)
+		}
+		if last := i == len(parts)-1; last != e.Mode.IsFile() {
+			return "", nil
+		}
+		h = e.Hash
+	}
+	return h.String(), nil
+}
+
 // commit reads commit rev.
 func (v *View) commit(rev string) (*object.Commit, error) {
 	if v.r == nil {
