@@ -45,7 +45,10 @@ func RollbackImage(p promote.Project, of, image string, meta Meta, diff *string)
 		}
 		if verifyImage(data, ofImg) != nil && verifyImage(data, img) != nil {
 			now, err := PinnedImage(p, data)
-			if err != nil || now == "" {
+			if err != nil {
+				return clone.Outcome{}, err
+			}
+			if now == "" {
 				now = "no image of " + img.Repository
 			}
 			return clone.Outcome{}, fmt.Errorf("%w: production of %s pins %s, not %s", promote.ErrProductionMoved, p.ID, now, ofImg)
@@ -59,16 +62,17 @@ func RollbackImage(p promote.Project, of, image string, meta Meta, diff *string)
 // repository (newName, else name) with its newTag and digest, normalized as
 // the bot writes images ("registry.example.com/acme/hello:1.4.0"). It is ""
 // when no single entry is the repository's, or when the entry leaves the
-// base's tag in place (neither newTag nor digest, or a tagSuffix). A file
-// kustomize cannot read is an error.
+// base's tag in place (neither newTag nor digest, or a tagSuffix), and when
+// kustomize cannot read the file. Only a project without a valid image
+// repository is an error.
 func PinnedImage(p promote.Project, kustomization []byte) (string, error) {
 	repo, err := normalizedName(p.Image)
 	if err != nil {
 		return "", fmt.Errorf("%w %q: project image: %w", errInvalidProject, p.ID, err)
 	}
 	var k types.Kustomization
-	if err := k.Unmarshal(kustomization); err != nil {
-		return "", fmt.Errorf("%w: %v", errKustomization, err)
+	if k.Unmarshal(kustomization) != nil {
+		return "", nil
 	}
 	found, _ := imageEntries(k.Images, repo)
 	if len(found) != 1 {

@@ -81,7 +81,12 @@ func TestPinnedImage(t *testing.T) {
 			}
 		})
 	}
-	if _, err := PinnedImage(hello, []byte("images: [")); !errors.Is(err, errKustomization) {
-		t.Errorf("broken YAML: %v", err)
+	if got, err := PinnedImage(hello, []byte("images: [")); err != nil || got != "" {
+		t.Errorf("broken YAML: %q, %v; want none", got, err)
+	}
+	bad := hello
+	bad.Image = "Not An Image"
+	if _, err := PinnedImage(bad, []byte(k)); !errors.Is(err, errInvalidProject) {
+		t.Errorf("project without an image repository: %v", err)
 	}
 }
