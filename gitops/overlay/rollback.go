@@ -92,3 +92,28 @@ func PinnedImage(p promote.Project, kustomization []byte) (string, error) {
 	}
 	return img.String(), nil
 }
+
+// NormalizeImage returns an image reference with a tag or a digest as the
+// bot writes it: its repository normalized ("nginx:1" is
+// "docker.io/library/nginx:1"), so that two spellings of an image compare
+// equal.
+func NormalizeImage(ref string) (string, error) {
+	img, err := parseImage(ref)
+	if err != nil {
+		return "", err
+	}
+	return img.String(), nil
+}
+
+// IsImageEdit tells whether after is the kustomization before with only
+// the images: entry of image's repository changed, to give exactly image,
+// both read as kustomize reads them: what a rollback does to the
+// production overlay, and nothing more.
+func IsImageEdit(before, after []byte, image string) bool {
+	img, err := parseImage(image)
+	if err != nil {
+		return false
+	}
+	var k types.Kustomization
+	return k.Unmarshal(before) == nil && verifyEdit(before, after, img) == nil
+}

@@ -90,3 +90,31 @@ func TestPinnedImage(t *testing.T) {
 		t.Errorf("project without an image repository: %v", err)
 	}
 }
+
+func TestIsImageEdit(t *testing.T) {
+	const k = "namespace: hello\nimages:\n- name: registry.example.com/acme/hello\n  newTag: \"1.4.0\"\n- name: busybox\n  newTag: \"1.36\"\n"
+	image := "registry.example.com/acme/hello:1.3.0"
+	for _, tc := range []struct {
+		name, before, after, image string
+		want                       bool
+	}{
+		{"the image", k, strings.Replace(k, "1.4.0", "1.3.0", 1), image, true},
+		{"reformatted too", k, "# rolled back\n" + strings.Replace(k, "\"1.4.0\"", "'1.3.0'", 1), image, true},
+		{"not that image", k, strings.Replace(k, "1.4.0", "1.3.1", 1), image, false},
+		{"another entry too", k, strings.Replace(strings.Replace(k, "1.4.0", "1.3.0", 1), "1.36", "1.37", 1), image, false},
+		{"another field too", k, strings.Replace(strings.Replace(k, "1.4.0", "1.3.0", 1), "namespace: hello", "namespace: x", 1), image, false},
+		{"unreadable before", "images: [", strings.Replace(k, "1.4.0", "1.3.0", 1), image, false},
+		{"no image reference", k, k, "registry.example.com/acme/hello", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsImageEdit([]byte(tc.before), []byte(tc.after), tc.image); got != tc.want {
+				t.Errorf("IsImageEdit = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	for ref, want := range map[string]string{"nginx:1": "docker.io/library/nginx:1", image: image, "nginx": ""} {
+		if got, err := NormalizeImage(ref); got != want || (err == nil) != (want != "") {
+			t.Errorf("NormalizeImage(%q) = %q, %v; want %q", ref, got, err, want)
+		}
+	}
+}
