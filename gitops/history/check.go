@@ -21,13 +21,14 @@ const (
 	RuleAuthorApproved   = "author-approved"   // an approver is the build's author (Promotebot-Author)
 	RuleNeverInQA        = "never-in-qa"       // no earlier qa/* commit of the project pinned the image in its QA overlay
 	RuleNoPromoter       = "no-promoter"       // no readable Promoted-by
+	RuleMalformedTrailer = "malformed-trailer" // a trailer that could not be read
+	RuleUnsigned         = "unsigned"          // no signature (with a key ring)
+	RuleBadSignature     = "bad-signature"     // a signature the key ring does not verify
+
 	// RuleRollbackUnknownImage: a rollback (Promotebot-Rollback-Of) to an
 	// image no earlier production change pinned, or one that changed more
 	// than the production overlay's image entry.
 	RuleRollbackUnknownImage = "rollback-to-unknown-image"
-	RuleMalformedTrailer = "malformed-trailer" // a trailer that could not be read
-	RuleUnsigned         = "unsigned"          // no signature (with a key ring)
-	RuleBadSignature     = "bad-signature"     // a signature the key ring does not verify
 )
 
 // Finding is one broken rule.
