@@ -232,6 +232,10 @@ func TestCheckRollbacks(t *testing.T) {
 			return gittest.CommitFiles(t, work, withTag("1.3.0"), "Roll back hello to 1.3.0\n\n"+
 				strings.Replace(rollbackTrailers("hello", "b-now", "1.3.0", olga), "Promoted-by: "+olga+"\n", "", 1))
 		}, []string{"hello no-promoter"}},
+		{"merged through a pull request", func() string {
+			return mergeBranch(t, work, "promotebot/hello/rollback-b-now", withTag("2.0.0"),
+				"Roll back hello to 2.0.0\n\n"+rollbackTrailers("hello", "b-now", "2.0.0", olga), nil)
+		}, nil},
 		{"trailers of another project", func() string {
 			return gittest.CommitFiles(t, work, withTag("1.4.0"), "Roll back web to 1.4.0\n\n"+rollbackTrailers("web", "b-now", "1.4.0", olga))
 		}, []string{"hello not-by-bot", "hello wrong-trailers", "web rollback-to-unknown-image"}},
@@ -258,7 +262,8 @@ func TestCheckRollbacks(t *testing.T) {
 			}
 		}
 		for _, c := range changes {
-			if names[c.Commit] == "to a promotion's image" && (c.RollbackOf != "b-now" || !c.RollbackPinned || !c.BotMade) {
+			if n := names[c.Commit]; (n == "to a promotion's image" || n == "merged through a pull request") &&
+				(c.RollbackOf != "b-now" || !c.RollbackPinned || !c.BotMade) {
 				t.Errorf("rollback read as %+v", c)
 			}
 		}
