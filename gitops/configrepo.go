@@ -137,6 +137,12 @@ func (c *ConfigRepo) PromoteBranch(ctx context.Context, p promote.Project, b pro
 	if err != nil {
 		return promote.PromotionCommit{}, err
 	}
+	return branchCommit(res, diff), nil
+}
+
+// branchCommit tells what ApplyToBranch did, for a pull request: the
+// commit, or when nothing changed the tip it would have been made on.
+func branchCommit(res clone.Result, diff string) promote.PromotionCommit {
 	var trailers strings.Builder
 	for _, t := range res.Trailers {
 		fmt.Fprintf(&trailers, "%s: %s\n", t.Key, t.Value)
@@ -145,7 +151,7 @@ func (c *ConfigRepo) PromoteBranch(ctx context.Context, p promote.Project, b pro
 	if !res.Changed {
 		pc.SHA, pc.Unchanged = res.Base, true
 	}
-	return pc, nil
+	return pc
 }
 
 // promotion is the production edit of a build with its trailers; diff, when

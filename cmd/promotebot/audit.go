@@ -29,7 +29,8 @@ func auditCommand(d deps) *cli.Command {
 		Description: "audit reads the first-parent history of the config branch (no database needed) and lists every " +
 			"change promotebot made, with its trailers, and every production change someone made without them: a " +
 			"commit changes a project's production when its production overlay renders differently, whatever files " +
-			"changed and whatever its message says. --check lists the production changes that break the rules " +
+			"changed and whatever its message says; a rollback (Promotebot-Rollback-Of) shows \"rollback of <build>\" as its " +
+			"source. --check lists the production changes that break the rules " +
 			"instead and exits with status 1 when there is any; --verify checks each commit's OpenPGP signature against --keyring. A remote repository is " +
 			"cloned into a temporary directory; its credentials come from PROMOTEBOT_GIT_USERNAME and " +
 			"PROMOTEBOT_GIT_PASSWORD (or gitops.sshKeyFile and PROMOTEBOT_GIT_SSH_PASSPHRASE).",
@@ -302,7 +303,7 @@ func stableJSON(c history.Change) history.Change {
 
 var csvHeader = []string{"commit", "time", "project", "environment", "image", "build", "source", "approvals",
 	"promotedBy", "pr", "author", "committer", "subject", "signed", "signature", "trailers", "botMade", "paths", "malformed",
-	"claims", "beyondMerged", "qaPinned"}
+	"claims", "beyondMerged", "qaPinned", "rollbackOf", "reason", "rollbackPinned"}
 
 func csvRecord(c history.Change) []string {
 	approvals := make([]string, len(c.Approvals))
@@ -312,7 +313,8 @@ func csvRecord(c history.Change) []string {
 	rec := []string{c.Commit, c.Time.Format(time.RFC3339), c.Project, c.Environment, c.Image, c.Build, c.Source,
 		strings.Join(approvals, "; "), c.PromotedBy.String(), c.PR, c.Author, c.Committer, c.Subject,
 		strconv.FormatBool(c.Signed), c.Signature, strconv.FormatBool(c.Trailers), strconv.FormatBool(c.BotMade),
-		strings.Join(c.Paths, " "), strings.Join(c.Malformed, "; "), c.Claims, c.BeyondMerged, strconv.FormatBool(c.QAPinned)}
+		strings.Join(c.Paths, " "), strings.Join(c.Malformed, "; "), c.Claims, c.BeyondMerged, strconv.FormatBool(c.QAPinned),
+		c.RollbackOf, c.Reason, strconv.FormatBool(c.RollbackPinned)}
 	for i, v := range rec {
 		rec[i] = csvCell(v)
 	}

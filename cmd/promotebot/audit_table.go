@@ -39,7 +39,7 @@ func changeColumns(verified, wide bool) []auditColumn {
 			{head: "PROJECT", cell: func(c history.Change) string { return c.Project }},
 			{head: "ENV", cell: func(c history.Change) string { return c.Environment }},
 			{head: "IMAGE", cell: func(c history.Change) string { return shortImage(c.Image) }},
-			{head: "SOURCE", cell: func(c history.Change) string { src, _ := splitSource(c.Source); return src }},
+			{head: "SOURCE", cell: func(c history.Change) string { return sourceCell(c, true) }},
 			{head: "CI", cell: func(c history.Change) string { _, link := splitSource(c.Source); return link }},
 			{head: "APPROVED BY", cell: approvedBy},
 			{head: "PROMOTED BY", cell: func(c history.Change) string { return promotedBy(c, true) }},
@@ -60,7 +60,7 @@ func changeColumns(verified, wide bool) []auditColumn {
 		{head: "PROJECT", room: 10, cut: elideEnd, cell: func(c history.Change) string { return c.Project }},
 		{head: "ENV", room: 10, cut: elideEnd, cell: func(c history.Change) string { return c.Environment }},
 		{head: "IMAGE", room: 10, cut: elideMiddle, cell: func(c history.Change) string { return imageVersion(c.Image) }},
-		{head: "SOURCE", room: 24, cut: elideBefore(" @ "), cell: func(c history.Change) string { return shortSource(c.Source) }},
+		{head: "SOURCE", room: 24, cut: elideBefore(" @ "), cell: func(c history.Change) string { return sourceCell(c, false) }},
 		{head: "APPROVED BY", room: 11, cut: elideBefore(" +"), cell: firstApprover},
 		{head: "PROMOTED BY", room: 11, cut: elideEnd, cell: func(c history.Change) string { return promotedBy(c, false) }},
 		{head: "PR", room: 5, cut: elideEnd, cell: func(c history.Change) string { return shortPR(c.PR) }},
@@ -209,6 +209,21 @@ func splitSource(source string) (built, link string) {
 		return source[:i], last
 	}
 	return source, ""
+}
+
+// sourceCell is the SOURCE column: what was built, or for a rollback
+// "rollback of <build>", with its reason when wide.
+func sourceCell(c history.Change, wide bool) string {
+	switch {
+	case c.RollbackOf != "" && wide && c.Reason != "":
+		return "rollback of " + c.RollbackOf + ": " + c.Reason
+	case c.RollbackOf != "":
+		return "rollback of " + c.RollbackOf
+	case wide:
+		built, _ := splitSource(c.Source)
+		return built
+	}
+	return shortSource(c.Source)
 }
 
 // shortSource is what was built without its kind (the environment or the

@@ -180,7 +180,8 @@ func TestAuditJSON(t *testing.T) {
 		`"source":"branch feature/login @ 0123abc https://ci.example.com/7",` +
 		`"approvals":[{"name":"Ada","slackId":"UQA1","at":"2026-01-10T10:30:00Z"}],` +
 		`"promotedBy":{"name":"Olga","slackId":"UOWN1"},"buildAuthor":"","requiredApprovals":2,"pr":"","signed":true,"signature":"","trailers":true,` +
-		`"botMade":true,"root":false,"paths":[],"claims":"","beyondMerged":"","qaPinned":false,"malformed":[]}`
+		`"botMade":true,"root":false,"paths":[],"claims":"","beyondMerged":"","qaPinned":false,"malformed":[],` +
+		`"rollbackOf":"","reason":"","rollbackPinned":false}`
 	if lines[1] != want {
 		t.Fatalf("line 2\n%s\nwant\n%s", lines[1], want)
 	}
@@ -206,12 +207,14 @@ func TestAuditCSV(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(recs) != 4 || strings.Join(recs[0], ",") != "commit,time,project,environment,image,build,source,approvals,"+
-		"promotedBy,pr,author,committer,subject,signed,signature,trailers,botMade,paths,malformed,claims,beyondMerged,qaPinned" {
+		"promotedBy,pr,author,committer,subject,signed,signature,trailers,botMade,paths,malformed,claims,beyondMerged,qaPinned,"+
+		"rollbackOf,reason,rollbackPinned" {
 		t.Fatalf("csv:\n%s", stdout)
 	}
 	want := []string{f.prod2, "2026-01-10T12:00:00Z", "hello", "production", "registry.example.com/acme/hello:1.5.0", "b2",
 		"tag v1.5.0", "Olga <slack:UOWN1> 2026-01-10T11:45:00Z", "Olga <slack:UOWN1>", "", "promotebot <bot@example.com>",
-		"promotebot <bot@example.com>", "Promote hello 1.5.0 to production", "true", "", "true", "true", "", "", "", "", "false"}
+		"promotebot <bot@example.com>", "Promote hello 1.5.0 to production", "true", "", "true", "true", "", "", "", "", "false",
+		"", "", "false"}
 	if strings.Join(recs[1], "|") != strings.Join(want, "|") {
 		t.Fatalf("row\n%q\nwant\n%q", recs[1], want)
 	}
@@ -614,4 +617,77 @@ func findingLines(t *testing.T, out string) []string {
 		got = append(got, r[0][:7]+" "+r[4]+": "+r[5])
 	}
 	return got
+}
+
+// TestAuditRollback: a rollback the bot made is listed as one (table, wide
+// table, json) and --check accepts it without approvals, since its image
+// was in production before; a rollback to an image production never ran is
+// flagged.
+func TestAuditRollback(t *testing.T) {
+	f := newAuditFixture(t)
+	repo, err := clone.Open(context.Background(), clone.Options{
+		URL: f.bare, Dir: filepath.Join(t.TempDir(), "clone"),
+		Author: clone.Signature{Name: "promotebot", Email: "bot@example.com"},
+		Now:    func() time.Time { return time.Date(2026, 1, 10, 13, 0, 0, 0, time.UTC) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	hello := promote.Project{ID: "hello", URL: "https://hello.example.com", Image: "registry.example.com/acme/hello", Path: "apps/hello"}
+	b2 := promote.Build{ID: "b2", Project: "hello", Image: "registry.example.com/acme/hello:1.5.0"}
+	rollback, err := gitops.NewConfigRepo(repo).Rollback(context.Background(), hello, promote.RollbackChange{Of: b2,
+		Image: "registry.example.com/acme/hello:1.4.0", By: promote.Person{ID: "UOWN1", Name: "Olga"},
+		Reason: "5xx after the deploy", At: time.Date(2026, 1, 10, 12, 55, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := []string{"--since", "2026-01-10T13:00:00Z", "--until", "2026-01-10T13:00:00Z"}
+
+	stdout, _, err := runWith(t, nil, append([]string{"audit", "--repo", f.bare}, only...)...)
+	want := "" +
+		"TIME (UTC)        PROJECT  ENV         IMAGE  SOURCE          APPROVED BY  PROMOTED BY  PR  COMMIT\n" +
+		"2026-01-10 13:00  hello    production  1.4.0  rollback of b2  -            Olga         -   " + rollback[:7] + "\n"
+	if err != nil || stdout != want {
+		t.Fatalf("err %v\nstdout\n%s\nwant\n%s", err, stdout, want)
+	}
+	stdout, _, err = runWith(t, nil, append([]string{"audit", "--repo", f.bare, "--wide"}, only...)...)
+	if err != nil || !strings.Contains(stdout, "  rollback of b2: 5xx after the deploy  ") {
+		t.Fatalf("err %v\n--wide:\n%s", err, stdout)
+	}
+	stdout, _, err = runWith(t, nil, append([]string{"audit", "--repo", f.bare, "--format", "json"}, only...)...)
+	var got history.Change
+	if err != nil || json.Unmarshal([]byte(stdout), &got) != nil || got.Commit != rollback || got.RollbackOf != "b2" ||
+		got.Reason != "5xx after the deploy" || !got.RollbackPinned || got.Build != "" || !got.BotMade ||
+		got.Image != "registry.example.com/acme/hello:1.4.0" || got.PromotedBy.SlackID != "UOWN1" {
+		t.Fatalf("err %v\njson:\n%s", err, stdout)
+	}
+	if !strings.Contains(stdout, `"rollbackOf":"b2","reason":"5xx after the deploy","rollbackPinned":true}`) {
+		t.Fatalf("json fields:\n%s", stdout)
+	}
+
+	// --check: no approvals needed, 1.4.0 ran in production before.
+	_, stderr, err := runWith(t, nil, append([]string{"audit", "--config", f.config, "--check"}, only...)...)
+	if err != nil || !strings.Contains(stderr, "audit: no findings in 1 production change(s) checked") {
+		t.Fatalf("err %v\nstderr:\n%s", err, stderr)
+	}
+
+	// A rollback to an image production never ran, with forged approvals.
+	work := gittest.Clone(t, f.bare)
+	kust, _ := gittest.ReadFile(t, f.bare, "main", "apps/hello/overlays/production/kustomization.yaml")
+	unknown := gittest.CommitFiles(t, work, map[string]string{
+		"apps/hello/overlays/production/kustomization.yaml": strings.Replace(kust, `"1.4.0"`, `"1.9.0"`, 1),
+	}, "Roll back hello to 1.9.0\n\nPromotebot-Rollback-Of: b2\nPromotebot-Project: hello\nPromotebot-Environment: production\n"+
+		"Promotebot-Image: registry.example.com/acme/hello:1.9.0\nPromoted-by: Olga <slack:UOWN1>\n"+
+		"Approved-by: Ada <slack:UQA1> 2026-01-10T10:30:00Z\nApproved-by: Bea <slack:UQA2> 2026-01-10T10:31:00Z\n")
+	gittest.Push(t, work)
+	stdout, _, err = runWith(t, nil, "audit", "--config", f.config, "--check", "--format", "csv", "--since", "2026-01-10T13:00:00Z")
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "1 finding(s) in 2 production change(s) checked") {
+		t.Fatalf("err %v (exit %d)\nstdout:\n%s", err, exitCode(err), stdout)
+	}
+	wantFinding := unknown[:7] + " rollback-to-unknown-image: a rollback of b2 to registry.example.com/acme/hello:1.9.0, " +
+		"which no earlier production change of hello pinned"
+	if got := findingLines(t, stdout); len(got) != 1 || got[0] != wantFinding {
+		t.Fatalf("findings %q\nwant %q", got, wantFinding)
+	}
 }

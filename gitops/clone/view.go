@@ -1,13 +1,16 @@
 package clone
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/promotebot/promotebot/promote"
@@ -231,6 +234,116 @@ func (v *View) Files(rev string) (Files, error) {
 	}
 	return TreeFiles(v.r.stor, c.TreeHash), nil
 }
+
+// Tip returns the config branch's tip as the clone last saw it (its
+// tracking ref, moved by each fetch and push); "" when it has none.
+func (v *View) Tip() (string, error) {
+	if v.r == nil {
+		return "", errViewEnded
+	}
+	h, err := v.r.trackedTip()
+	if err != nil {
+		return "", err
+	}
+	return hashString(h), nil
+}
+
+// Commit is a commit as a View reads it.
+type Commit struct {
+	// Hash is its id; Parents are its parents' ids, in order.
+	Hash    string
+	Parents []string
+	// Message is the whole commit message.
+	Message string
+	// Committed is the committer time.
+	Committed time.Time
+}
+
+// Commit reads commit rev.
+func (v *View) Commit(rev string) (Commit, error) {
+	c, err := v.commit(rev)
+	if err != nil {
+		return Commit{}, err
+	}
+	parents := make([]string, len(c.ParentHashes))
+	for i, p := range c.ParentHashes {
+		parents[i] = p.String()
+	}
+	return Commit{Hash: c.Hash.String(), Parents: parents, Message: c.Message, Committed: c.Committer.When}, nil
+}
+
+// FileID returns the object id of the file name in commit rev, "" when the
+// commit has no such file: equal ids are equal contents, so a walk through
+// history finds where a file changed without reading it.
+func (v *View) FileID(rev, name string) (string, error) {
+	parts, err := splitPath(name)
+	if err == nil && len(parts) == 0 {
+		err = fmt.Errorf("%w: %q", ErrInvalidPath, name)
+	}
+	if err != nil {
+		return "", err
+	}
+	c, err := v.commit(rev)
+	if err != nil {
+		return "", err
+	}
+	h := c.TreeHash
+	for i, part := range parts {
+		mode, id, err := v.r.treeEntry(h, part)
+		if err != nil {
+			return "", err
+		}
+		if last := i == len(parts)-1; id.IsZero() || last != mode.IsFile() {
+			return "", nil
+		}
+		h = id
+	}
+	return h.String(), nil
+}
+
+// treeEntry finds the entry name of tree h in its raw encoding, zero when
+// there is none: a folder of 500 apps is searched, not decoded, which
+// makes a walk through history three times faster.
+func (r *Repo) treeEntry(h plumbing.Hash, name string) (filemode.FileMode, plumbing.Hash, error) {
+	obj, err := r.stor.EncodedObject(plumbing.TreeObject, h)
+	if err != nil {
+		return 0, plumbing.ZeroHash, fmt.Errorf("read tree %s: %w", h, err)
+	}
+	rd, err := obj.Reader()
+	if err != nil {
+		return 0, plumbing.ZeroHash, fmt.Errorf("read tree %s: %w", h, err)
+	}
+	data := make([]byte, obj.Size())
+	_, err = io.ReadFull(rd, data)
+	if cerr := rd.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, plumbing.ZeroHash, fmt.Errorf("read tree %s: %w", h, err)
+	}
+	// Each entry is "<octal mode> <name>\x00<20-byte id>".
+	for len(data) > 0 {
+		sp := bytes.IndexByte(data, ' ')
+		nul := bytes.IndexByte(data, 0)
+		if sp < 0 || nul < sp || len(data) < nul+1+hashLen {
+			return 0, plumbing.ZeroHash, fmt.Errorf("read tree %s: malformed entry", h)
+		}
+		if string(data[sp+1:nul]) == name {
+			mode, err := filemode.New(string(data[:sp]))
+			if err != nil {
+				return 0, plumbing.ZeroHash, fmt.Errorf("read tree %s: %w", h, err)
+			}
+			var id plumbing.Hash
+			copy(id[:], data[nul+1:nul+1+hashLen])
+			return mode, id, nil
+		}
+		data = data[nul+1+hashLen:]
+	}
+	return 0, plumbing.ZeroHash, nil
+}
+
+// hashLen is the length of an object id in a tree entry (SHA-1).
+const hashLen = 20
 
 // commit reads commit rev.
 func (v *View) commit(rev string) (*object.Commit, error) {

@@ -132,6 +132,47 @@ func TestReadFiles(t *testing.T) {
 	}
 }
 
+// TestReadCommits reads the tip the clone knows, a commit, and the ids of
+// its files, as git names them.
+func TestReadCommits(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	r := clonetest.Open(t, bare)
+	base := gittest.Head(t, bare, "main")
+	res := apply(t, r, writeFile("dir/a.txt", "1"))
+	blob := strings.TrimSpace(gittest.Git(t, bare, "rev-parse", res.Commit+":dir/a.txt"))
+	err := r.Read(context.Background(), nil, func(v *clone.View) error {
+		tip, err := v.Tip()
+		if err != nil || tip != res.Commit {
+			return fmt.Errorf("Tip = %s, %v; want %s", tip, err, res.Commit)
+		}
+		c, err := v.Commit(tip)
+		if err != nil || c.Hash != tip || len(c.Parents) != 1 || c.Parents[0] != base || c.Message != res.Message() ||
+			c.Committed.IsZero() {
+			return fmt.Errorf("Commit = %+v, %v", c, err)
+		}
+		for name, want := range map[string]string{
+			"dir/a.txt":   blob,
+			"dir":         "", // a folder
+			"dir/a.txt/x": "",
+			"missing.txt": "",
+		} {
+			if got, err := v.FileID(tip, name); err != nil || got != want {
+				return fmt.Errorf("FileID(%s) = %q, %v; want %q", name, got, err, want)
+			}
+		}
+		if _, err := v.FileID(tip, "../x"); !errors.Is(err, clone.ErrInvalidPath) {
+			return fmt.Errorf("FileID(../x): %v, want ErrInvalidPath", err)
+		}
+		if _, err := v.Commit(strings.Repeat("0", 40)); !errors.Is(err, promote.ErrUnknownRevision) {
+			return fmt.Errorf("Commit of an unknown commit: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestReadEnds: a View is of no use once its read returned, a read that
 // panics is an error and the clone carries on, and Close ends reads.
 func TestReadEnds(t *testing.T) {
@@ -147,6 +188,12 @@ func TestReadEnds(t *testing.T) {
 	}
 	if _, err := kept.Contains(head, head); err == nil {
 		t.Error("Contains of a View whose read ended: no error")
+	}
+	if _, err := kept.Tip(); err == nil {
+		t.Error("Tip of a View whose read ended: no error")
+	}
+	if _, err := kept.FileID(head, "a.txt"); err == nil {
+		t.Error("FileID of a View whose read ended: no error")
 	}
 	if err := r.Read(context.Background(), nil, func(*clone.View) error { panic("boom") }); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Errorf("a read that panics: %v", err)

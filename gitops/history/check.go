@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/promotebot/promotebot/gitops/overlay"
 	"github.com/promotebot/promotebot/gitops/trailer"
 )
 
@@ -23,6 +24,11 @@ const (
 	RuleMalformedTrailer = "malformed-trailer" // a trailer that could not be read
 	RuleUnsigned         = "unsigned"          // no signature (with a key ring)
 	RuleBadSignature     = "bad-signature"     // a signature the key ring does not verify
+
+	// RuleRollbackUnknownImage: a rollback (Promotebot-Rollback-Of) to an
+	// image no earlier production change pinned, or one that changed more
+	// than the production overlay's image entry.
+	RuleRollbackUnknownImage = "rollback-to-unknown-image"
 )
 
 // Finding is one broken rule.
@@ -54,14 +60,17 @@ type CheckOptions struct {
 // Check checks changes (Read's, newest first, unfiltered by
 // time or environment so that earlier QA deployments are known) and returns
 // the findings, newest first. Production changes are checked against every
-// rule; every change, whatever its environment, against the trailer rule
-// and, when it was verified, the signature rules. The repository's first commit is where its history
-// starts and is not checked.
+// rule (a rollback, which needs no approvals, against the promoter and
+// rollback rules); every change, whatever its environment, against the
+// trailer rule and, when it was verified, the signature rules. The
+// repository's first commit is where its history starts and is not
+// checked; what production ran from it on counts all the same.
 func Check(changes []Change, o CheckOptions) []Finding {
 	if o.DefaultApprovals <= 0 {
 		o.DefaultApprovals = 1
 	}
-	inQA := map[string]bool{} // project + "\x00" + image, and + digest
+	inQA := map[string]bool{}   // project + "\x00" + image, and + digest
+	inProd := map[string]bool{} // the same, of the images production ran
 	var findings []Finding
 	for i := len(changes) - 1; i >= 0; i-- {
 		c := changes[i]
@@ -70,15 +79,21 @@ func Check(changes []Change, o CheckOptions) []Finding {
 				inQA[k] = true
 			}
 		}
-		if c.Root || (o.Only != nil && !o.Only(c)) {
-			continue
+		var found []Finding
+		if !c.Root && (o.Only == nil || o.Only(c)) {
+			found = signatureFindings(c)
+			for _, m := range c.Malformed {
+				found = append(found, Finding{Rule: RuleMalformedTrailer, Detail: strconv.Quote(m)})
+			}
+			if c.Environment == trailer.Production {
+				found = append(found, productionFindings(c, o, inQA, inProd)...)
+			}
 		}
-		found := signatureFindings(c)
-		for _, m := range c.Malformed {
-			found = append(found, Finding{Rule: RuleMalformedTrailer, Detail: strconv.Quote(m)})
-		}
-		if c.Environment == trailer.Production {
-			found = append(found, productionFindings(c, o, inQA)...)
+		// Only once it was judged does a change count as history.
+		for _, image := range ranInProduction(c) {
+			for _, k := range imageKeys(c.Project, image) {
+				inProd[k] = true
+			}
 		}
 		for j := len(found) - 1; j >= 0; j-- {
 			f := found[j]
@@ -100,13 +115,16 @@ func signatureFindings(c Change) []Finding {
 	return nil
 }
 
-func productionFindings(c Change, o CheckOptions, inQA map[string]bool) []Finding {
+func productionFindings(c Change, o CheckOptions, inQA, inProd map[string]bool) []Finding {
 	var f []Finding
 	add := func(rule, format string, args ...any) {
 		f = append(f, Finding{Rule: rule, Detail: fmt.Sprintf(format, args...)})
 	}
 	if !c.Trailers {
 		return changeFindings(c)
+	}
+	if c.RollbackOf != "" {
+		return rollbackFindings(c, inProd)
 	}
 	if !c.BotMade {
 		add(RuleNotByBot, "promotebot's trailers without Promotebot-Build, committed by %s", c.Committer)
@@ -119,7 +137,9 @@ func productionFindings(c Change, o CheckOptions, inQA map[string]bool) []Findin
 	if len(approvers) < required {
 		add(RuleTooFewApprovals, "%d approval(s), %d required", len(approvers), required)
 	}
-	if c.PromotedBy.SlackID == "" {
+	if c.PromotedBy.SlackID == "" && c.PromotedBy.Name != "" {
+		add(RuleNoPromoter, "Promoted-by names no Slack user: %s", c.PromotedBy.Name)
+	} else if c.PromotedBy.SlackID == "" {
 		add(RuleNoPromoter, "no Promoted-by trailer")
 	} else if approvers[c.PromotedBy.SlackID] {
 		add(RulePromoterApproved, "%s approved the build and promoted it", c.PromotedBy)
@@ -133,6 +153,50 @@ func productionFindings(c Change, o CheckOptions, inQA map[string]bool) []Findin
 		add(RuleNeverInQA, "%s never ran in a QA environment of %s before", c.Image, c.Project)
 	}
 	return f
+}
+
+// rollbackFindings judges a rollback: it needs no approvals, but it must
+// put back an image production ran before (an earlier production change
+// pinned it), and do nothing else (Change.RollbackPinned), whatever else
+// its message says.
+func rollbackFindings(c Change, inProd map[string]bool) []Finding {
+	var f []Finding
+	if c.PromotedBy.Name == "" && c.PromotedBy.SlackID == "" {
+		f = append(f, Finding{Rule: RuleNoPromoter, Detail: "no Promoted-by trailer"})
+	}
+	switch {
+	case !c.RollbackPinned:
+		f = append(f, Finding{Rule: RuleRollbackUnknownImage, Detail: fmt.Sprintf("a rollback of %s that does not only set "+
+			"the production image of %s to %s: it changed more, or pins another image", c.RollbackOf, c.Project, c.Image)})
+	case !slices.ContainsFunc(imageKeys(c.Project, normalized(c.Image)), func(k string) bool { return inProd[k] }):
+		f = append(f, Finding{Rule: RuleRollbackUnknownImage, Detail: fmt.Sprintf("a rollback of %s to %s, "+
+			"which no earlier production change of %s pinned", c.RollbackOf, c.Image, c.Project)})
+	}
+	return f
+}
+
+// ranInProduction lists the images production ran from change c on: a
+// production change's Image (a rollback's when it did only that), or what
+// the production overlay pins after a change without trailers.
+func ranInProduction(c Change) []string {
+	switch {
+	case c.Environment != trailer.Production:
+		return nil
+	case !c.Trailers:
+		return c.pins
+	case c.Image != "" && (c.RollbackOf == "" || c.RollbackPinned):
+		return []string{normalized(c.Image)}
+	}
+	return nil
+}
+
+// normalized is an image reference as the bot writes it, so that two
+// spellings of one image compare equal; as it is when it does not parse.
+func normalized(image string) string {
+	if n, err := overlay.NormalizeImage(image); err == nil {
+		return n
+	}
+	return image
 }
 
 // changeFindings judges a production change that no trailers cover.

@@ -76,8 +76,8 @@ type Change struct {
 	// (the commit's own, or for a merge, those of the branch it merged);
 	// false for a production change they do not cover.
 	Trailers bool `json:"trailers"`
-	// BotMade tells whether it carries a Promotebot-Build trailer, which
-	// only the bot writes.
+	// BotMade tells whether it carries a Promotebot-Build or
+	// Promotebot-Rollback-Of trailer, which only the bot writes.
 	BotMade bool `json:"botMade"`
 	// Root is set for the repository's first commit.
 	Root bool `json:"root"`
@@ -99,10 +99,25 @@ type Change struct {
 	// Malformed lists the trailers that could not be read ("Key: value"):
 	// they count for nothing.
 	Malformed []string `json:"malformed"`
+	// RollbackOf, for a rollback, is its Promotebot-Rollback-Of trailer:
+	// the build production ran, whose image an earlier one replaced.
+	RollbackOf string `json:"rollbackOf"`
+	// Reason is the Promotebot-Reason trailer: why it was rolled back.
+	Reason string `json:"reason"`
+	// RollbackPinned, for a production rollback, tells whether the commit
+	// did what a rollback does and nothing more: of the files production
+	// reads in the project's folder, it changed only
+	// overlays/production/kustomization.yaml, and there only the images
+	// entry of Image's repository, which gives Image now.
+	RollbackPinned bool `json:"rollbackPinned"`
 
 	// guess, while Read walks, marks a production change whose project was
 	// guessed from its folder's name (relabel).
 	guess *guess
+	// pins, for a production change without trailers, are the images the
+	// production overlay pins after it (normalized): production ran them
+	// from then on, which a later rollback may go back to.
+	pins []string
 }
 
 // ApprovedBy is one Approved-by trailer: "<Name> <slack:U…> <RFC 3339 time>".
@@ -346,6 +361,11 @@ func (w *historyWalker) changesOf(c *object.Commit, parentCommits []*object.Comm
 		m.fill(&ch)
 		w.learn(folders, m)
 		ch.QAPinned = w.pinsQA(c.TreeHash, folders, m)
+		if m.rollback() {
+			if ch.RollbackPinned, err = w.rollbackPinned(first, c.TreeHash, folders, m); err != nil {
+				return nil, fmt.Errorf("diff %s: %w", c.Hash, err)
+			}
+		}
 		if w.opts.Matches(ch) {
 			changes = append(changes, w.verified(c, ch))
 		}
@@ -422,7 +442,11 @@ func (w *historyWalker) judgeProduction(c *object.Commit, parents []plumbing.Has
 		}
 	}
 	paths, err := w.productionFiles(folder, against, c.TreeHash)
+	if err != nil {
+		return false, err
+	}
 	ch.Paths = paths
+	ch.pins, err = w.productionPins(c.TreeHash, folder)
 	return err == nil, err
 }
 

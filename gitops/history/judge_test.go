@@ -164,3 +164,108 @@ func tagOf(kustomization string) string {
 	tag, _, _ := strings.Cut(rest, "\"")
 	return tag
 }
+
+// rollbackTrailers are a rollback's trailers as the bot writes them: of
+// build of, to tag of project, by promoter.
+func rollbackTrailers(project, of, tag, promoter string) string {
+	return fmt.Sprintf("Promotebot-Rollback-Of: %s\nPromotebot-Project: %s\nPromotebot-Environment: production\n"+
+		"Promotebot-Image: registry.example.com/acme/%[2]s:%[3]s\nPromoted-by: %[4]s\n", of, project, tag, promoter)
+}
+
+// TestCheckRollbacks: a rollback needs no approvals, but only to an image
+// an earlier production change pinned (the root's, a promotion's, a
+// person's edit's), and doing nothing else, whatever its trailers claim
+// besides.
+func TestCheckRollbacks(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	work := gittest.Clone(t, bare)
+	read := func(p string) string {
+		s, ok := gittest.ReadFile(t, work, "HEAD", p)
+		if !ok {
+			t.Fatalf("no %s", p)
+		}
+		return s
+	}
+	withTag := func(tag string) map[string]string {
+		prod := read(prodKustomization)
+		return map[string]string{prodKustomization: strings.Replace(prod, "newTag: \""+tagOf(prod)+"\"", "newTag: \""+tag+"\"", 1)}
+	}
+	const olga = "Olga <slack:UOWN1>"
+	rollback := func(tag, image string, promoter string) func() string {
+		return func() string {
+			return gittest.CommitFiles(t, work, withTag(tag), "Roll back hello to "+image+"\n\n"+
+				rollbackTrailers("hello", "b-now", image, promoter))
+		}
+	}
+	configmap := read(helloBase + "configmap.yaml")
+	steps := []struct {
+		name string
+		do   func() string
+		want []string // "<project> <rule>", sorted
+	}{
+		{"qa", func() string {
+			return gittest.CommitFiles(t, work, map[string]string{helloQA: qaKustomization("1.4.0")},
+				"Deploy hello 1.4.0 to qa/x\n\n"+qaTrailers("1.4.0"))
+		}, nil},
+		{"promotion", func() string {
+			return gittest.CommitFiles(t, work, withTag("1.4.0"), "Promote hello 1.4.0 to production\n\n"+prodTrailers("hello", "1.4.0", 1))
+		}, nil},
+		{"to the root's image", rollback("1.3.0", "1.3.0", olga), nil},
+		{"to a promotion's image", rollback("1.4.0", "1.4.0", olga), nil},
+		{"a person's edit", func() string { return gittest.CommitFiles(t, work, withTag("2.0.0"), "Hotfix 2.0.0") },
+			[]string{"hello not-by-bot"}},
+		{"away from it", rollback("1.3.0", "1.3.0", "promotebot"), nil},
+		{"to a person's image", rollback("2.0.0", "2.0.0", olga), nil},
+		{"to an image never in production", rollback("1.9.0", "1.9.0", olga), []string{"hello rollback-to-unknown-image"}},
+		{"with forged approvals", func() string {
+			return gittest.CommitFiles(t, work, withTag("1.9.5"), "Roll back hello to 1.9.5\n\n"+
+				rollbackTrailers("hello", "b-now", "1.9.5", olga)+"Promotebot-Required-Approvals: 1\n"+
+				"Approved-by: Ada <slack:UQA1> 2025-03-01T10:30:00Z\nApproved-by: Bea <slack:UQA2> 2025-03-01T10:31:00Z\n")
+		}, []string{"hello rollback-to-unknown-image"}},
+		{"claiming an earlier image", rollback("1.9.9", "1.4.0", olga), []string{"hello rollback-to-unknown-image"}},
+		{"changing the base too", func() string {
+			files := withTag("1.4.0")
+			files[helloBase+"configmap.yaml"] = configmap + "  EXTRA: \"1\"\n"
+			return gittest.CommitFiles(t, work, files, "Roll back hello to 1.4.0\n\n"+rollbackTrailers("hello", "b-now", "1.4.0", olga))
+		}, []string{"hello rollback-to-unknown-image"}},
+		{"without a promoter", func() string {
+			return gittest.CommitFiles(t, work, withTag("1.3.0"), "Roll back hello to 1.3.0\n\n"+
+				strings.Replace(rollbackTrailers("hello", "b-now", "1.3.0", olga), "Promoted-by: "+olga+"\n", "", 1))
+		}, []string{"hello no-promoter"}},
+		{"merged through a pull request", func() string {
+			return mergeBranch(t, work, "promotebot/hello/rollback-b-now", withTag("2.0.0"),
+				"Roll back hello to 2.0.0\n\n"+rollbackTrailers("hello", "b-now", "2.0.0", olga), nil)
+		}, nil},
+		{"trailers of another project", func() string {
+			return gittest.CommitFiles(t, work, withTag("1.4.0"), "Roll back web to 1.4.0\n\n"+rollbackTrailers("web", "b-now", "1.4.0", olga))
+		}, []string{"hello not-by-bot", "hello wrong-trailers", "web rollback-to-unknown-image"}},
+	}
+	names := map[string]string{}
+	for _, s := range steps {
+		names[s.do()] = s.name
+	}
+	gittest.Push(t, work)
+
+	for _, opts := range []history.Options{{}, {ProjectPaths: map[string]string{"apps/hello": "hello"}}} {
+		changes := readHistory(t, bare, opts)
+		findings := history.Check(changes, history.CheckOptions{RequiredApprovals: map[string]int{"hello": 1, "web": 1}})
+		got := map[string][]string{}
+		for _, f := range findings {
+			if n, ok := names[f.Commit]; ok {
+				got[n] = append(got[n], f.Project+" "+f.Rule)
+			}
+		}
+		for _, s := range steps {
+			slices.Sort(got[s.name])
+			if !slices.Equal(got[s.name], s.want) {
+				t.Errorf("paths %v: %s: findings %q, want %q", opts.ProjectPaths, s.name, got[s.name], s.want)
+			}
+		}
+		for _, c := range changes {
+			if n := names[c.Commit]; (n == "to a promotion's image" || n == "merged through a pull request") &&
+				(c.RollbackOf != "b-now" || !c.RollbackPinned || !c.BotMade) {
+				t.Errorf("rollback read as %+v", c)
+			}
+		}
+	}
+}

@@ -12,6 +12,7 @@ type trailerFacts struct {
 	trailers                           bool // any Promotebot-* trailer
 	project, env, image, build, source string
 	author                             string
+	rollbackOf, reason                 string
 	approvals                          []ApprovedBy
 	promotedBy                         SlackUser
 	required                           int // -1: no Promotebot-Required-Approvals
@@ -49,6 +50,10 @@ func readMeta(trailers []trailer.Trailer) trailerFacts {
 			once(t, &m.source)
 		case lower(trailer.Author):
 			once(t, &m.author)
+		case lower(trailer.RollbackOf):
+			once(t, &m.rollbackOf)
+		case lower(trailer.Reason):
+			once(t, &m.reason)
 		case lower(trailer.ApprovedBy):
 			name, id, at, ok := trailer.ParseApproval(t.Value)
 			if !ok {
@@ -92,10 +97,14 @@ func readMeta(trailers []trailer.Trailer) trailerFacts {
 	return m
 }
 
+// rollback tells whether the trailers are a production rollback's.
+func (m trailerFacts) rollback() bool { return m.rollbackOf != "" && m.env == trailer.Production }
+
 // fill copies the trailers' facts into c.
 func (m trailerFacts) fill(c *Change) {
-	c.Trailers, c.BotMade = true, m.build != ""
+	c.Trailers, c.BotMade = true, m.build != "" || m.rollbackOf != ""
 	c.Project, c.Environment, c.Image, c.Build, c.Source = m.project, m.env, m.image, m.build, m.source
+	c.RollbackOf, c.Reason = m.rollbackOf, m.reason
 	c.Approvals, c.PromotedBy, c.Malformed = m.approvals, m.promotedBy, m.malformed
 	c.RequiredApprovals, c.BuildAuthor = m.required, m.author
 }

@@ -2,7 +2,9 @@ package history
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"slices"
 	"strings"
@@ -284,6 +286,81 @@ func (w *historyWalker) pinsQA(root plumbing.Hash, folders []string, m trailerFa
 		}
 	}
 	return false
+}
+
+// productionPins returns the images that the production overlay of folder
+// pins in the tree root, normalized; none when there is none, or kustomize
+// cannot read it.
+func (w *historyWalker) productionPins(root plumbing.Hash, folder string) ([]string, error) {
+	data, err := clone.TreeFiles(w.stor, root).ReadFile(path.Join(folder, productionOverlay, "kustomization.yaml"))
+	if err != nil {
+		return nil, ignoreMissing(err)
+	}
+	pins, err := overlay.Pins(data)
+	if err != nil {
+		return nil, nil //nolint:nilerr // a file kustomize cannot read pins nothing
+	}
+	var images []string
+	for _, p := range pins {
+		ref := p.Repository
+		if p.Tag != "" {
+			ref += ":" + p.Tag
+		}
+		if p.Digest != "" {
+			ref += "@" + p.Digest
+		}
+		// An entry without a tag or a digest leaves the base's image: unknown.
+		if image, err := overlay.NormalizeImage(ref); err == nil {
+			images = append(images, image)
+		}
+	}
+	return images, nil
+}
+
+// rollbackPinned tells whether a rollback's commit, of tree root after
+// the tree first, did only what a rollback does in the folder of the
+// project its trailers m name: of the files production reads there, it
+// changed overlays/production/kustomization.yaml alone, and in it only the
+// images entry of m.image's repository, to give m.image
+// (overlay.IsImageEdit). Without --config, a folder whose project is not
+// known yet may be the project's; it must be the only one.
+func (w *historyWalker) rollbackPinned(first, root plumbing.Hash, folders []string, m trailerFacts) (bool, error) {
+	var folder string
+	for _, f := range folders {
+		if w.projectID(f) == m.project || len(w.opts.ProjectPaths) == 0 && w.learned[f] == "" {
+			if folder != "" {
+				return false, nil
+			}
+			folder = f
+		}
+	}
+	if folder == "" || first.IsZero() {
+		return false, nil
+	}
+	file := path.Join(folder, productionOverlay, "kustomization.yaml")
+	paths, err := w.productionFiles(folder, first, root)
+	if err != nil || len(paths) != 1 || paths[0] != file {
+		return false, err
+	}
+	// No production overlay before: nothing was rolled back; none after:
+	// nothing is pinned.
+	before, err := clone.TreeFiles(w.stor, first).ReadFile(file)
+	if err != nil {
+		return false, ignoreMissing(err)
+	}
+	after, err := clone.TreeFiles(w.stor, root).ReadFile(file)
+	if err != nil {
+		return false, ignoreMissing(err)
+	}
+	return overlay.IsImageEdit(before, after, m.image), nil
+}
+
+// ignoreMissing is nil for a file that does not exist, else err.
+func ignoreMissing(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // claim says what trailers claim, for a production change they do not

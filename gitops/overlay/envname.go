@@ -36,6 +36,11 @@ type Meta struct {
 	// RequiredApprovals is the Promotebot-Required-Approvals trailer of a
 	// production change: the project's policy at the time, for auditors.
 	RequiredApprovals string
+	// RollbackOf is the Promotebot-Rollback-Of trailer: set, a production
+	// change is a rollback of that build (ProductionImage's subject says so).
+	RollbackOf string
+	// Reason is the Promotebot-Reason trailer: why, in one line.
+	Reason string
 }
 
 // ErrInvalidTarget is returned for a branch or tag name that promotebot

@@ -126,6 +126,8 @@ func DeleteQAOverlay(p promote.Project, kind promote.Kind, target string, meta M
 
 // ProductionImage returns the Edit that points the production overlay's
 // image entry at image, in place, then renders the overlay and checks it.
+// With meta.RollbackOf set, the change is a rollback to image: its subject
+// is "Roll back <project> to <version>".
 //
 // When diff is not nil, each run of the edit stores in it what the change
 // does to the rendered manifests (lineDiff), for the people who review it;
@@ -158,10 +160,11 @@ func ProductionImage(p promote.Project, image string, meta Meta, diff *string) (
 				*diff = lineDiff(string(before), string(after))
 			}
 		}
-		return clone.Outcome{
-			Subject:  fmt.Sprintf("Promote %s %s to production", p.ID, img.Short()),
-			Trailers: trailers(meta, p, trailer.Production, img.String()),
-		}, nil
+		subject := fmt.Sprintf("Promote %s %s to production", p.ID, img.Short())
+		if meta.RollbackOf != "" {
+			subject = fmt.Sprintf("Roll back %s to %s", p.ID, img.Short())
+		}
+		return clone.Outcome{Subject: subject, Trailers: trailers(meta, p, trailer.Production, img.String())}, nil
 	}, nil
 }
 
@@ -396,6 +399,7 @@ func trailers(m Meta, p promote.Project, env, image string) []trailer.Trailer {
 		}
 	}
 	add(trailer.Build, m.Build)
+	add(trailer.RollbackOf, m.RollbackOf)
 	add(trailer.Project, p.ID)
 	add(trailer.Environment, env)
 	add(trailer.Image, image)
@@ -405,6 +409,7 @@ func trailers(m Meta, p promote.Project, env, image string) []trailer.Trailer {
 		add(trailer.ApprovedBy, a)
 	}
 	add(trailer.PromotedBy, m.PromotedBy)
+	add(trailer.Reason, m.Reason)
 	add(trailer.RequiredApprovals, m.RequiredApprovals)
 	return t
 }

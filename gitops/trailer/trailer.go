@@ -28,8 +28,14 @@ const (
 	RequiredApprovals = "Promotebot-Required-Approvals"
 	// ApprovedBy is one QA approval: "<name> <slack:U…> <RFC 3339 time>".
 	ApprovedBy = "Approved-by"
-	// PromotedBy is the owner who deployed: "<name> <slack:U…>".
+	// PromotedBy is the owner who deployed: "<name> <slack:U…>", or a
+	// name alone for the bot's own decisions (autoRollback: "promotebot").
 	PromotedBy = "Promoted-by"
+	// RollbackOf is the build production ran that a rollback replaced: a
+	// commit carrying it puts an earlier production image back.
+	RollbackOf = "Promotebot-Rollback-Of"
+	// Reason is the owner's reason for a rollback, when one was given.
+	Reason = "Promotebot-Reason"
 )
 
 // Production is the production environment's name in the Environment trailer.
@@ -115,8 +121,9 @@ func isKey(k string) bool {
 }
 
 // Person formats a person for the Approved-by and Promoted-by trailers:
-// "<Slack name> <slack:U…>", the name left out when unknown. Line breaks and
-// angle brackets in a name are dropped, so a name cannot forge a trailer.
+// "<Slack name> <slack:U…>", the name left out when unknown, the Slack part
+// when there is no id (the bot itself: "promotebot"). Line breaks and angle
+// brackets in a name are dropped, so a name cannot forge a trailer.
 func Person(name, id string) string {
 	name = strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\r' || r == '<' || r == '>' {
@@ -124,6 +131,9 @@ func Person(name, id string) string {
 		}
 		return r
 	}, strings.TrimSpace(name))
+	if id == "" {
+		return name
+	}
 	if name == "" {
 		return "<slack:" + id + ">"
 	}
@@ -138,12 +148,17 @@ func Approval(name, id string, at time.Time) string {
 var (
 	approvedBy = regexp.MustCompile(`^(?:([^<>]*?) )?<slack:([A-Z0-9]+)> ([^ <>]+)$`)
 	promotedBy = regexp.MustCompile(`^(?:([^<>]*?) )?<slack:([A-Z0-9]+)>$`)
+	nameOnly   = regexp.MustCompile(`^[^<>]+$`)
 )
 
-// ParsePerson reads a value written by Person.
+// ParsePerson reads a value written by Person: a name without a Slack id
+// has id "".
 func ParsePerson(v string) (name, id string, ok bool) {
 	sm := promotedBy.FindStringSubmatch(v)
 	if sm == nil {
+		if nameOnly.MatchString(v) {
+			return v, "", true
+		}
 		return "", "", false
 	}
 	return sm[1], sm[2], true

@@ -52,6 +52,20 @@ func TestPeople(t *testing.T) {
 			t.Errorf("ParseApproval(%q) = %q, %q, %v, %v", a, name, id, when, ok)
 		}
 	}
+	// The bot's own decisions (autoRollback) name it without a Slack id.
+	for _, tc := range []struct{ name, person string }{{"promotebot", "promotebot"}, {" Eve <x>\n", "Eve x"}, {"", ""}} {
+		if got := Person(tc.name, ""); got != tc.person {
+			t.Errorf("Person(%q, \"\") = %q, want %q", tc.name, got, tc.person)
+		}
+	}
+	if name, id, ok := ParsePerson("promotebot"); !ok || name != "promotebot" || id != "" {
+		t.Errorf("ParsePerson(promotebot) = %q, %q, %v", name, id, ok)
+	}
+	for _, v := range []string{"", "Ann <slack:>", "Ann <slack:u1>", "<evil>"} {
+		if _, _, ok := ParsePerson(v); ok {
+			t.Errorf("ParsePerson(%q) accepted", v)
+		}
+	}
 	for _, v := range []string{"Ann", "Ann <slack:u1>", "Ann <slack:U1> yesterday", "<slack:U1> 2025-01-02T03:04:05Z x"} {
 		if _, _, _, ok := ParseApproval(v); ok {
 			t.Errorf("ParseApproval(%q) accepted", v)
