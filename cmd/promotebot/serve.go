@@ -70,7 +70,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	actor := &promote.Service{Config: cfg, Store: st, Repo: state, Logger: log, Signal: wake, Wake: wake,
 		CommitURL: commitURL(cfg), Branch: cfg.GitOps.Branch,
 		Lease: c.Duration("job-lease"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid()),
-		Revisions: state, Metrics: metrics, Feedback: sec.EventsSecret != "" || cfg.ArgoCD.APIURL != ""}
+		Revisions: state, Production: state, Metrics: metrics, Feedback: sec.EventsSecret != "" || cfg.ArgoCD.APIURL != ""}
 	if !actor.Feedback {
 		log.Info("no cluster feedback: PROMOTEBOT_EVENTS_SECRET and argocd.apiURL are not set, so messages say what was committed, not what runs")
 	}
@@ -215,8 +215,9 @@ type cloneState struct {
 }
 
 var (
-	_ promote.ConfigRepo = (*cloneState)(nil)
-	_ promote.Revisions  = (*cloneState)(nil)
+	_ promote.ConfigRepo     = (*cloneState)(nil)
+	_ promote.Revisions      = (*cloneState)(nil)
+	_ promote.ProductionRepo = (*cloneState)(nil)
 )
 
 func (s *cloneState) set(repo *clone.Repo, err error) {
@@ -277,6 +278,33 @@ func (s *cloneState) Contains(ctx context.Context, revision, commit string) (boo
 		return false, err
 	}
 	return r.Contains(ctx, revision, commit)
+}
+
+// ProductionHistory implements promote.ProductionRepo.
+func (s *cloneState) ProductionHistory(ctx context.Context, p promote.Project, limit int) ([]promote.ProductionChange, error) {
+	r, err := s.config()
+	if err != nil {
+		return nil, err
+	}
+	return r.ProductionHistory(ctx, p, limit)
+}
+
+// Rollback implements promote.ProductionRepo.
+func (s *cloneState) Rollback(ctx context.Context, p promote.Project, rc promote.RollbackChange) (string, error) {
+	r, err := s.config()
+	if err != nil {
+		return "", err
+	}
+	return r.Rollback(ctx, p, rc)
+}
+
+// RollbackBranch implements promote.ProductionRepo.
+func (s *cloneState) RollbackBranch(ctx context.Context, p promote.Project, rc promote.RollbackChange, branch string) (promote.PromotionCommit, error) {
+	r, err := s.config()
+	if err != nil {
+		return promote.PromotionCommit{}, err
+	}
+	return r.RollbackBranch(ctx, p, rc, branch)
 }
 
 // Pins implements promote.Revisions.

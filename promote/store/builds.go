@@ -65,7 +65,7 @@ func (c rolloutCol) Scan(v any) error {
 	return nil
 }
 
-// rollbackCol scans the rollback column: a promote.Rollback as JSON, ''
+// rollbackCol scans the rollback column: a promote.Rollback as JSON, ”
 // for none.
 type rollbackCol struct{ r **promote.Rollback }
 
