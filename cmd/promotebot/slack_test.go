@@ -240,21 +240,7 @@ func TestSlackStatusCommand(t *testing.T) {
 	base, _, _ := slackServe(t)
 	_, accepted := postBuild(t, base, `{"project":"hello","image":"registry.example.com/acme/hello:4.0.0","type":"tag","target":"v4.0.0"}`)
 	waitState(t, base, accepted["id"].(string), "qa-ready")
-	body := "command=%2Fpromote&text=status+hello&user_id=UQA1&channel_id=C0HELLO" + slashFrom
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(slackSigning))
-	fmt.Fprintf(mac, "v0:%s:%s", ts, body)
-	req, err := http.NewRequest(http.MethodPost, base+"/slack/commands", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Slack-Request-Timestamp", ts)
-	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
-	code, out := do(t, req)
-	if code != http.StatusOK || out["response_type"] != "ephemeral" {
-		t.Fatalf("status: %d %v", code, out)
-	}
+	out := slashCommand(t, base, "UQA1", "status hello")
 	blocks, err := json.Marshal(out["blocks"])
 	if err != nil || !strings.Contains(string(blocks), "tag-v4-0-0") || !strings.Contains(string(blocks), "4.0.0") {
 		t.Fatalf("status blocks: %s", blocks)
