@@ -342,3 +342,33 @@ func TestAutoRollback(t *testing.T) {
 		}
 	})
 }
+
+// Two owners click Roll back at the same moment: one rollback is recorded,
+// the other owner is told who was first.
+func TestRollbackTwoOwnersAtOnce(t *testing.T) {
+	f := newRollbackFlow(t, nil)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, user := range []string{"UOWN1", "UOWN2"} {
+		wg.Go(func() { _, errs[i] = f.rollback(user, f.b1.ID, "", "") })
+	}
+	wg.Wait()
+	var refused int
+	for _, err := range errs {
+		var r *promote.Refusal
+		switch {
+		case err == nil:
+		case errors.As(err, &r) && strings.Contains(r.Reason, "rolling this build back already"):
+			refused++
+		default:
+			t.Fatalf("unexpected: %v", err)
+		}
+	}
+	if refused != 1 {
+		t.Fatalf("%d of 2 concurrent rollbacks were refused, want 1: %v", refused, errs)
+	}
+	drain(t, f.s)
+	if len(f.prod.rollbacks) != 1 {
+		t.Errorf("rolled back %d times", len(f.prod.rollbacks))
+	}
+}
