@@ -90,6 +90,9 @@ const (
 	// MessageRollback is the channel's "<@owner> rolled back <project> from
 	// <image> to <image>: <reason>", posted once the rollback landed.
 	MessageRollback MessageRole = "rollback"
+	// MessageExpiry is a DM to an owner or a QA member: the build's QA
+	// environment expires soon (projects[].qaTTL), with Keep.
+	MessageExpiry MessageRole = "expiry"
 )
 
 // Message is a Slack message posted about a build: where it is, so that it
@@ -120,6 +123,9 @@ const (
 	// reported degraded, whether it still is, and rolls back
 	// (projects[].autoRollback).
 	JobAutoRollback JobKind = "auto-rollback"
+	// JobTeardown removes a QA environment from the config repository and
+	// closes its active builds; Payload is {"kind","target"}.
+	JobTeardown JobKind = "teardown"
 )
 
 // Job is durable pending work about a build: claimed with a lease, retried

@@ -196,6 +196,15 @@ type Project struct {
 	// scripts can pass for ASCII ones. Invisible characters are refused
 	// either way.
 	AllowUnicodeTargets bool `yaml:"allowUnicodeTargets"`
+	// SourceRepository is "owner/name" of the project's source repository
+	// on GitHub: its branch and tag deletions tear QA environments down.
+	SourceRepository string `yaml:"sourceRepository"`
+	// QATTL, when set, tears down a QA environment idle that long (no new
+	// build, no click, no Keep); owners and QA are warned first.
+	QATTL time.Duration `yaml:"qaTTL"`
+	// MaxQAEnvironments bounds the project's live QA environments (default
+	// 20; 0 means no limit): a build for a new target past it is refused.
+	MaxQAEnvironments int `yaml:"maxQAEnvironments"`
 	// AutoRollback rolls production back to the image before by itself
 	// when cluster feedback reports it degraded for rollout.degradedFor.
 	AutoRollback bool `yaml:"autoRollback"`

@@ -22,6 +22,11 @@ const (
 	// ActionRollback puts an earlier production image back in place of the
 	// build's (owners only; the build is the one production runs).
 	ActionRollback ActionKind = "prod_rollback"
+	// ActionTeardown removes the build's QA environment (owners).
+	ActionTeardown ActionKind = "qa_teardown"
+	// ActionKeep resets the expiry clock of the build's QA environment
+	// (owners and QA).
+	ActionKeep ActionKind = "qa_keep"
 )
 
 // Action is a person's decision on a build. Only what Slack signed is in

@@ -29,6 +29,11 @@ type BuildView struct {
 	// RolloutTimeout is rollout.timeout, for messages about a rollout that
 	// timed out.
 	RolloutTimeout time.Duration
+	// Env is the build's QA environment, when it has one: the expiry
+	// warning and the teardown speak of it.
+	Env *Environment
+	// TTL is the project's qaTTL (0: environments do not expire).
+	TTL time.Duration
 	// RollbackTo is the image the Roll back button restores (the production
 	// image before this build's), shown to owners of the build production
 	// runs; empty means no Roll back button.
