@@ -115,6 +115,7 @@ type Store interface {
 	Messages
 	Jobs
 	Clicks
+	Environments
 	// Ping tells whether the store answers (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store.

@@ -39,12 +39,56 @@ type fakeStore struct {
 	pingErr   error
 	createErr error
 	getErr    error
+	envs      map[string]Environment
 }
 
 var _ Store = (*fakeStore)(nil)
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{builds: map[string]Build{}, approvals: map[string][]Approval{}}
+	return &fakeStore{builds: map[string]Build{}, approvals: map[string][]Approval{}, envs: map[string]Environment{}}
+}
+
+func envKey(project string, kind Kind, target string) string {
+	return project + "\x00" + string(kind) + "\x00" + target
+}
+
+func (s *fakeStore) ReserveEnvironment(_ context.Context, e Environment, limit int, now time.Time) (Environment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.envs[envKey(e.Project, e.Kind, e.Target)]
+	if (!ok || !cur.Live()) && limit > 0 {
+		var live []Environment
+		for _, x := range s.envs {
+			if x.Project == e.Project && x.Live() {
+				live = append(live, x)
+			}
+		}
+		if len(live) >= limit {
+			return Environment{}, &EnvLimitError{Limit: limit, Idle: live}
+		}
+	}
+	e.CreatedAt, e.ActiveAt = now, now
+	if ok && cur.Live() {
+		e.CreatedAt = cur.CreatedAt
+	}
+	s.envs[envKey(e.Project, e.Kind, e.Target)] = e
+	return e, nil
+}
+
+func (s *fakeStore) Environment(_ context.Context, project string, kind Kind, target string) (Environment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.envs[envKey(project, kind, target)]
+	if !ok {
+		return Environment{}, ErrNotFound
+	}
+	return e, nil
+}
+
+func (s *fakeStore) Environments(context.Context, string) ([]Environment, error) { return nil, errFakeUnused }
+
+func (s *fakeStore) EditEnvironment(context.Context, string, Kind, string, func(*Environment) error, ...Job) (Environment, error) {
+	return Environment{}, errFakeUnused
 }
 
 func (s *fakeStore) Create(_ context.Context, b Build, jobs ...Job) (Build, bool, []Build, error) {

@@ -59,6 +59,8 @@ func runConformance(t *testing.T, fresh func(t *testing.T) opener) {
 		{"Extend", testExtend},
 		{"Reopen", testReopen},
 		{"Migrations", testMigrations},
+		{"Environments", testEnvironments},
+		{"EnvironmentLimitConcurrent", testEnvironmentLimitConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -593,5 +595,109 @@ func testFind(t *testing.T, open opener) {
 	}
 	if got, err := s.Find(ctx, "hello", []promote.State{promote.StatePromoted}, 10); err != nil || len(got) != 0 {
 		t.Fatalf("Find promoted = %+v, %v; want none", got, err)
+	}
+}
+
+func env(target string) promote.Environment {
+	return promote.Environment{Project: "hello", Kind: promote.KindBranch, Target: target, Name: "qa/branch-" + target,
+		URL: "https://" + target + ".branch.hello.example.com", BuildID: "B" + target, Image: "registry.example.com/acme/hello:1"}
+}
+
+func testEnvironments(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for i, target := range []string{"a", "b"} {
+		if _, err := s.ReserveEnvironment(ctx, env(target), 2, t0.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatalf("reserve %s: %v", target, err)
+		}
+	}
+	// At the limit: a new target is refused with the idle ones listed, an
+	// existing one passes and becomes the most recently active.
+	_, err := s.ReserveEnvironment(ctx, env("c"), 2, t0.Add(time.Hour))
+	var limit *promote.EnvLimitError
+	if !errors.As(err, &limit) || limit.Limit != 2 || len(limit.Idle) != 2 || limit.Idle[0].Target != "a" {
+		t.Fatalf("a third environment at limit 2: %v %+v", err, limit)
+	}
+	a := env("a")
+	a.BuildID, a.Image = "Ba2", "registry.example.com/acme/hello:2"
+	got, err := s.ReserveEnvironment(ctx, a, 2, t0.Add(2*time.Hour))
+	if err != nil || got.BuildID != "Ba2" || !got.CreatedAt.Equal(t0) || !got.ActiveAt.Equal(t0.Add(2*time.Hour)) {
+		t.Fatalf("a new build of an existing environment: %+v %v", got, err)
+	}
+	live, err := s.Environments(ctx, "hello")
+	if err != nil || len(live) != 2 || live[0].Target != "b" || live[1].Target != "a" {
+		t.Fatalf("live environments, idle longest first: %+v %v", live, err)
+	}
+	// Torn down: no longer live, so a new target fits; the record stays.
+	bb := create(t, s, build("1.0.0"))
+	td, err := s.EditEnvironment(ctx, "hello", promote.KindBranch, "b", func(e *promote.Environment) error {
+		e.Teardown, e.TornDownAt = "branch-deleted", t0.Add(3*time.Hour)
+		return nil
+	}, promote.Job{Kind: promote.JobTeardown, BuildID: bb.ID, Payload: `{"kind":"branch","target":"b"}`})
+	if err != nil || td.Live() {
+		t.Fatalf("teardown: %+v %v", td, err)
+	}
+	if n := pending(t, s); n != 1 {
+		t.Errorf("Pending = %d, want the teardown job", n)
+	}
+	got, err = s.Environment(ctx, "hello", promote.KindBranch, "b")
+	if err != nil || got.Teardown != "branch-deleted" || !got.TornDownAt.Equal(t0.Add(3*time.Hour)) || !got.WarnedAt.IsZero() {
+		t.Fatalf("torn-down environment: %+v %v", got, err)
+	}
+	if _, err := s.ReserveEnvironment(ctx, env("c"), 2, t0.Add(4*time.Hour)); err != nil {
+		t.Fatalf("a new target after a teardown: %v", err)
+	}
+	// A torn-down target built again comes back, as a new environment.
+	_, err = s.ReserveEnvironment(ctx, env("b"), 2, t0.Add(5*time.Hour))
+	if !errors.As(err, &limit) {
+		t.Fatalf("a torn-down target past the limit: %v", err)
+	}
+	back, err := s.ReserveEnvironment(ctx, env("b"), 0, t0.Add(5*time.Hour))
+	if err != nil || !back.Live() || !back.CreatedAt.Equal(t0.Add(5*time.Hour)) {
+		t.Fatalf("a torn-down target built again, no limit: %+v %v", back, err)
+	}
+	if _, err := s.Environment(ctx, "hello", promote.KindTag, "a"); !errors.Is(err, promote.ErrNotFound) {
+		t.Errorf("unknown environment: %v", err)
+	}
+	if _, err := s.EditEnvironment(ctx, "hello", promote.KindTag, "a", func(*promote.Environment) error { return nil }); !errors.Is(err, promote.ErrNotFound) {
+		t.Errorf("edit of an unknown environment: %v", err)
+	}
+	all, err := s.Environments(ctx, "")
+	if err != nil || len(all) != 3 {
+		t.Errorf("every project's live environments: %d %v", len(all), err)
+	}
+}
+
+// Concurrent builds for new targets cannot pass the limit together.
+func testEnvironmentLimitConcurrent(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	now := time.Now()
+	if _, err := s.ReserveEnvironment(ctx, env("first"), 3, now); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, refused := 0, 0
+	for i := range 6 {
+		wg.Go(func() {
+			_, err := s.ReserveEnvironment(ctx, env(fmt.Sprintf("t%d", i)), 3, now)
+			mu.Lock()
+			defer mu.Unlock()
+			var limit *promote.EnvLimitError
+			switch {
+			case err == nil:
+				ok++
+			case errors.As(err, &limit):
+				refused++
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok != 2 || refused != 4 {
+		t.Errorf("%d reserved, %d refused; want 2 and 4", ok, refused)
 	}
 }
