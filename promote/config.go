@@ -24,6 +24,7 @@ const (
 	DefaultGitHubAPIURL      = "https://api.github.com/"
 	DefaultSlackAPIURL       = "https://slack.com/api/"
 	DefaultRequiredApprovals = 1
+	DefaultMaxQAEnvironments = 20
 	DefaultRolloutTimeout    = 10 * time.Minute
 	DefaultDegradedFor       = 5 * time.Minute
 	DefaultArgoCDPoll        = 30 * time.Second
@@ -320,6 +321,9 @@ func applyDefaults(c *Config, idx *nodeIndex) {
 		setDefault(&p.Name, p.ID)
 		if !idx.hasValue(fmt.Sprintf("projects[%d].requiredApprovals", i)) {
 			p.RequiredApprovals = DefaultRequiredApprovals
+		}
+		if !idx.hasValue(fmt.Sprintf("projects[%d].maxQAEnvironments", i)) {
+			p.MaxQAEnvironments = DefaultMaxQAEnvironments
 		}
 	}
 }

@@ -93,6 +93,9 @@ func TestProjectRules(t *testing.T) {
 		{"image tagged", []string{"image", "registry.example.com/acme/hello:1.0"}, "image", "without tag or digest"},
 		{"image digest", []string{"image", "registry.example.com/acme/hello@sha256:" + strings.Repeat("a", 64)}, "image", "without tag or digest"},
 		{"image invalid", []string{"image", "Registry.example.com/Acme"}, "image", "not an image repository"},
+		{"source repository", []string{"sourceRepository", "acme"}, "sourceRepository", "owner/name"},
+		{"qa ttl short", []string{"qaTTL", "30s"}, "qaTTL", "a minute or more"},
+		{"max qa environments", []string{"maxQAEnvironments", "-1"}, "maxQAEnvironments", "0 (no limit) or more"},
 		{"path missing", []string{"path", ""}, "path", "required"},
 		{"path absolute", []string{"path", "/apps/hello"}, "path", "relative"},
 		{"path dotdot", []string{"path", "apps/../../etc"}, "path", "must not contain .."},
@@ -246,7 +249,7 @@ config.yaml:12: projects[1].id: "Hello" must be lower-case letters, digits and "
 config.yaml:17: projects[1].qa[1]: "qa-team" is not a Slack user id (U…, W…) or user-group id (S…)
 config.yaml:19: projects[1].image: "registry.example.com/acme/hello:2" must be a repository without tag or digest (the build supplies those)
 config.yaml:20: projects[1].path: "apps/hello/api" and projects[0].path "apps/hello" (line 11) nest; project folders must be disjoint
-config.yaml:21: projects[1].servce: unknown key (known keys here: id, name, url, channel, qa, owners, image, path, requiredApprovals, service, allowSelfApproval, allowUnicodeTargets, autoRollback)
+config.yaml:21: projects[1].servce: unknown key (known keys here: id, name, url, channel, qa, owners, image, path, requiredApprovals, service, allowSelfApproval, allowUnicodeTargets, sourceRepository, qaTTL, maxQAEnvironments, autoRollback)
 config.yaml:22: projects[2].channel: required
 config.yaml:22: projects[2].id: "hello" is already the id of projects[0] (line 5)
 config.yaml:26: projects[2].path: "apps/hello" is also projects[0].path (line 11)
@@ -338,6 +341,10 @@ func TestDefaults(t *testing.T) {
 	}
 	if a := cfg.ArgoCD; a.APIURL != "" || a.PollInterval != 30*time.Second {
 		t.Errorf("argocd = %+v, want no apiURL and pollInterval 30s", a)
+	}
+	if p := cfg.Projects[0]; p.MaxQAEnvironments != 20 || p.QATTL != 0 || p.SourceRepository != "" || p.AutoRollback {
+		t.Errorf("projects[0] = maxQAEnvironments %d, qaTTL %s, sourceRepository %q, autoRollback %t; want 20, 0, \"\", false",
+			p.MaxQAEnvironments, p.QATTL, p.SourceRepository, p.AutoRollback)
 	}
 	for i, want := range []int{1, 0, 1} {
 		if got := cfg.Projects[i].RequiredApprovals; got != want {

@@ -187,6 +187,15 @@ func (c *checker) checkProject(i int, p *Project) {
 	if msg := pathProblem(p.Path); msg != "" {
 		c.add(f("path"), "%s", msg)
 	}
+	if p.SourceRepository != "" && !ghRepoRe.MatchString(p.SourceRepository) {
+		c.add(f("sourceRepository"), "%q must be owner/name", p.SourceRepository)
+	}
+	if p.QATTL != 0 && p.QATTL < time.Minute {
+		c.add(f("qaTTL"), "must be a duration of a minute or more, such as 72h (or left out: environments do not expire)")
+	}
+	if p.MaxQAEnvironments < 0 {
+		c.add(f("maxQAEnvironments"), "must be 0 (no limit) or more")
+	}
 	if p.Service != "" {
 		name, port, ok := strings.Cut(p.Service, ":")
 		if !ok || !dnsLabelRe.MatchString(name) || !validPort(port, 1) {

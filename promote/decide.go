@@ -78,16 +78,25 @@ func (s *Service) Act(ctx context.Context, a Action) (Build, error) {
 	if err != nil {
 		return Build{}, err
 	}
+	var nb Build
 	switch a.Kind {
 	case ActionApprove, ActionReject:
-		return s.verdict(ctx, a, b, p)
+		nb, err = s.verdict(ctx, a, b, p)
 	case ActionDeploy:
-		return s.deploy(ctx, a, b, p)
+		nb, err = s.deploy(ctx, a, b, p)
 	case ActionRollback:
 		return s.requestRollback(ctx, a, b, p)
+	case ActionTeardown:
+		return s.tearDownByOwner(ctx, a, b)
+	case ActionKeep:
+		return s.keep(ctx, a, b)
 	default:
 		return s.close(ctx, a, b)
 	}
+	if err == nil { // a decision on a build is activity in its environment
+		s.touch(ctx, b)
+	}
+	return nb, err
 }
 
 // Allowed reports, without changing anything, whether Act(a) would get
@@ -115,8 +124,10 @@ func (s *Service) actionTarget(ctx context.Context, a Action) (Build, Project, e
 	switch a.Kind {
 	case ActionApprove, ActionReject:
 		role = "QA"
-	case ActionDeploy, ActionClose, ActionRollback:
+	case ActionDeploy, ActionClose, ActionRollback, ActionTeardown:
 		role = "owners"
+	case ActionKeep:
+		role = "owners or QA"
 	default:
 		return Build{}, Project{}, refusef("Unknown action.")
 	}
@@ -131,10 +142,13 @@ func (s *Service) actionTarget(ctx context.Context, a Action) (Build, Project, e
 	if !ok {
 		return Build{}, Project{}, refusef("Project %s is no longer configured.", b.Project)
 	}
-	if role == "QA" {
+	switch role {
+	case "QA":
 		who = p.QA
-	} else {
+	case "owners":
 		who = p.Owners
+	default:
+		who = append(append([]string(nil), p.Owners...), p.QA...)
 	}
 	member, err := s.isMember(ctx, a.User, who)
 	if err != nil {
@@ -181,6 +195,10 @@ func verb(k ActionKind) string {
 		return "deploy"
 	case ActionRollback:
 		return "roll back"
+	case ActionTeardown:
+		return "tear down the QA environment of"
+	case ActionKeep:
+		return "keep the QA environment of"
 	default:
 		return "close"
 	}

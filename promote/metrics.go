@@ -24,11 +24,14 @@ const (
 	// outcomeBusy: every turn to read an unverified body was taken (Gate).
 	outcomeBusy  = "busy"
 	outcomeError = "error"
+	// outcomeEnvironmentLimit: a new target past maxQAEnvironments (409).
+	outcomeEnvironmentLimit = "environment_limit"
 )
 
 var webhookOutcomes = []string{
 	outcomeAccepted, outcomeDuplicate, outcomeUnauthorized, outcomeInvalid,
 	outcomeUnknownProject, outcomeTooLarge, outcomeUnsupportedMedia, outcomeBusy, outcomeError,
+	outcomeEnvironmentLimit,
 }
 
 // scrapeTimeout bounds the store queries a scrape makes.

@@ -43,6 +43,22 @@ func (s *Service) notify(ctx context.Context, id string) error {
 			}
 		}
 	}
+	if e := view.Env; e != nil {
+		// The expiry warning: posted once warned, updated when kept or torn
+		// down.
+		warn := e.Live() && !e.WarnedAt.IsZero()
+		seen := map[string]bool{}
+		for _, r := range append(append([]string(nil), owners...), view.QAMembers...) {
+			if seen[r] {
+				continue
+			}
+			seen[r] = true
+			p := Post{Role: MessageExpiry, Recipient: r, View: view}
+			if _, posted := n.msgs[msgKey(p.Role, p.Recipient)]; posted || warn {
+				n.sync(ctx, p, true)
+			}
+		}
+	}
 	if b.State == StatePromoted || b.State == StateRolledBack {
 		// Updated as the rollout goes and once rolled back, so that its
 		// Roll back button is there only while it applies.
@@ -85,7 +101,16 @@ func (s *Service) view(ctx context.Context, id string) (BuildView, []string, err
 		s.Logger.Warn("notify: project no longer configured", "build", id, "project", b.Project)
 		return BuildView{}, nil, nil
 	}
-	v := BuildView{Build: b, Project: p, Feedback: s.Feedback, RolloutTimeout: s.Config.Rollout.Timeout}
+	v := BuildView{Build: b, Project: p, Feedback: s.Feedback, RolloutTimeout: s.Config.Rollout.Timeout, TTL: p.QATTL}
+	if b.Environment != "" {
+		e, err := s.Store.Environment(ctx, b.Project, b.Kind, b.Target)
+		switch {
+		case err == nil && e.BuildID == b.ID:
+			v.Env = &e
+		case err != nil && !errors.Is(err, ErrNotFound):
+			return BuildView{}, nil, err
+		}
+	}
 	if v.RollbackTo, err = s.rollbackTo(ctx, b, p); err != nil {
 		return BuildView{}, nil, err
 	}

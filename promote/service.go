@@ -68,6 +68,12 @@ type Service struct {
 	// Production reads production's history and rolls it back (package
 	// gitops); nil refuses rollbacks.
 	Production ProductionRepo
+	// QAEnvs removes QA environments from the config repository
+	// (package gitops); nil leaves their folders in place.
+	QAEnvs EnvironmentRepo
+	// SweepEvery is how often QA environments are looked at for expiry
+	// (projects[].qaTTL; default 1 min).
+	SweepEvery time.Duration
 
 	claims atomic.Int64
 }
@@ -97,6 +103,9 @@ func (s *Service) defaults() {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
+	if s.SweepEvery <= 0 {
+		s.SweepEvery = time.Minute
+	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -118,6 +127,7 @@ func (s *Service) Run(ctx context.Context) error {
 	slots := make(chan struct{}, s.Concurrency)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Go(func() { s.sweepLoop(ctx) })
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -147,6 +157,22 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// sweepLoop runs Sweep every SweepEvery until ctx ends.
+func (s *Service) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(s.SweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.Logger.Warn("qa environment sweep", "err", err)
+			}
+		}
 	}
 }
 
@@ -306,6 +332,8 @@ func (s *Service) run(ctx context.Context, j Job) error {
 		return s.rollback(ctx, j.BuildID)
 	case JobAutoRollback:
 		return s.autoRollback(ctx, j.BuildID)
+	case JobTeardown:
+		return s.teardown(ctx, j.Payload)
 	default:
 		s.Logger.Error("unknown job kind: dropped", "kind", j.Kind, "job", j.ID)
 		return nil

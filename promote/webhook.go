@@ -38,6 +38,8 @@ type refusal struct {
 	outcome string
 	msg     string // shown to the client: never a secret or an internal detail
 	cause   error  // logged, never shown
+	// extra, when set, is the answer's body, with msg as its "error".
+	extra map[string]any
 }
 
 func (r *refusal) Error() string { return r.msg }
@@ -152,9 +154,50 @@ func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, erro
 		Commit: req.Commit, Author: req.Author, BuildURL: req.BuildURL,
 		Environment: env, URL: qaURL,
 	}
+	if err := h.reserve(r.Context(), p, b); err != nil {
+		return recorded{}, err
+	}
 	rec, err := h.save(r.Context(), p, b)
 	rec.answer.Warnings = warnings
 	return rec, err
+}
+
+// maxListedIdle bounds the environments a 409 lists.
+const maxListedIdle = 10
+
+// idleView is one environment a 409 lists.
+type idleView struct {
+	Environment  string    `json:"environment"`
+	Type         Kind      `json:"type"`
+	Target       string    `json:"target"`
+	Image        string    `json:"image"`
+	LastActivity time.Time `json:"lastActivity"`
+}
+
+// reserve records b's QA environment as active, and refuses (409) a build
+// for a new target when the project has maxQAEnvironments already: nothing
+// is stored, committed or posted then.
+func (h *webhook) reserve(ctx context.Context, p Project, b Build) error {
+	e := Environment{Project: p.ID, Kind: b.Kind, Target: b.Target, Name: b.Environment, URL: b.URL, Image: b.Image}
+	_, err := h.store.ReserveEnvironment(ctx, e, p.MaxQAEnvironments, time.Now())
+	var limit *EnvLimitError
+	if errors.As(err, &limit) {
+		idle := make([]idleView, 0, min(len(limit.Idle), maxListedIdle))
+		for _, e := range limit.Idle[:min(len(limit.Idle), maxListedIdle)] {
+			idle = append(idle, idleView{Environment: e.Name, Type: e.Kind, Target: e.Target, Image: e.Image,
+				LastActivity: e.ActiveAt.UTC()})
+		}
+		ref := refuse(http.StatusConflict, outcomeEnvironmentLimit,
+			"project %s has %d QA environments, its limit (projects[].maxQAEnvironments): tear one down "+
+				"(DELETE /v1/environments/%s/<type>/<target>, or its Slack button) before a new target can deploy",
+			p.ID, limit.Limit, p.ID)
+		ref.extra = map[string]any{"limit": limit.Limit, "idle": idle}
+		return ref
+	}
+	if err != nil {
+		return internal("could not record the build; try again", fmt.Errorf("reserve environment: %w", err))
+	}
+	return nil
 }
 
 // maxListedProjects bounds the project ids an unknown-project answer lists.
@@ -199,6 +242,13 @@ func (h *webhook) save(ctx context.Context, p Project, b Build) (recorded, error
 			// name may be the other target's.
 			h.log.Warn("second look at the environment", "build", stored.ID, "err", err)
 		}
+		// The environment names its newest build (and the name it settled on).
+		if _, err := h.store.EditEnvironment(ctx, p.ID, stored.Kind, stored.Target, func(e *Environment) error {
+			e.BuildID, e.Name, e.URL, e.Image = stored.ID, stored.Environment, stored.URL, stored.Image
+			return nil
+		}); err != nil {
+			h.log.Warn("record the environment's build", "build", stored.ID, "err", err)
+		}
 		h.wakeWorker()
 	}
 	ans := buildAnswer{ID: stored.ID, Environment: stored.Environment, URL: stored.URL, State: stored.State}
@@ -227,6 +277,14 @@ func (h *webhook) refuse(w http.ResponseWriter, r *http.Request, err error) stri
 		h.log.Error("webhook", append(attrs, "err", redactCredentials(ref.cause.Error()))...)
 	} else {
 		h.log.Info("webhook", append(attrs, "reason", ref.msg)...)
+	}
+	if ref.extra != nil {
+		body := map[string]any{"error": ref.msg}
+		for k, v := range ref.extra {
+			body[k] = v
+		}
+		writeJSON(w, ref.status, body)
+		return ref.outcome
 	}
 	writeError(w, ref.status, ref.msg)
 	return ref.outcome
