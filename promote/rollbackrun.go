@@ -285,8 +285,8 @@ func (s *Service) rollbackPR(b Build, p Project, change RollbackChange) prChange
 			}, notifyJob())
 			return err
 		},
-		landed: func(ctx context.Context, sha, _ string) error { return s.rolledBack(ctx, b, p, sha) },
-		failed: func(ctx context.Context, err error) error { return s.rollbackFailed(ctx, b, err) },
+		landed:  func(ctx context.Context, sha, _ string) error { return s.rolledBack(ctx, b, p, sha) },
+		failed:  func(ctx context.Context, err error) error { return s.rollbackFailed(ctx, b, err) },
 		dropped: func(context.Context) (bool, error) { return false, nil },
 	}
 }

@@ -57,6 +57,14 @@ type ServerDeps struct {
 	SlackGate, GitHubGate Gate
 	// Reads bounds the reading of unverified bodies, server-wide.
 	Reads ReadLimits
+	// TearDowns serves DELETE /v1/environments/{project}/{kind}/{target}
+	// (usually the Service); nil leaves it unregistered.
+	TearDowns TearDowns
+}
+
+// TearDowns removes QA environments (*Service).
+type TearDowns interface {
+	TearDown(ctx context.Context, project string, kind Kind, target, reason string) (Environment, error)
 }
 
 // NewServer returns promotebot's HTTP handler. Every route is listed here.
@@ -74,7 +82,7 @@ func NewServer(d ServerDeps) http.Handler {
 	}
 	wh := &webhook{
 		cfg: d.Config, secret: d.Secrets.WebhookSecret, store: d.Store, repo: d.Repo,
-		log: d.Logger.With("component", "webhook"), metrics: d.Metrics, wake: d.Wake,
+		log: d.Logger.With("component", "webhook"), metrics: d.Metrics, wake: d.Wake, tearDowns: d.TearDowns,
 	}
 	mux := http.NewServeMux()
 	// Every route that takes a body or a credential is registered through
@@ -91,6 +99,9 @@ func NewServer(d ServerDeps) http.Handler {
 	gated(http.MethodPost, "/v1/builds", post, wh.create)
 	gated(http.MethodPost, "/build-complete", post, wh.create)
 	gated(http.MethodGet, "/v1/builds/{id}", wh.gate(true), wh.get)
+	if d.TearDowns != nil {
+		gated(http.MethodDelete, "/v1/environments/{project}/{kind}/{target}", wh.gate(true), wh.deleteEnvironment)
+	}
 
 	// Slack (issue 4): registered only once slackui provides the handlers.
 	if d.SlackInteractions != nil {

@@ -67,13 +67,14 @@ var errUnauthorized = &refusal{
 // webhook serves CI: it records builds and tells their state. It never does
 // the slow work itself; the deploy job it enqueues does.
 type webhook struct {
-	cfg     *Config
-	secret  string
-	store   Store
-	repo    BuildChecker
-	log     *slog.Logger
-	metrics *Metrics
-	wake    chan<- struct{} // may be nil
+	cfg       *Config
+	secret    string
+	store     Store
+	repo      BuildChecker
+	log       *slog.Logger
+	metrics   *Metrics
+	wake      chan<- struct{}
+	tearDowns TearDowns // may be nil
 }
 
 // buildAnswer is the answer to a webhook call (docs/contracts.md).
@@ -549,4 +550,45 @@ func newBuildView(b Build, approvals []Approval) buildView {
 		Rollout:  rolloutsView{QA: newRolloutView(b.Rollout.QA), Production: newRolloutView(b.Rollout.Production)},
 		Rollback: b.Rollback,
 	}
+}
+
+// envAnswer is the answer to DELETE /v1/environments/…: the environment and
+// whether its removal is under way or done.
+type envAnswer struct {
+	Environment string `json:"environment"`
+	State       string `json:"state"`
+}
+
+// deleteEnvironment serves DELETE /v1/environments/{project}/{kind}/{target},
+// behind h.gate(true): the environment is marked torn down at once and
+// removed from the queue (202); a repeat answers the same; an environment
+// that never existed is 404.
+func (h *webhook) deleteEnvironment(w http.ResponseWriter, r *http.Request) {
+	project, kind, target := r.PathValue("project"), Kind(r.PathValue("kind")), r.PathValue("target")
+	p, ok := h.cfg.Project(project)
+	if !ok {
+		h.refuse(w, r, refuse(http.StatusNotFound, outcomeUnknownProject,
+			"unknown project %q; known projects: %s", project, projectIDs(h.cfg.Projects)))
+		return
+	}
+	if kind != KindBranch && kind != KindTag {
+		h.refuse(w, r, invalid("kind %q must be branch or tag", kind))
+		return
+	}
+	e, err := h.tearDowns.TearDown(r.Context(), p.ID, kind, target, TeardownByCI)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		h.refuse(w, r, refuse(http.StatusNotFound, "unknown_environment",
+			"project %s has no QA environment for %s %q", p.ID, kind, target))
+		return
+	case err != nil:
+		h.refuse(w, r, internal("could not tear the environment down; try again", err))
+		return
+	}
+	state := "tearing-down"
+	if e.Removed {
+		state = "torn-down"
+	}
+	h.log.Info("environment teardown", "project", p.ID, "env", e.Name, "state", state)
+	writeJSON(w, http.StatusAccepted, envAnswer{Environment: e.Name, State: state})
 }

@@ -85,7 +85,9 @@ func (s *fakeStore) Environment(_ context.Context, project string, kind Kind, ta
 	return e, nil
 }
 
-func (s *fakeStore) Environments(context.Context, string) ([]Environment, error) { return nil, errFakeUnused }
+func (s *fakeStore) Environments(context.Context, string) ([]Environment, error) {
+	return nil, errFakeUnused
+}
 
 func (s *fakeStore) EditEnvironment(context.Context, string, Kind, string, func(*Environment) error, ...Job) (Environment, error) {
 	return Environment{}, errFakeUnused

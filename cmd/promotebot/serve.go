@@ -101,10 +101,12 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	}
 	deps := promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: gitops.Checker{},
 		Logger: log, Metrics: metrics, Wake: wake, Ready: state.ready}
-	if actor.Forge != nil {
+	if actor.Forge != nil || watchesSources(cfg) {
 		hook := githubWebhook(sec.GitHubWebhookSecret, st, wake, log)
+		hook.Deleted = sourceDeletions(cfg, actor)
 		deps.GitHubWebhook, deps.GitHubGate = hook, hook.Gate()
 	}
+	deps.TearDowns = actor
 	if slackHandlers != nil && sec.SlackSigningSecret != "" {
 		deps.SlackInteractions, deps.SlackCommands = slackHandlers.Interactions(), slackHandlers.Commands()
 		deps.SlackGate = slackui.Gate(sec.SlackSigningSecret)
@@ -179,15 +181,51 @@ func newForge(cfg *promote.Config, sec promote.Secrets) (*forge.Client, *forge.A
 func githubWebhook(secret string, st promote.Store, wake chan<- struct{}, log *slog.Logger) *forge.Webhook {
 	return &forge.Webhook{Secret: secret, Logger: log.With("component", "github"),
 		Hurry: func(ctx context.Context, id string) error {
-			_, err := st.Hurry(ctx, id, promote.JobPromote)
-			if err == nil {
-				select {
-				case wake <- struct{}{}:
-				default:
+			for _, kind := range []promote.JobKind{promote.JobPromote, promote.JobRollback} {
+				if _, err := st.Hurry(ctx, id, kind); err != nil {
+					return err
 				}
 			}
-			return err
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+			return nil
 		}}
+}
+
+// watchesSources reports whether a project names its source repository,
+// whose deletions GitHub delivers to /github/webhook.
+func watchesSources(cfg *promote.Config) bool {
+	for _, p := range cfg.Projects {
+		if p.SourceRepository != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceDeletions tears down the QA environment of a branch or tag deleted
+// in a project's source repository (projects[].sourceRepository).
+func sourceDeletions(cfg *promote.Config, svc *promote.Service) func(ctx context.Context, repo, kind, name string) error {
+	return func(ctx context.Context, repo, kind, name string) error {
+		reason := promote.TeardownBranchDeleted
+		if kind == string(promote.KindTag) {
+			reason = promote.TeardownTagDeleted
+		} else if kind != string(promote.KindBranch) {
+			return nil
+		}
+		for _, p := range cfg.Projects {
+			if p.SourceRepository == "" || !strings.EqualFold(p.SourceRepository, repo) {
+				continue
+			}
+			_, err := svc.TearDown(ctx, p.ID, promote.Kind(kind), name, reason)
+			if err != nil && !errors.Is(err, promote.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // commitURL links config-repo commits to GitHub's web view when the

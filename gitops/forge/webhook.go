@@ -28,8 +28,11 @@ type Webhook struct {
 	// Secret is the webhook's secret, set on GitHub too; empty refuses all.
 	Secret string
 	// Hurry is told the build id of each bot branch a delivery is about.
-	Hurry  func(ctx context.Context, buildID string) error
-	Logger *slog.Logger
+	Hurry func(ctx context.Context, buildID string) error
+	// Deleted, when set, is told of each branch or tag deletion (a delete
+	// event): the repository's owner/name, "branch" or "tag", and the name.
+	Deleted func(ctx context.Context, repo, kind, name string) error
+	Logger  *slog.Logger
 }
 
 // ServeHTTP implements http.Handler.
@@ -59,6 +62,15 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		answer(w, http.StatusBadRequest, "unreadable event")
 		return
+	}
+	if d, ok := event.(*gh.DeleteEvent); ok && h.Deleted != nil {
+		repo, kind, name := d.GetRepo().GetFullName(), d.GetRefType(), d.GetRef()
+		if err := h.Deleted(r.Context(), repo, kind, name); err != nil {
+			log.Error("github webhook: deletion", "repo", repo, "kind", kind, "ref", name, "err", err)
+			answer(w, http.StatusServiceUnavailable, "try again")
+			return
+		}
+		log.Info("github webhook: deletion", "repo", repo, "kind", kind, "ref", name)
 	}
 	for _, ref := range refsOf(event) {
 		id, ok := buildOfBranch(ref)
@@ -131,13 +143,15 @@ func refsOf(event any) []string {
 	return nil
 }
 
-// buildOfBranch reads the build id of a bot branch promotebot/<project>/<id>.
+// buildOfBranch reads the build id of a bot branch: a promotion's
+// promotebot/<project>/<id>, or a rollback's promotebot/<project>/rollback-<id>.
 func buildOfBranch(ref string) (string, bool) {
 	parts := strings.Split(strings.TrimPrefix(ref, "refs/heads/"), "/")
 	if len(parts) != 3 || parts[0] != "promotebot" || parts[2] == "" {
 		return "", false
 	}
-	return parts[2], true
+	id := strings.TrimPrefix(parts[2], "rollback-")
+	return id, id != ""
 }
 
 func answer(w http.ResponseWriter, status int, msg string) {

@@ -11,6 +11,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 )
@@ -111,5 +114,44 @@ func TestWebhookGate(t *testing.T) {
 	}
 	if _, err := (&Webhook{}).Gate().Headers(h); err == nil {
 		t.Error("no secret: Headers accepts")
+	}
+}
+
+// TestWebhookDeletions: a delete event (GitHub's documented payload) names
+// the repository, the kind of ref and its name; a pull request that closes
+// deletes nothing.
+func TestWebhookDeletions(t *testing.T) {
+	deleted, err := os.ReadFile(filepath.Join("..", "..", "testdata", "github", "delete-branch.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := []byte(`{"action":"closed","number":7,"pull_request":{"number":7,"state":"closed","merged":false,` +
+		`"head":{"ref":"feature/login"}},"repository":{"full_name":"acme/shop"}}`)
+	for _, tt := range []struct {
+		event string
+		body  []byte
+		want  []string
+	}{
+		{"delete", deleted, []string{"acme/shop branch feature/login"}},
+		{"pull_request", closed, nil},
+	} {
+		t.Run(tt.event, func(t *testing.T) {
+			var got []string
+			h := &Webhook{Secret: hookSecret,
+				Hurry: func(context.Context, string) error { return nil },
+				Deleted: func(_ context.Context, repo, kind, name string) error {
+					got = append(got, repo+" "+kind+" "+name)
+					return nil
+				}}
+			r := httptest.NewRequest(http.MethodPost, "/github/webhook", bytes.NewReader(tt.body))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("X-GitHub-Event", tt.event)
+			r.Header.Set("X-Hub-Signature-256", hubSig(sha256.New, "sha256=", tt.body))
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusOK || !slices.Equal(got, tt.want) {
+				t.Errorf("%s: %d, deletions %q; want 200, %q", tt.event, w.Code, got, tt.want)
+			}
+		})
 	}
 }
