@@ -79,6 +79,13 @@ func WithBuildsByState(count func(context.Context) (map[State]int, error)) Metri
 	return func(c *storeCollector) { c.buildsByState = count }
 }
 
+// WithQAEnvironments adds promotebot_qa_environments{project}, the live QA
+// environments of each of projects, read from list (Store.Environments
+// fits: "" lists every project's).
+func WithQAEnvironments(projects []string, list func(ctx context.Context, project string) ([]Environment, error)) MetricsOption {
+	return func(c *storeCollector) { c.projects, c.environments = projects, list }
+}
+
 // NewMetrics makes promotebot's metrics:
 //
 //   - promotebot_webhook_requests_total{outcome}: CI webhook calls by outcome
@@ -187,6 +194,8 @@ var (
 		"Jobs not yet completed or failed.", nil, nil)
 	buildsDesc = prometheus.NewDesc("promotebot_builds",
 		"Builds in each state.", []string{"state"}, nil)
+	envsDesc = prometheus.NewDesc("promotebot_qa_environments",
+		"Live QA environments of each project.", []string{"project"}, nil)
 )
 
 // storeCollector asks the store at scrape time, so that the figures are those
@@ -194,6 +203,8 @@ var (
 type storeCollector struct {
 	queueDepth    func(context.Context) (int, error)
 	buildsByState func(context.Context) (map[State]int, error)
+	projects      []string
+	environments  func(context.Context, string) ([]Environment, error)
 }
 
 // Describe sends the descriptions of the metrics that have a source.
@@ -203,6 +214,9 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	if c.buildsByState != nil {
 		ch <- buildsDesc
+	}
+	if c.environments != nil {
+		ch <- envsDesc
 	}
 }
 
@@ -219,6 +233,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(n))
 		}
 	}
+	if c.environments != nil {
+		c.collectEnvironments(ctx, ch)
+	}
 	if c.buildsByState != nil {
 		counts, err := c.buildsByState(ctx)
 		if err != nil {
@@ -229,5 +246,22 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range States {
 			ch <- prometheus.MustNewConstMetric(buildsDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
 		}
+	}
+}
+
+// collectEnvironments counts the live QA environments of each project, one
+// query for all, every configured project present (0 included).
+func (c *storeCollector) collectEnvironments(ctx context.Context, ch chan<- prometheus.Metric) {
+	envs, err := c.environments(ctx, "")
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(envsDesc, err)
+		return
+	}
+	counts := map[string]int{}
+	for _, e := range envs {
+		counts[e.Project]++
+	}
+	for _, p := range c.projects {
+		ch <- prometheus.MustNewConstMetric(envsDesc, prometheus.GaugeValue, float64(counts[p]), p)
 	}
 }

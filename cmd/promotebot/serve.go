@@ -55,7 +55,12 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 		return err
 	}
 	defer closeLogged(log, "store", st.Close)
-	metrics := promote.NewMetrics(promote.WithQueueDepth(st.Pending), promote.WithBuildsByState(st.CountByState))
+	projects := make([]string, len(cfg.Projects))
+	for i, p := range cfg.Projects {
+		projects[i] = p.ID
+	}
+	metrics := promote.NewMetrics(promote.WithQueueDepth(st.Pending), promote.WithBuildsByState(st.CountByState),
+		promote.WithQAEnvironments(projects, st.Environments))
 	host, err := os.Hostname()
 	if err != nil {
 		host = "promotebot"
