@@ -165,7 +165,7 @@ func TestExpiry(t *testing.T) {
 	if n := expiryDMs(); n != 0 || !f.env(t).WarnedAt.IsZero() {
 		t.Fatalf("warned 8 h before the warning time: %d DMs", n)
 	}
-	f.clock.Add(4 * time.Hour + time.Minute) // 4 h 59 m before it expires: a tenth of 48 h
+	f.clock.Add(4*time.Hour + time.Minute) // 4 h 59 m before it expires: a tenth of 48 h
 	sweep()
 	to := recipients()
 	for _, who := range []string{"UOWN1", "UOWN2", "UQA1"} {
