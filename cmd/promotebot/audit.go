@@ -30,8 +30,9 @@ func auditCommand(d deps) *cli.Command {
 			"change promotebot made, with its trailers, and every production change someone made without them: a " +
 			"commit changes a project's production when its production overlay renders differently, whatever files " +
 			"changed and whatever its message says; a rollback (Promotebot-Rollback-Of) shows \"rollback of <build>\" as its " +
-			"source. --check lists the production changes that break the rules " +
-			"instead and exits with status 1 when there is any; --verify checks each commit's OpenPGP signature against --keyring. A remote repository is " +
+			"source, the teardown of a QA environment (Promotebot-Teardown) \"teardown: <reason>\". --check lists the " +
+			"changes that break the rules instead and exits with status 1 when there is any; --verify checks each " +
+			"commit's OpenPGP signature against --keyring. A remote repository is " +
 			"cloned into a temporary directory; its credentials come from PROMOTEBOT_GIT_USERNAME and " +
 			"PROMOTEBOT_GIT_PASSWORD (or gitops.sshKeyFile and PROMOTEBOT_GIT_SSH_PASSPHRASE).",
 		Flags: []cli.Flag{
@@ -303,7 +304,7 @@ func stableJSON(c history.Change) history.Change {
 
 var csvHeader = []string{"commit", "time", "project", "environment", "image", "build", "source", "approvals",
 	"promotedBy", "pr", "author", "committer", "subject", "signed", "signature", "trailers", "botMade", "paths", "malformed",
-	"claims", "beyondMerged", "qaPinned", "rollbackOf", "reason", "rollbackPinned"}
+	"claims", "beyondMerged", "qaPinned", "rollbackOf", "reason", "rollbackPinned", "teardown", "teardownRemoved"}
 
 func csvRecord(c history.Change) []string {
 	approvals := make([]string, len(c.Approvals))
@@ -314,7 +315,7 @@ func csvRecord(c history.Change) []string {
 		strings.Join(approvals, "; "), c.PromotedBy.String(), c.PR, c.Author, c.Committer, c.Subject,
 		strconv.FormatBool(c.Signed), c.Signature, strconv.FormatBool(c.Trailers), strconv.FormatBool(c.BotMade),
 		strings.Join(c.Paths, " "), strings.Join(c.Malformed, "; "), c.Claims, c.BeyondMerged, strconv.FormatBool(c.QAPinned),
-		c.RollbackOf, c.Reason, strconv.FormatBool(c.RollbackPinned)}
+		c.RollbackOf, c.Reason, strconv.FormatBool(c.RollbackPinned), c.Teardown, strconv.FormatBool(c.TeardownRemoved)}
 	for i, v := range rec {
 		rec[i] = csvCell(v)
 	}

@@ -211,10 +211,13 @@ func splitSource(source string) (built, link string) {
 	return source, ""
 }
 
-// sourceCell is the SOURCE column: what was built, or for a rollback
-// "rollback of <build>", with its reason when wide.
+// sourceCell is the SOURCE column: what was built, for a rollback
+// "rollback of <build>", with its reason when wide, or for the teardown of
+// a QA environment "teardown: <reason>".
 func sourceCell(c history.Change, wide bool) string {
 	switch {
+	case c.Teardown != "":
+		return "teardown: " + c.Teardown
 	case c.RollbackOf != "" && wide && c.Reason != "":
 		return "rollback of " + c.RollbackOf + ": " + c.Reason
 	case c.RollbackOf != "":

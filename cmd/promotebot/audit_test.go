@@ -181,7 +181,7 @@ func TestAuditJSON(t *testing.T) {
 		`"approvals":[{"name":"Ada","slackId":"UQA1","at":"2026-01-10T10:30:00Z"}],` +
 		`"promotedBy":{"name":"Olga","slackId":"UOWN1"},"buildAuthor":"","requiredApprovals":2,"pr":"","signed":true,"signature":"","trailers":true,` +
 		`"botMade":true,"root":false,"paths":[],"claims":"","beyondMerged":"","qaPinned":false,"malformed":[],` +
-		`"rollbackOf":"","reason":"","rollbackPinned":false}`
+		`"rollbackOf":"","reason":"","rollbackPinned":false,"teardown":"","teardownRemoved":false}`
 	if lines[1] != want {
 		t.Fatalf("line 2\n%s\nwant\n%s", lines[1], want)
 	}
@@ -208,13 +208,13 @@ func TestAuditCSV(t *testing.T) {
 	}
 	if len(recs) != 4 || strings.Join(recs[0], ",") != "commit,time,project,environment,image,build,source,approvals,"+
 		"promotedBy,pr,author,committer,subject,signed,signature,trailers,botMade,paths,malformed,claims,beyondMerged,qaPinned,"+
-		"rollbackOf,reason,rollbackPinned" {
+		"rollbackOf,reason,rollbackPinned,teardown,teardownRemoved" {
 		t.Fatalf("csv:\n%s", stdout)
 	}
 	want := []string{f.prod2, "2026-01-10T12:00:00Z", "hello", "production", "registry.example.com/acme/hello:1.5.0", "b2",
 		"tag v1.5.0", "Olga <slack:UOWN1> 2026-01-10T11:45:00Z", "Olga <slack:UOWN1>", "", "promotebot <bot@example.com>",
 		"promotebot <bot@example.com>", "Promote hello 1.5.0 to production", "true", "", "true", "true", "", "", "", "", "false",
-		"", "", "false"}
+		"", "", "false", "", "false"}
 	if strings.Join(recs[1], "|") != strings.Join(want, "|") {
 		t.Fatalf("row\n%q\nwant\n%q", recs[1], want)
 	}
@@ -662,7 +662,7 @@ func TestAuditRollback(t *testing.T) {
 		got.Image != "registry.example.com/acme/hello:1.4.0" || got.PromotedBy.SlackID != "UOWN1" {
 		t.Fatalf("err %v\njson:\n%s", err, stdout)
 	}
-	if !strings.Contains(stdout, `"rollbackOf":"b2","reason":"5xx after the deploy","rollbackPinned":true}`) {
+	if !strings.Contains(stdout, `"rollbackOf":"b2","reason":"5xx after the deploy","rollbackPinned":true,`) {
 		t.Fatalf("json fields:\n%s", stdout)
 	}
 
@@ -689,5 +689,82 @@ func TestAuditRollback(t *testing.T) {
 		"which no earlier production change of hello pinned"
 	if got := findingLines(t, stdout); len(got) != 1 || got[0] != wantFinding {
 		t.Fatalf("findings %q\nwant %q", got, wantFinding)
+	}
+}
+
+// TestAuditTeardown: the bot's teardown of a QA environment is listed as
+// one (table, json, csv) and passes --check; a commit with teardown
+// trailers that also changes production is flagged.
+func TestAuditTeardown(t *testing.T) {
+	f := newAuditFixture(t)
+	repo, err := clone.Open(context.Background(), clone.Options{
+		URL: f.bare, Dir: filepath.Join(t.TempDir(), "clone"),
+		Author: clone.Signature{Name: "promotebot", Email: "bot@example.com"},
+		Now:    func() time.Time { return time.Date(2026, 1, 10, 13, 0, 0, 0, time.UTC) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	hello := promote.Project{ID: "hello", URL: "https://hello.example.com", Image: "registry.example.com/acme/hello", Path: "apps/hello"}
+	env := promote.Environment{Project: "hello", Kind: promote.KindBranch, Target: "feature/login", Name: "qa/branch-feature-login",
+		BuildID: "b1"}
+	teardown, err := gitops.NewConfigRepo(repo).TearDownQA(context.Background(), hello, env, "branch-deleted",
+		time.Date(2026, 1, 10, 12, 59, 0, 0, time.UTC))
+	if err != nil || teardown == "" {
+		t.Fatalf("TearDownQA = %q, %v", teardown, err)
+	}
+	only := []string{"--since", "2026-01-10T13:00:00Z", "--until", "2026-01-10T13:00:00Z"}
+
+	stdout, _, err := runWith(t, nil, append([]string{"audit", "--repo", f.bare}, only...)...)
+	want := "" +
+		"TIME (UTC)        PROJECT  ENV                    IMAGE  SOURCE                    APPROVED BY  PROMOTED BY  PR  COMMIT\n" +
+		"2026-01-10 13:00  hello    qa/branch-feature-lo…  -      teardown: branch-deleted  -            -            -   " +
+		teardown[:7] + "\n"
+	if err != nil || stdout != want {
+		t.Fatalf("err %v\nstdout\n%s\nwant\n%s", err, stdout, want)
+	}
+	stdout, _, err = runWith(t, nil, append([]string{"audit", "--repo", f.bare, "--format", "json"}, only...)...)
+	var got history.Change
+	if err != nil || json.Unmarshal([]byte(stdout), &got) != nil || got.Commit != teardown || got.Teardown != "branch-deleted" ||
+		!got.TeardownRemoved || !got.BotMade || got.Build != "" || got.Environment != "qa/branch-feature-login" ||
+		got.Subject != "Tear down qa/branch-feature-login of hello" {
+		t.Fatalf("err %v\njson:\n%s", err, stdout)
+	}
+	if !strings.HasSuffix(stdout, `"teardown":"branch-deleted","teardownRemoved":true}`+"\n") {
+		t.Fatalf("json fields:\n%s", stdout)
+	}
+	stdout, _, err = runWith(t, nil, append([]string{"audit", "--repo", f.bare, "--format", "csv"}, only...)...)
+	recs, cerr := csv.NewReader(strings.NewReader(stdout)).ReadAll()
+	if err != nil || cerr != nil || len(recs) != 2 || strings.Join(recs[1][len(recs[1])-2:], ",") != "branch-deleted,true" {
+		t.Fatalf("err %v %v\ncsv:\n%s", err, cerr, stdout)
+	}
+	_, stderr, err := runWith(t, nil, append([]string{"audit", "--config", f.config, "--check"}, only...)...)
+	if err != nil || !strings.Contains(stderr, "audit: no findings") {
+		t.Fatalf("err %v\nstderr:\n%s", err, stderr)
+	}
+
+	// A person's commit with teardown trailers that edits production.
+	work := gittest.Clone(t, f.bare)
+	kust, _ := gittest.ReadFile(t, f.bare, "main", "apps/hello/overlays/production/kustomization.yaml")
+	forged := gittest.CommitFiles(t, work, map[string]string{
+		"apps/hello/overlays/production/kustomization.yaml": strings.Replace(kust, "count: 3", "count: 5", 1),
+	}, "Tear down qa/branch-feature-login of hello\n\nPromotebot-Project: hello\n"+
+		"Promotebot-Environment: qa/branch-feature-login\nPromotebot-Teardown: expired\n")
+	gittest.Push(t, work)
+	stdout, _, err = runWith(t, nil, "audit", "--config", f.config, "--check", "--format", "csv", "--since", "2026-01-10T13:00:00Z")
+	if exitCode(err) != 1 {
+		t.Fatalf("err %v (exit %d)\nstdout:\n%s", err, exitCode(err), stdout)
+	}
+	wantFindings := []string{
+		forged[:7] + " teardown-beyond-folder: a teardown (expired) that does not only remove the folder of " +
+			"qa/branch-feature-login of hello: it changed more, or removed nothing",
+		forged[:7] + " not-by-bot: apps/hello/overlays/production/kustomization.yaml changed by " +
+			gittest.AuthorName + " <" + gittest.AuthorEmail + "> without promotebot's trailers",
+		forged[:7] + " wrong-trailers: production of hello changed (apps/hello/overlays/production/kustomization.yaml), " +
+			"but the trailers say qa/branch-feature-login of hello",
+	}
+	if got := findingLines(t, stdout); strings.Join(got, "\n") != strings.Join(wantFindings, "\n") {
+		t.Fatalf("findings\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantFindings, "\n"))
 	}
 }

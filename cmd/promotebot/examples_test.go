@@ -223,6 +223,17 @@ func TestExamplesConfigRepoRenders(t *testing.T) {
 			if m := ofKind(docs, "Mapping"); len(m) != 1 || lookupStr(m[0], "spec", "service") != o.project+":80" {
 				t.Errorf("want one Mapping to %s:80, got %v", o.project, m)
 			}
+			if !strings.HasPrefix(o.dir, "overlays/qa/") {
+				return
+			}
+			// A teardown removes the folder: Argo CD and Flux must delete
+			// every object it rendered, its Namespace included.
+			for _, d := range docs {
+				if strings.Contains(lookupStr(d, "metadata", "annotations", "argocd.argoproj.io/sync-options"), "Delete=false") ||
+					lookupStr(d, "metadata", "annotations", "kustomize.toolkit.fluxcd.io/prune") == "disabled" {
+					t.Errorf("%s %s would outlive its environment's teardown", d["kind"], lookupStr(d, "metadata", "name"))
+				}
+			}
 		})
 	}
 }
@@ -561,6 +572,14 @@ func TestExamplesArgoCDApplicationSets(t *testing.T) {
 		}
 		if !qa && lookup(set, "spec", "syncPolicy", "preserveResourcesOnDeletion") != true {
 			t.Errorf("%s: production resources would be deleted with the ApplicationSet", name)
+		}
+		// A torn-down environment's Application must go, and take what it
+		// deployed with it.
+		if qa && lookup(set, "spec", "syncPolicy", "preserveResourcesOnDeletion") == true {
+			t.Errorf("%s: preserveResourcesOnDeletion keeps a torn-down environment running", name)
+		}
+		if sync := lookupStr(set, "spec", "syncPolicy", "applicationsSync"); qa && (sync == "create-only" || sync == "create-update") {
+			t.Errorf("%s: applicationsSync %s never deletes the Application of a torn-down environment", name, sync)
 		}
 	}
 }

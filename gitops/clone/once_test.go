@@ -34,8 +34,8 @@ func TestApplyOnceAfterTheBranchMovedOn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if again.Changed || again.Commit != "" || again.Base != landed.Commit {
-			t.Errorf("ApplyOnce again = %+v, want no change and Base %s (the commit that landed)", again, landed.Commit)
+		if again.Changed || again.Commit != "" || again.Base != landed.Commit || !again.Landed {
+			t.Errorf("ApplyOnce again = %+v, want no change, Landed, and Base %s (the commit that landed)", again, landed.Commit)
 		}
 	}
 	if got := gittest.Head(t, bare, "main"); got != tip {
@@ -72,5 +72,52 @@ func TestApplyOnceSearchIsBounded(t *testing.T) {
 	}
 	if _, err := r.ApplyOnce(context.Background(), clone.Once{Since: time.Now()}, writeFile("x", "y")); err == nil {
 		t.Error("ApplyOnce without trailers: no error")
+	}
+}
+
+// TestApplyOnceNotBefore: a change asked for again minutes after the same
+// change landed, with a commit it must follow in between, is a new one
+// (an environment torn down, deployed again, torn down again); without
+// NotBefore, Since alone would take the first for it. A retry of the
+// first still finds the first past a later commit of another build.
+func TestApplyOnceNotBefore(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	r := clonetest.Open(t, bare)
+	teardown := []trailer.Trailer{{Key: "Promotebot-Environment", Value: "qa/x"}, {Key: "Promotebot-Teardown", Value: "expired"}}
+	remove := func(f clone.Files) (clone.Outcome, error) {
+		return clone.Outcome{Subject: "Remove x", Trailers: teardown}, f.RemoveAll("x")
+	}
+	deployed := func(build string) []trailer.Trailer {
+		return []trailer.Trailer{{Key: "Promotebot-Build", Value: build}, {Key: "Promotebot-Environment", Value: "qa/x"}}
+	}
+	deploy := func(build string) clone.Edit {
+		return func(f clone.Files) (clone.Outcome, error) {
+			return clone.Outcome{Subject: "Deploy " + build, Trailers: deployed(build)}, f.WriteFile("x/build", []byte(build))
+		}
+	}
+	ctx := context.Background()
+	apply(t, r, deploy("b1"))
+	first, err := r.ApplyOnce(ctx, clone.Once{Since: time.Now(), Trailers: teardown, NotBefore: deployed("b1")}, remove)
+	if err != nil || !first.Changed {
+		t.Fatalf("first teardown: %+v, %v", first, err)
+	}
+	apply(t, r, deploy("b2"))
+
+	// Since alone cannot tell the second teardown from the first.
+	asked := time.Now()
+	if res, err := r.ApplyOnce(ctx, clone.Once{Since: asked, Trailers: teardown}, remove); err != nil || !res.Landed || res.Base != first.Commit {
+		t.Fatalf("without NotBefore: %+v, %v; want the first teardown found", res, err)
+	}
+	// The first one's retry, bounded by b1's deploy, finds it past b2's.
+	if res, err := r.ApplyOnce(ctx, clone.Once{Since: asked, Trailers: teardown, NotBefore: deployed("b1")}, remove); err != nil ||
+		!res.Landed || res.Base != first.Commit {
+		t.Fatalf("the first teardown again: %+v, %v; want it found", res, err)
+	}
+	second, err := r.ApplyOnce(ctx, clone.Once{Since: asked, Trailers: teardown, NotBefore: deployed("b2")}, remove)
+	if err != nil || !second.Changed || second.Landed {
+		t.Fatalf("second teardown: %+v, %v; want a commit of its own", second, err)
+	}
+	if _, ok := gittest.ReadFile(t, bare, "main", "x/build"); ok {
+		t.Error("x/build is still there after the second teardown")
 	}
 }

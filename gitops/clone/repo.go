@@ -64,6 +64,9 @@ type Result struct {
 	// Base is the commit the edit ran on: when nothing changed, the commit
 	// whose files already were what the edit wanted.
 	Base string
+	// Landed is set when ApplyOnce found the change on the branch already:
+	// the edit did not run, and Base is the commit that made it.
+	Landed bool
 }
 
 // ErrClosed is returned by Apply after Close.
@@ -292,6 +295,14 @@ func (r *Repo) ApplyToBranch(ctx context.Context, branch string, edit Edit) (Res
 type Once struct {
 	Trailers []trailer.Trailer
 	Since    time.Time
+	// NotBefore, when set, bounds the search further: the change cannot
+	// be older than a commit whose trailers hold every one of NotBefore,
+	// so the search ends at the newest such commit. It tells apart two
+	// changes with the same Trailers asked for within minutes of each
+	// other, when something they both follow happened between them (a QA
+	// environment torn down, deployed again by a new build, and torn down
+	// again: the second teardown follows that build's deploy).
+	NotBefore []trailer.Trailer
 }
 
 // onceSlack is how much earlier than Once.Since the search goes.
@@ -299,9 +310,10 @@ const onceSlack = 10 * time.Minute
 
 // ApplyOnce is Apply for a change that must land at most once although the
 // config branch moves on between attempts: when a commit after once.Since
-// already carries once.Trailers (an earlier attempt pushed it, and the
-// caller crashed before it could record that), the edit does not run and the
-// Result names that commit as Base, with Changed false. Without this, a
+// (and after the newest commit carrying once.NotBefore) already carries
+// once.Trailers (an earlier attempt pushed it, and the caller crashed
+// before it could record that), the edit does not run and the Result names
+// that commit as Base, with Landed set and Changed false. Without this, a
 // retry would apply the edit again on top of later changes, undoing them.
 func (r *Repo) ApplyOnce(ctx context.Context, once Once, edit Edit) (Result, error) {
 	if len(once.Trailers) == 0 {

@@ -271,7 +271,7 @@ func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pend
 		}
 		if req.once != nil {
 			if c, found, lerr := r.landed(tip, *req.once); lerr != nil || found {
-				req.reply <- reply{res: Result{Base: hashString(c)}, err: lerr}
+				req.reply <- reply{res: Result{Base: hashString(c), Landed: found}, err: lerr}
 				continue
 			}
 		}
@@ -311,7 +311,8 @@ func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pend
 }
 
 // landed looks for the change once names on the first-parent history of
-// tip, newest first, back to once.Since (less onceSlack). Commits of the
+// tip, newest first, back to once.Since (less onceSlack) or to the newest
+// commit carrying once.NotBefore, whichever comes first. Commits of the
 // batch being built need no look: a change asked for once at a time cannot
 // be among them.
 func (r *Repo) landed(tip plumbing.Hash, once Once) (plumbing.Hash, bool, error) {
@@ -324,8 +325,12 @@ func (r *Repo) landed(tip plumbing.Hash, once Once) (plumbing.Hash, bool, error)
 		if c.Committer.When.Before(since) {
 			break
 		}
-		if hasTrailers(trailer.Parse(c.Message), once.Trailers) {
+		have := trailer.Parse(c.Message)
+		if hasTrailers(have, once.Trailers) {
 			return h, true, nil
+		}
+		if len(once.NotBefore) > 0 && hasTrailers(have, once.NotBefore) {
+			break
 		}
 		if len(c.ParentHashes) == 0 {
 			break

@@ -29,6 +29,11 @@ const (
 	// image no earlier production change pinned, or one that changed more
 	// than the production overlay's image entry.
 	RuleRollbackUnknownImage = "rollback-to-unknown-image"
+	// RuleTeardownBeyondFolder: a teardown (Promotebot-Teardown) that did
+	// not only remove the one QA folder its trailers name (any
+	// environment; one that also changed production is reported with
+	// not-by-bot for that change as well).
+	RuleTeardownBeyondFolder = "teardown-beyond-folder"
 )
 
 // Finding is one broken rule.
@@ -62,7 +67,8 @@ type CheckOptions struct {
 // the findings, newest first. Production changes are checked against every
 // rule (a rollback, which needs no approvals, against the promoter and
 // rollback rules); every change, whatever its environment, against the
-// trailer rule and, when it was verified, the signature rules. The
+// trailer and teardown rules and, when it was verified, the signature
+// rules. The
 // repository's first commit is where its history starts and is not
 // checked; what production ran from it on counts all the same.
 func Check(changes []Change, o CheckOptions) []Finding {
@@ -84,6 +90,11 @@ func Check(changes []Change, o CheckOptions) []Finding {
 			found = signatureFindings(c)
 			for _, m := range c.Malformed {
 				found = append(found, Finding{Rule: RuleMalformedTrailer, Detail: strconv.Quote(m)})
+			}
+			if c.Teardown != "" && !c.TeardownRemoved {
+				found = append(found, Finding{Rule: RuleTeardownBeyondFolder, Detail: fmt.Sprintf("a teardown (%s) "+
+					"that does not only remove the folder of %s of %s: it changed more, or removed nothing",
+					c.Teardown, c.Environment, c.Project)})
 			}
 			if c.Environment == trailer.Production {
 				found = append(found, productionFindings(c, o, inQA, inProd)...)
@@ -125,6 +136,11 @@ func productionFindings(c Change, o CheckOptions, inQA, inProd map[string]bool) 
 	}
 	if c.RollbackOf != "" {
 		return rollbackFindings(c, inProd)
+	}
+	if c.Teardown != "" {
+		// The bot tears down QA environments, never production.
+		return []Finding{{Rule: RuleNotByBot, Detail: fmt.Sprintf("promotebot's teardown trailers (%s) on production, "+
+			"committed by %s", c.Teardown, c.Committer)}}
 	}
 	if !c.BotMade {
 		add(RuleNotByBot, "promotebot's trailers without Promotebot-Build, committed by %s", c.Committer)

@@ -76,8 +76,9 @@ type Change struct {
 	// (the commit's own, or for a merge, those of the branch it merged);
 	// false for a production change they do not cover.
 	Trailers bool `json:"trailers"`
-	// BotMade tells whether it carries a Promotebot-Build or
-	// Promotebot-Rollback-Of trailer, which only the bot writes.
+	// BotMade tells whether it carries a Promotebot-Build,
+	// Promotebot-Rollback-Of or Promotebot-Teardown trailer, which only
+	// the bot writes.
 	BotMade bool `json:"botMade"`
 	// Root is set for the repository's first commit.
 	Root bool `json:"root"`
@@ -110,6 +111,15 @@ type Change struct {
 	// overlays/production/kustomization.yaml, and there only the images
 	// entry of Image's repository, which gives Image now.
 	RollbackPinned bool `json:"rollbackPinned"`
+	// Teardown, for the removal of a QA environment, is its
+	// Promotebot-Teardown trailer: why ("branch-deleted", "tag-deleted",
+	// "expired", "by <name> <slack:U…>").
+	Teardown string `json:"teardown"`
+	// TeardownRemoved, for a teardown, tells whether the commit did what a
+	// teardown does and nothing more: it removed the folder
+	// overlays/qa/<env> of the project and environment its trailers name,
+	// which was there before, and changed no other file.
+	TeardownRemoved bool `json:"teardownRemoved"`
 
 	// guess, while Read walks, marks a production change whose project was
 	// guessed from its folder's name (relabel).
@@ -363,6 +373,11 @@ func (w *historyWalker) changesOf(c *object.Commit, parentCommits []*object.Comm
 		ch.QAPinned = w.pinsQA(c.TreeHash, folders, m)
 		if m.rollback() {
 			if ch.RollbackPinned, err = w.rollbackPinned(first, c.TreeHash, folders, m); err != nil {
+				return nil, fmt.Errorf("diff %s: %w", c.Hash, err)
+			}
+		}
+		if m.teardown != "" {
+			if ch.TeardownRemoved, err = w.teardownRemoved(first, c.TreeHash, folders, m); err != nil {
 				return nil, fmt.Errorf("diff %s: %w", c.Hash, err)
 			}
 		}

@@ -269,3 +269,99 @@ func TestCheckRollbacks(t *testing.T) {
 		}
 	}
 }
+
+// teardownTrailers are the trailers of the teardown of hello's env for
+// reason, as the bot writes them.
+func teardownTrailers(project, env, reason string) string {
+	return "Promotebot-Project: " + project + "\nPromotebot-Environment: " + env + "\nPromotebot-Teardown: " + reason + "\n"
+}
+
+// TestCheckTeardowns: a teardown that removes its one QA folder and
+// nothing else passes; one that removes more or less, changes a file
+// elsewhere, or changes production is flagged, production's change as a
+// person's too.
+func TestCheckTeardowns(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	work := gittest.Clone(t, bare)
+	const (
+		xNamespace = "apps/hello/overlays/qa/x/namespace.yaml"
+		helloQAY   = "apps/hello/overlays/qa/y/kustomization.yaml"
+	)
+	prod, _ := gittest.ReadFile(t, work, "HEAD", prodKustomization)
+	deploys := 0
+	// deploy writes both folders, x with a new tag each time.
+	deploy := func() {
+		deploys++
+		tag := fmt.Sprintf("1.4.%d", deploys)
+		gittest.CommitFiles(t, work, map[string]string{helloQA: qaKustomization(tag), xNamespace: "kind: Namespace\n",
+			helloQAY: qaKustomization("1.4.0")}, "Deploy hello "+tag+" to qa/x\n\n"+qaTrailers(tag))
+	}
+	gone := func(extra map[string]string) map[string]string {
+		files := map[string]string{helloQA: "", xNamespace: ""}
+		for k, v := range extra {
+			files[k] = v
+		}
+		return files
+	}
+	teardown := func(name string, files map[string]string, trailers string) func() string {
+		return func() string {
+			deploy()
+			return gittest.CommitFiles(t, work, files, name+"\n\n"+trailers)
+		}
+	}
+	steps := []struct {
+		name string
+		do   func() string
+		want []string // "<project> <rule>", sorted
+	}{
+		{"two folders", teardown("Tear down qa/x of hello", gone(map[string]string{helloQAY: ""}),
+			teardownTrailers("hello", "qa/x", "expired")), []string{"hello teardown-beyond-folder"}},
+		{"production too", teardown("Tear down qa/x of hello", gone(map[string]string{
+			prodKustomization: strings.Replace(prod, "count: 3", "count: 5", 1)}),
+			teardownTrailers("hello", "qa/x", "expired")),
+			[]string{"hello not-by-bot", "hello teardown-beyond-folder", "hello wrong-trailers"}},
+		{"a file elsewhere", teardown("Tear down qa/x of hello", gone(map[string]string{"README.md": "hello\n"}),
+			teardownTrailers("hello", "qa/x", "expired")), []string{"hello teardown-beyond-folder"}},
+		{"part of the folder", teardown("Tear down qa/x of hello", map[string]string{xNamespace: ""},
+			teardownTrailers("hello", "qa/x", "expired")), []string{"hello teardown-beyond-folder"}},
+		{"another folder than it says", teardown("Tear down qa/x of hello", map[string]string{helloQAY: ""},
+			teardownTrailers("hello", "qa/x", "expired")), []string{"hello teardown-beyond-folder"}},
+		{"production claimed", teardown("Tear down production of hello", map[string]string{
+			prodKustomization: strings.Replace(prod, "count: 3", "count: 4", 1)},
+			teardownTrailers("hello", "production", "expired")), []string{"hello not-by-bot", "hello teardown-beyond-folder"}},
+		{"nothing removed", func() string {
+			gittest.Git(t, work, "commit", "-q", "--allow-empty", "-m", "Tear down qa/z of hello", "-m",
+				teardownTrailers("hello", "qa/z", "expired"))
+			return gittest.Git(t, work, "rev-parse", "HEAD")
+		}, []string{"hello teardown-beyond-folder"}},
+		{"by the bot", teardown("Tear down qa/x of hello", gone(nil), teardownTrailers("hello", "qa/x", "by Olga <slack:UOWN1>")), nil},
+	}
+	names := map[string]string{}
+	for _, s := range steps {
+		names[s.do()] = s.name
+	}
+	gittest.Push(t, work)
+
+	for _, opts := range []history.Options{{}, {ProjectPaths: map[string]string{"apps/hello": "hello"}}} {
+		changes := readHistory(t, bare, opts)
+		findings := history.Check(changes, history.CheckOptions{RequiredApprovals: map[string]int{"hello": 1}})
+		got := map[string][]string{}
+		for _, f := range findings {
+			if n, ok := names[f.Commit]; ok {
+				got[n] = append(got[n], f.Project+" "+f.Rule)
+			}
+		}
+		for _, s := range steps {
+			slices.Sort(got[s.name])
+			if !slices.Equal(got[s.name], s.want) {
+				t.Errorf("paths %v: %s: findings %q, want %q", opts.ProjectPaths, s.name, got[s.name], s.want)
+			}
+		}
+		for _, c := range changes {
+			if names[c.Commit] == "by the bot" && (c.Teardown != "by Olga <slack:UOWN1>" || !c.TeardownRemoved || !c.BotMade ||
+				c.Environment != "qa/x" || c.Build != "") {
+				t.Errorf("the bot's teardown read as %+v", c)
+			}
+		}
+	}
+}

@@ -13,6 +13,7 @@ type trailerFacts struct {
 	project, env, image, build, source string
 	author                             string
 	rollbackOf, reason                 string
+	teardown                           string
 	approvals                          []ApprovedBy
 	promotedBy                         SlackUser
 	required                           int // -1: no Promotebot-Required-Approvals
@@ -54,6 +55,8 @@ func readMeta(trailers []trailer.Trailer) trailerFacts {
 			once(t, &m.rollbackOf)
 		case lower(trailer.Reason):
 			once(t, &m.reason)
+		case lower(trailer.Teardown):
+			once(t, &m.teardown)
 		case lower(trailer.ApprovedBy):
 			name, id, at, ok := trailer.ParseApproval(t.Value)
 			if !ok {
@@ -102,9 +105,9 @@ func (m trailerFacts) rollback() bool { return m.rollbackOf != "" && m.env == tr
 
 // fill copies the trailers' facts into c.
 func (m trailerFacts) fill(c *Change) {
-	c.Trailers, c.BotMade = true, m.build != "" || m.rollbackOf != ""
+	c.Trailers, c.BotMade = true, m.build != "" || m.rollbackOf != "" || m.teardown != ""
 	c.Project, c.Environment, c.Image, c.Build, c.Source = m.project, m.env, m.image, m.build, m.source
-	c.RollbackOf, c.Reason = m.rollbackOf, m.reason
+	c.RollbackOf, c.Reason, c.Teardown = m.rollbackOf, m.reason, m.teardown
 	c.Approvals, c.PromotedBy, c.Malformed = m.approvals, m.promotedBy, m.malformed
 	c.RequiredApprovals, c.BuildAuthor = m.required, m.author
 }

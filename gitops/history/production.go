@@ -355,6 +355,38 @@ func (w *historyWalker) rollbackPinned(first, root plumbing.Hash, folders []stri
 	return overlay.IsImageEdit(before, after, m.image), nil
 }
 
+// teardownRemoved tells whether a teardown's commit, of tree root after
+// the tree first, did only what a teardown does: it removed the folder
+// overlays/qa/<env> of the project folder its trailers m name (the one
+// folder the commit touched), which was there before, and changed no other
+// file of the repository, in that project or anywhere else.
+func (w *historyWalker) teardownRemoved(first, root plumbing.Hash, folders []string, m trailerFacts) (bool, error) {
+	env, ok := strings.CutPrefix(m.env, "qa/")
+	if !ok || env == "" || strings.Contains(env, "/") || len(folders) != 1 || first.IsZero() ||
+		w.projectID(folders[0]) != m.project {
+		return false, nil
+	}
+	dir := path.Join(folders[0], "overlays", "qa", env)
+	before, err := w.subtree(first, dir)
+	if err != nil || before.IsZero() {
+		return false, err
+	}
+	after, err := w.subtree(root, dir)
+	if err != nil || !after.IsZero() {
+		return false, err
+	}
+	var changed []string
+	if err := w.diffFiles(first, root, "", "", func(string) bool { return false }, &changed); err != nil {
+		return false, err
+	}
+	for _, f := range changed {
+		if !strings.HasPrefix(f, dir+"/") {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // ignoreMissing is nil for a file that does not exist, else err.
 func ignoreMissing(err error) error {
 	if errors.Is(err, fs.ErrNotExist) {

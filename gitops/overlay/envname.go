@@ -41,6 +41,9 @@ type Meta struct {
 	RollbackOf string
 	// Reason is the Promotebot-Reason trailer: why, in one line.
 	Reason string
+	// Teardown is the Promotebot-Teardown trailer of a QA environment's
+	// removal: why it was torn down.
+	Teardown string
 }
 
 // ErrInvalidTarget is returned for a branch or tag name that promotebot

@@ -402,6 +402,7 @@ func trailers(m Meta, p promote.Project, env, image string) []trailer.Trailer {
 	add(trailer.RollbackOf, m.RollbackOf)
 	add(trailer.Project, p.ID)
 	add(trailer.Environment, env)
+	add(trailer.Teardown, m.Teardown)
 	add(trailer.Image, image)
 	add(trailer.Source, m.Source)
 	add(trailer.Author, m.Author)

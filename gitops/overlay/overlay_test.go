@@ -320,6 +320,7 @@ func TestQAOverlayHostileTargets(t *testing.T) {
 func TestEditConstructorsRefuse(t *testing.T) {
 	bad := hello
 	bad.Path = "../outside"
+	expired := Meta{Teardown: "expired"}
 	tests := []struct {
 		name string
 		err  error
@@ -332,6 +333,14 @@ func TestEditConstructorsRefuse(t *testing.T) {
 		{"bad kind", second(QAOverlay(hello, "pr", "main", "registry.example.com/acme/hello:1", meta)), ErrInvalidKind},
 		{"bad delete target", second(DeleteQAOverlay(hello, promote.KindTag, "a\nb", meta)), ErrInvalidTarget},
 		{"bad project", second(ProductionImage(bad, "registry.example.com/acme/hello:1", meta, nil)), errInvalidProject},
+		{"teardown of production", second(TearDownQA(hello, "production", promote.KindBranch, "main", expired)), errInvalidEnv},
+		{"teardown of a path", second(TearDownQA(hello, "qa/../production", promote.KindBranch, "main", expired)), errInvalidEnv},
+		{"teardown of a sub-folder", second(TearDownQA(hello, "qa/branch-main/x", promote.KindBranch, "main", expired)), errInvalidEnv},
+		{"teardown of qa/", second(TearDownQA(hello, "qa/", promote.KindBranch, "main", expired)), errInvalidEnv},
+		{"teardown without a reason", second(TearDownQA(hello, "qa/branch-main", promote.KindBranch, "main", meta)), errNoReason},
+		{"teardown of a bad kind", second(TearDownQA(hello, "qa/branch-main", "pr", "main", expired)), ErrInvalidKind},
+		{"teardown of a bad target", second(TearDownQA(hello, "qa/branch-main", promote.KindBranch, "", expired)), ErrInvalidTarget},
+		{"teardown of a bad project", second(TearDownQA(bad, "qa/branch-main", promote.KindBranch, "main", expired)), errInvalidProject},
 	}
 	for _, tt := range tests {
 		if !errors.Is(tt.err, tt.want) {

@@ -52,9 +52,16 @@ func envDir(p promote.Project, env string) (string, error) {
 	if env == trailer.Production {
 		return path.Join(p.Path, "overlays", "production"), nil
 	}
-	name, ok := strings.CutPrefix(env, "qa/")
-	if !ok || !dnsLabel.MatchString(name) {
+	name, ok := qaName(env)
+	if !ok {
 		return "", fmt.Errorf("%w %q: want %q or \"qa/<env>\"", errInvalidEnv, env, trailer.Production)
 	}
 	return qaDir(p, name), nil
+}
+
+// qaName returns the name of the QA environment env, "qa/<name>": ok when
+// name is one a QA environment can have (a DNS label: no path).
+func qaName(env string) (name string, ok bool) {
+	name, ok = strings.CutPrefix(env, "qa/")
+	return name, ok && dnsLabel.MatchString(name)
 }

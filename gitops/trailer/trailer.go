@@ -36,6 +36,10 @@ const (
 	RollbackOf = "Promotebot-Rollback-Of"
 	// Reason is the owner's reason for a rollback, when one was given.
 	Reason = "Promotebot-Reason"
+	// Teardown marks the removal of a QA environment's overlay and says
+	// why: "branch-deleted", "tag-deleted", "expired", or
+	// "by <name> <slack:U…>" (a person's teardown, formatted by Person).
+	Teardown = "Promotebot-Teardown"
 )
 
 // Production is the production environment's name in the Environment trailer.
