@@ -75,7 +75,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	actor := &promote.Service{Config: cfg, Store: st, Repo: state, Logger: log, Signal: wake, Wake: wake,
 		CommitURL: commitURL(cfg), Branch: cfg.GitOps.Branch,
 		Lease: c.Duration("job-lease"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid()),
-		Revisions: state, Production: state, Metrics: metrics, Feedback: sec.EventsSecret != "" || cfg.ArgoCD.APIURL != ""}
+		Revisions: state, Production: state, QAEnvs: state, Metrics: metrics, Feedback: sec.EventsSecret != "" || cfg.ArgoCD.APIURL != ""}
 	if !actor.Feedback {
 		log.Info("no cluster feedback: PROMOTEBOT_EVENTS_SECRET and argocd.apiURL are not set, so messages say what was committed, not what runs")
 	}
@@ -258,9 +258,10 @@ type cloneState struct {
 }
 
 var (
-	_ promote.ConfigRepo     = (*cloneState)(nil)
-	_ promote.Revisions      = (*cloneState)(nil)
-	_ promote.ProductionRepo = (*cloneState)(nil)
+	_ promote.ConfigRepo      = (*cloneState)(nil)
+	_ promote.Revisions       = (*cloneState)(nil)
+	_ promote.ProductionRepo  = (*cloneState)(nil)
+	_ promote.EnvironmentRepo = (*cloneState)(nil)
 )
 
 func (s *cloneState) set(repo *clone.Repo, err error) {
@@ -348,6 +349,15 @@ func (s *cloneState) RollbackBranch(ctx context.Context, p promote.Project, rc p
 		return promote.PromotionCommit{}, err
 	}
 	return r.RollbackBranch(ctx, p, rc, branch)
+}
+
+// TearDownQA implements promote.EnvironmentRepo.
+func (s *cloneState) TearDownQA(ctx context.Context, p promote.Project, e promote.Environment, reason string, since time.Time) (string, error) {
+	r, err := s.config()
+	if err != nil {
+		return "", err
+	}
+	return r.TearDownQA(ctx, p, e, reason, since)
 }
 
 // Pins implements promote.Revisions.
