@@ -1,7 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,5 +111,50 @@ func TestServeEnvironmentLifeCycle(t *testing.T) {
 	}
 	if code, out := post("1.0.0-third", "feature/third"); code != http.StatusAccepted {
 		t.Errorf("a new target once a place is free: %d %v", code, out)
+	}
+}
+
+// TestServeTearsDownDeletedBranches: GitHub's delete event of the project's
+// source repository tears the branch's QA environment down.
+func TestServeTearsDownDeletedBranches(t *testing.T) {
+	skipIfShort(t, "a live server with a config remote")
+	remote := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
+	config := helloConfig(t, remote, "  sourceRepository: acme/shop\n")
+	base, _ := serveConfig(t, config, map[string]string{"PROMOTEBOT_GITHUB_WEBHOOK_SECRET": "gh-secret"})
+	code, out := postBuild(t, base, `{"project":"hello","image":"registry.example.com/acme/hello:2.0.0","type":"branch","target":"feature/login"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST: %d %v", code, out)
+	}
+	id := out["id"].(string)
+	waitState(t, base, id, "qa-ready")
+	body, err := os.ReadFile(filepath.Join("..", "..", "testdata", "github", "delete-branch.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, base+"/github/webhook", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, []byte("gh-secret"))
+	mac.Write(body)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "delete")
+	req.Header.Set("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("delete event: %d", resp.StatusCode)
+	}
+	waitState(t, base, id, "closed")
+	waitFor(t, "the folder to go", func() bool {
+		_, ok := gittest.ReadFile(t, remote, "main", "apps/hello/overlays/qa/branch-feature-login/kustomization.yaml")
+		return !ok
+	})
+	if why := gittest.Log(t, remote, "main")[0].TrailerValues("Promotebot-Teardown"); len(why) != 1 || why[0] != "branch-deleted" {
+		t.Errorf("teardown reason: %q", why)
 	}
 }
