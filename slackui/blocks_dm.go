@@ -69,6 +69,11 @@ func ownerHeadline(v promote.BuildView) (head, text string) {
 		return ":rocket: " + mention(b.PromotedBy) + " deployed " + img + " to production" + spaceWhen(promotedAt(b)),
 			mention(b.PromotedBy) + " deployed " + imgPlain + " to production"
 	case promote.StateClosed:
+		if closedByTeardown(b) {
+			closed := teardownClosed(v)
+			return ":wastebasket: " + img + " on " + envRef(b) + "\n" + closed + spaceWhen(b.UpdatedAt),
+				imgPlain + " on " + envPlain(b) + " — " + closed
+		}
 		return img + " was closed by " + mention(b.ClosedBy) + spaceWhen(b.UpdatedAt),
 			imgPlain + " was closed by " + mention(b.ClosedBy)
 	case promote.StateSuperseded:
@@ -100,6 +105,10 @@ func ownerNote(v promote.BuildView) string {
 		return joinNonEmpty(" · ", productionRefs(v), rollbackRefs(b))
 	case promote.StateSuperseded:
 		return "Nothing left to do here: the newer build has its own message."
+	case promote.StateClosed:
+		if closedByTeardown(b) {
+			return "A new build of " + targetRef(b) + " brings the QA environment back."
+		}
 	}
 	return ""
 }

@@ -216,7 +216,11 @@ func goldenCases() map[string]any {
 }
 
 func TestGolden(t *testing.T) {
-	for name, v := range goldenCases() {
+	cases := goldenCases()
+	for name, v := range envGoldenCases() {
+		cases[name] = v
+	}
+	for name, v := range cases {
 		t.Run(name, func(t *testing.T) {
 			// Decoded and encoded again, because slack-go's own MarshalJSON
 			// methods escape < and > inside some blocks.
