@@ -23,6 +23,11 @@ const (
 	// opens the rollback dialog for one earlier image. Its value is a
 	// RollbackChoice (build and image) as JSON.
 	ActionProdRollbackTo = "prod_rollback_to"
+	// ActionQATeardown is the Tear down button of a build whose QA
+	// environment lives (owners); it asks to confirm first.
+	ActionQATeardown = "qa_teardown"
+	// ActionQAKeep is the Keep button of an expiry warning (owners and QA).
+	ActionQAKeep = "qa_keep"
 	// ActionOpenQA is the link button to a build's QA URL; Slack still sends
 	// an interaction for it, which needs only an acknowledgement.
 	ActionOpenQA = "open_qa"

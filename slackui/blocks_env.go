@@ -3,6 +3,8 @@ package slackui
 import (
 	"strings"
 
+	"github.com/slack-go/slack"
+
 	"github.com/promotebot/promotebot/promote"
 )
 
@@ -54,4 +56,44 @@ func slackUser(id string) bool {
 		}
 	}
 	return true
+}
+
+// teardownButton is the owners' Tear down button of a build whose QA
+// environment lives and was committed to, or nil; it asks to confirm,
+// naming the environment and its URL. A superseded build has none (the
+// newer one's message has it), nor has one the teardown closed.
+func teardownButton(v promote.BuildView) *slack.ButtonBlockElement {
+	b, e := v.Build, v.Env
+	if e == nil || !e.Live() || b.QACommit == "" || b.State == promote.StateSuperseded || closedByTeardown(b) {
+		return nil
+	}
+	what := plain(envName(v), 100)
+	if u := envURL(v); u != "" {
+		what += " (" + plain(u, 150) + ")"
+	}
+	return slack.NewButtonBlockElement(ActionQATeardown, b.ID, pt("Tear down QA environment", maxButtonText)).
+		WithStyle(slack.StyleDanger).
+		WithConfirm(slack.NewConfirmationBlockObject(
+			pt("Tear down the QA environment?", maxConfirmTitle),
+			pt("Remove "+what+" and close its builds?", maxConfirmText),
+			pt("Tear down", maxConfirmButton),
+			pt("Cancel", maxConfirmButton)).WithStyle(slack.StyleDanger))
+}
+
+// envName is the name of the build's QA environment ("qa/<env>"): the
+// environment's, else the build's.
+func envName(v promote.BuildView) string {
+	if v.Env != nil && v.Env.Name != "" {
+		return v.Env.Name
+	}
+	return v.Build.Environment
+}
+
+// envURL is the URL of the build's QA environment: the environment's,
+// else the build's.
+func envURL(v promote.BuildView) string {
+	if v.Env != nil && v.Env.URL != "" {
+		return v.Env.URL
+	}
+	return v.Build.URL
 }

@@ -1,6 +1,7 @@
 package slackui
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,12 +48,46 @@ func closedByTeardownView(reason string) promote.BuildView {
 	return v
 }
 
+// envVariants are v with its QA environment (v's own, else testEnv's)
+// alive, and torn down (the build, when closed, closed by the teardown).
+func envVariants(v promote.BuildView) map[string]promote.BuildView {
+	base := testEnv(v.Build)
+	if v.Env != nil {
+		base = v.Env
+	}
+	variant := func(f func(*promote.BuildView)) promote.BuildView {
+		w := v
+		e := *base
+		w.Env, w.TTL = &e, testTTL
+		f(&w)
+		return w
+	}
+	reason := base.Teardown
+	if reason == "" {
+		reason = "branch-deleted"
+	}
+	return map[string]promote.BuildView{
+		"env-live": variant(func(w *promote.BuildView) { w.Env.Teardown = "" }),
+		"env-torn": variant(func(w *promote.BuildView) {
+			tornDown(reason)(w.Env)
+			if w.Build.State == promote.StateClosed {
+				w.Build.ClosedBy, w.Build.Error = "", "QA environment torn down: "+reason
+			}
+		}),
+	}
+}
+
 // envGoldenCases are the golden messages of QA environments.
 func envGoldenCases() map[string]any {
 	render := func(role promote.MessageRole, recipient string, v promote.BuildView) any {
 		return messageJSON(Render(post(role, recipient, v)))
 	}
+	rollback := rollbackView(promote.StatePromoted, nil)
+	rollback.Env, rollback.TTL = testEnv(rollback.Build), testTTL
 	return map[string]any{
+		"owner-qa-ready-env":      render(promote.MessageOwner, "UOWN1", envView(promote.StateQAReady, nil)),
+		"owner-rejected-env":      render(promote.MessageOwner, "UOWN1", envView(promote.StateRejected, nil)),
+		"owner-promoted-env":      render(promote.MessageOwner, "UOWN1", rollback),
 		"channel-closed-teardown": render(promote.MessageChannel, "", closedByTeardownView("branch-deleted")),
 		"owner-closed-teardown": render(promote.MessageOwner, "UOWN1",
 			closedByTeardownView("by Grace Hopper <slack:UOWN1>")),
@@ -110,5 +145,123 @@ func TestClosedByTeardown(t *testing.T) {
 		if !strings.Contains(m.Text, closedByOwner) || strings.Contains(m.Text, "torn down") {
 			t.Errorf("%s: an owner's close says %q", role, m.Text)
 		}
+	}
+}
+
+// buttonIDs are the action ids of m's buttons, in order.
+func buttonIDs(t *testing.T, m Message) []string {
+	var ids []string
+	for _, b := range buttons(t, m) {
+		ids = append(ids, b["action_id"].(string))
+	}
+	return ids
+}
+
+// TestTeardownButtonWhereItBelongs: Tear down is in the owners' DM of a
+// build whose QA environment lives and was committed to, unless the build
+// was superseded or closed by a teardown, and nowhere else; the message's
+// other buttons stay as they are.
+func TestTeardownButtonWhereItBelongs(t *testing.T) {
+	envs := map[string]func(promote.BuildView) promote.BuildView{
+		"no environment": func(v promote.BuildView) promote.BuildView { return v },
+		"live": func(v promote.BuildView) promote.BuildView {
+			v.Env, v.TTL = testEnv(v.Build), testTTL
+			return v
+		},
+		"live, kept": func(v promote.BuildView) promote.BuildView {
+			v.Env, v.TTL = testEnv(v.Build), testTTL
+			v.Env.WarnedAt = v.Env.ActiveAt.Add(-time.Hour)
+			return v
+		},
+		"live, not committed": func(v promote.BuildView) promote.BuildView {
+			v.Env, v.TTL = testEnv(v.Build), testTTL
+			v.Build.QACommit = ""
+			return v
+		},
+		"torn down": func(v promote.BuildView) promote.BuildView {
+			v.Env, v.TTL = testEnv(v.Build), testTTL
+			tornDown("expired")(v.Env)
+			return v
+		},
+		"back after closing the build": func(v promote.BuildView) promote.BuildView {
+			v.Env, v.TTL = testEnv(v.Build), testTTL
+			if v.Build.State == promote.StateClosed {
+				v.Build.ClosedBy, v.Build.Error = "", "QA environment torn down: expired"
+			}
+			return v
+		},
+	}
+	roles := []promote.MessageRole{promote.MessageChannel, promote.MessageOwner, promote.MessageQA,
+		promote.MessageProduction, promote.MessageRollback, promote.MessageExpiry}
+	for _, s := range append(promote.States, promote.StateRolledBack) {
+		for name, env := range envs {
+			for _, role := range roles {
+				t.Run(string(s)+"/"+name+"/"+string(role), func(t *testing.T) {
+					base := rollbackView(s, nil)
+					v := env(base)
+					b := v.Build
+					want := role == promote.MessageOwner && v.Env != nil && v.Env.Live() && b.QACommit != "" &&
+						s != promote.StateSuperseded && !(s == promote.StateClosed && b.ClosedBy == "")
+					got := buttonIDs(t, Render(post(role, "UOWN1", v)))
+					if has := slices.Contains(got, ActionQATeardown); has != want {
+						t.Fatalf("Tear down button: %v, want %v (buttons %v)", has, want, got)
+					}
+					if role != promote.MessageOwner || v.Env == nil || b.ClosedBy != base.Build.ClosedBy {
+						return
+					}
+					v.Env = nil
+					others := buttonIDs(t, Render(post(role, "UOWN1", v)))
+					if want {
+						others = append(others, ActionQATeardown)
+					}
+					if !slices.Equal(got, others) {
+						t.Errorf("buttons %v, want %v", got, others)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestTeardownConfirms(t *testing.T) {
+	tests := []struct {
+		name string
+		view promote.BuildView
+		want string
+	}{
+		{"with its URL", envView(promote.StateQAReady, nil),
+			"Remove qa/branch-feature-login (https://feature-login.branch.hello.example.com) and close its builds?"},
+		{"the environment's name and URL", envView(promote.StateApproved, func(e *promote.Environment) {
+			e.Name, e.URL = "qa/branch-feature-login-2", "https://login-2.example.com"
+		}), "Remove qa/branch-feature-login-2 (https://login-2.example.com) and close its builds?"},
+		{"no URL", with(envView(promote.StatePromoted, func(e *promote.Environment) { e.URL = "" }),
+			func(v *promote.BuildView) { v.Build.URL = "" }), "Remove qa/branch-feature-login and close its builds?"},
+		{"hostile", envView(promote.StateRejected, func(e *promote.Environment) { e.Name, e.URL = hostile, hostile }),
+			"Remove " + escape(hostile) + " (" + escape(hostile) + ") and close its builds?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var btn map[string]any
+			for _, b := range buttons(t, Render(post(promote.MessageOwner, "UOWN1", tt.view))) {
+				if b["action_id"] == ActionQATeardown {
+					btn = b
+				}
+			}
+			if btn == nil {
+				t.Fatal("no Tear down button")
+			}
+			if btn["value"] != buildID || btn["style"] != "danger" {
+				t.Errorf("button value %v style %v, want %s danger", btn["value"], btn["style"], buildID)
+			}
+			c, ok := btn["confirm"].(map[string]any)
+			if !ok {
+				t.Fatalf("no confirmation dialog: %v", btn)
+			}
+			text := func(k string) any { return c[k].(map[string]any)["text"] }
+			if text("text") != tt.want || text("title") != "Tear down the QA environment?" ||
+				text("confirm") != "Tear down" || text("deny") != "Cancel" || c["style"] != "danger" {
+				t.Errorf("confirmation %v, want text %q", c, tt.want)
+			}
+		})
 	}
 }

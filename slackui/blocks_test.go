@@ -258,6 +258,11 @@ func everyMessage(view func(promote.State) promote.BuildView) map[string]Message
 			ms[string(r)+"/"+string(s)] = Render(post(r, "UQA1", v))
 		}
 		ms["qa-voter/"+string(s)] = Render(post(promote.MessageQA, "UQA2", v))
+		for name, ev := range envVariants(v) {
+			for _, r := range roles {
+				ms[name+"/"+string(r)+"/"+string(s)] = Render(post(r, "UQA1", ev))
+			}
+		}
 		ms["status/"+string(s)] = StatusMessage(promote.StatusView{Project: v.Project, Production: &v.Build,
 			QA: []promote.BuildView{v, v}})
 	}
@@ -319,7 +324,8 @@ func hasActions(t *testing.T, m Message) bool {
 
 func TestButtonsCarryOnlyTheBuildID(t *testing.T) {
 	allowed := map[string]bool{ActionQAApprove: true, ActionQAReject: true, ActionProdDeploy: true,
-		ActionBuildClose: true, ActionOpenQA: true, ActionProdRollback: true}
+		ActionBuildClose: true, ActionOpenQA: true, ActionProdRollback: true, ActionQATeardown: true,
+		ActionQAKeep: true}
 	ms := everyMessage(testView)
 	for k, m := range rollbackMessages(rollbackVariants()) {
 		ms["rollback/"+k] = m
