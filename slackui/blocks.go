@@ -64,6 +64,8 @@ func Render(p promote.Post) Message {
 		return productionMessage(p.View)
 	case promote.MessageRollback:
 		return rollbackMessage(p.View)
+	case promote.MessageExpiry:
+		return expiryMessage(p.View)
 	}
 	return factsMessage(p.View)
 }

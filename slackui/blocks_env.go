@@ -1,7 +1,9 @@
 package slackui
 
 import (
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/slack-go/slack"
 
@@ -96,4 +98,87 @@ func envURL(v promote.BuildView) string {
 		return v.Env.URL
 	}
 	return v.Build.URL
+}
+
+// expiryMessage is the warning, in an owner's or a QA member's DM, that
+// the build's QA environment has been idle and will be torn down, with
+// Keep. Once the environment was active since the warning (kept), or was
+// torn down, the same message says so, without the button. A view without
+// an environment shows the build's facts.
+func expiryMessage(v promote.BuildView) Message {
+	e := v.Env
+	if e == nil {
+		return factsMessage(v)
+	}
+	about, aboutPlain := envAbout(v)
+	expires := e.Expires(v.TTL)
+	var d draft
+	switch {
+	case !e.Live():
+		reason := teardownReason(e.Teardown)
+		d.text = aboutPlain + ": torn down (" + reason + ")"
+		d.section(about + "\n:wastebasket: Torn down: " + reason + spaceWhen(e.TornDownAt))
+	case e.ActiveAt.After(e.WarnedAt):
+		d.text = aboutPlain + ": kept by activity"
+		d.section(about + "\n:white_check_mark: Kept by activity — " + expiresWhen(expires))
+	case expires.IsZero():
+		d.text = aboutPlain + ": no longer expires"
+		d.section(about + "\n:white_check_mark: No longer expires: projects[].qaTTL is off")
+	default:
+		d.text = aboutPlain + " has been idle and will be torn down unless someone keeps it"
+		d.section(":hourglass: " + about + " has been idle" + statusSince(e.ActiveAt) +
+			" and will be torn down " + when(expires) + " unless someone keeps it.")
+		d.actions(slack.NewButtonBlockElement(ActionQAKeep, v.Build.ID, pt("Keep", maxButtonText)).
+			WithStyle(slack.StylePrimary))
+		d.context("*Keep* counts as activity: its " + span(v.TTL) + " idle clock (projects[].qaTTL) starts again.")
+	}
+	return d.message()
+}
+
+// envAbout is "`qa/<env>` of <project> (<url>, `<image>`)" for the build's
+// QA environment, and "qa/<env> of <project>" for the fallback text.
+func envAbout(v promote.BuildView) (about, text string) {
+	image := v.Build.Image
+	if v.Env != nil && v.Env.Image != "" {
+		image = v.Env.Image
+	}
+	name, project := envName(v), projectName(v)
+	about = code(name) + " of " + escapeClip(oneLine(project), maxInline) +
+		" (" + joinNonEmpty(", ", urlRef(envURL(v)), code(image)) + ")"
+	return about, plain(name, maxInline) + " of " + plain(project, maxInline)
+}
+
+// urlRef links a web URL by its host and path; anything else is shown as
+// code, and nothing as "".
+func urlRef(u string) string {
+	switch {
+	case u == "":
+		return ""
+	case webURL(u):
+		return link(u, escapeClip(urlLabel(u), maxInline))
+	}
+	return code(u)
+}
+
+// expiresWhen is "expires <date>", or "it no longer expires" for the zero
+// time.
+func expiresWhen(t time.Time) string {
+	if t.IsZero() {
+		return "it no longer expires"
+	}
+	return "expires " + when(t)
+}
+
+// span is a duration for people, in its largest unit, rounded down: "45
+// min", "5 h", "3 d"; "under a minute" below one.
+func span(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return "under a minute"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int64(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h", int64(d/time.Hour))
+	}
+	return fmt.Sprintf("%d d", int64(d/(24*time.Hour)))
 }

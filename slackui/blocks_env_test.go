@@ -38,6 +38,12 @@ func tornDown(reason string) func(*promote.Environment) {
 	}
 }
 
+// warned marks an environment warned of its expiry an hour after its last
+// activity.
+func warned(e *promote.Environment) {
+	e.WarnedAt = e.ActiveAt.Add(time.Hour)
+}
+
 // closedByTeardownView is testView's build closed by the teardown of its
 // environment for reason, as the domain leaves it.
 func closedByTeardownView(reason string) promote.BuildView {
@@ -67,7 +73,14 @@ func envVariants(v promote.BuildView) map[string]promote.BuildView {
 		reason = "branch-deleted"
 	}
 	return map[string]promote.BuildView{
-		"env-live": variant(func(w *promote.BuildView) { w.Env.Teardown = "" }),
+		"env-warned": variant(func(w *promote.BuildView) { w.Env.Teardown = ""; warned(w.Env) }),
+		"env-kept": variant(func(w *promote.BuildView) {
+			w.Env.Teardown, w.Env.WarnedAt = "", time.Time{}
+		}),
+		"env-ttl-off": variant(func(w *promote.BuildView) {
+			w.Env.Teardown, w.TTL = "", 0
+			warned(w.Env)
+		}),
 		"env-torn": variant(func(w *promote.BuildView) {
 			tornDown(reason)(w.Env)
 			if w.Build.State == promote.StateClosed {
@@ -85,9 +98,18 @@ func envGoldenCases() map[string]any {
 	rollback := rollbackView(promote.StatePromoted, nil)
 	rollback.Env, rollback.TTL = testEnv(rollback.Build), testTTL
 	return map[string]any{
-		"owner-qa-ready-env":      render(promote.MessageOwner, "UOWN1", envView(promote.StateQAReady, nil)),
-		"owner-rejected-env":      render(promote.MessageOwner, "UOWN1", envView(promote.StateRejected, nil)),
-		"owner-promoted-env":      render(promote.MessageOwner, "UOWN1", rollback),
+		"owner-qa-ready-env": render(promote.MessageOwner, "UOWN1", envView(promote.StateQAReady, nil)),
+		"owner-rejected-env": render(promote.MessageOwner, "UOWN1", envView(promote.StateRejected, nil)),
+		"owner-promoted-env": render(promote.MessageOwner, "UOWN1", rollback),
+		"expiry-warning":     render(promote.MessageExpiry, "UQA1", envView(promote.StateQAReady, warned)),
+		"expiry-kept": render(promote.MessageExpiry, "UOWN1", envView(promote.StateQAReady, func(e *promote.Environment) {
+			warned(e)
+			e.ActiveAt = e.WarnedAt.Add(30 * time.Minute)
+		})),
+		"expiry-torn-down": render(promote.MessageExpiry, "UQA1", envView(promote.StateClosed, func(e *promote.Environment) {
+			warned(e)
+			tornDown("expired")(e)
+		})),
 		"channel-closed-teardown": render(promote.MessageChannel, "", closedByTeardownView("branch-deleted")),
 		"owner-closed-teardown": render(promote.MessageOwner, "UOWN1",
 			closedByTeardownView("by Grace Hopper <slack:UOWN1>")),
@@ -263,5 +285,115 @@ func TestTeardownConfirms(t *testing.T) {
 				t.Errorf("confirmation %v, want text %q", c, tt.want)
 			}
 		})
+	}
+}
+
+func TestExpiryMessage(t *testing.T) {
+	const (
+		about = "`qa/branch-feature-login` of Hello Service " +
+			"(<https://feature-login.branch.hello.example.com|feature-login.branch.hello.example.com>, " +
+			"`registry.example.com/acme/hello:1.4.0`)"
+		idleSince = "<!date^1795435200^{date_short_pretty} {time}|2026-11-23T12:00:00Z>" // ActiveAt, t0+2h
+		expires   = "<!date^1795694400^{date_short_pretty} {time}|2026-11-26T12:00:00Z>" // ActiveAt+72h
+	)
+	tests := []struct {
+		name     string
+		view     promote.BuildView
+		want     string // the first section
+		wantText string
+		keep     bool
+	}{
+		{"warned", envView(promote.StateQAReady, warned),
+			":hourglass: " + about + " has been idle since " + idleSince + " and will be torn down " + expires +
+				" unless someone keeps it.",
+			"qa/branch-feature-login of Hello Service has been idle and will be torn down unless someone keeps it", true},
+		{"warned, on a build since approved", envView(promote.StateApproved, warned),
+			":hourglass: " + about + " has been idle since " + idleSince + " and will be torn down " + expires +
+				" unless someone keeps it.",
+			"qa/branch-feature-login of Hello Service has been idle and will be torn down unless someone keeps it", true},
+		{"kept since the warning", envView(promote.StateQAReady, func(e *promote.Environment) {
+			e.WarnedAt = e.ActiveAt.Add(-time.Hour)
+		}), about + "\n:white_check_mark: Kept by activity — expires " + expires,
+			"qa/branch-feature-login of Hello Service: kept by activity", false},
+		{"kept, the warning forgotten", envView(promote.StateQAReady, func(e *promote.Environment) {
+			e.WarnedAt = time.Time{}
+		}), about + "\n:white_check_mark: Kept by activity — expires " + expires,
+			"qa/branch-feature-login of Hello Service: kept by activity", false},
+		{"kept, TTL turned off", with(envView(promote.StateQAReady, nil), func(v *promote.BuildView) { v.TTL = 0 }),
+			about + "\n:white_check_mark: Kept by activity — it no longer expires",
+			"qa/branch-feature-login of Hello Service: kept by activity", false},
+		{"warned, TTL turned off since", with(envView(promote.StateQAReady, warned), func(v *promote.BuildView) { v.TTL = 0 }),
+			about + "\n:white_check_mark: No longer expires: projects[].qaTTL is off",
+			"qa/branch-feature-login of Hello Service: no longer expires", false},
+		{"torn down for expiry", envView(promote.StateClosed, func(e *promote.Environment) {
+			warned(e)
+			tornDown("expired")(e)
+		}), about + "\n:wastebasket: Torn down: expired <!date^1795446000^{date_short_pretty} {time}|2026-11-23T15:00:00Z>",
+			"qa/branch-feature-login of Hello Service: torn down (expired)", false},
+		{"torn down by an owner", envView(promote.StateClosed, func(e *promote.Environment) {
+			warned(e)
+			tornDown("by Grace <slack:UOWN1>")(e)
+			e.TornDownAt = time.Time{}
+		}), about + "\n:wastebasket: Torn down: by <@UOWN1>",
+			"qa/branch-feature-login of Hello Service: torn down (by <@UOWN1>)", false},
+		{"the environment's newer image and URL", envView(promote.StateQAReady, func(e *promote.Environment) {
+			warned(e)
+			e.Image, e.URL = "registry.example.com/acme/hello:1.5.0", "http://login.qa.example.com/app/"
+		}), ":hourglass: `qa/branch-feature-login` of Hello Service (<http://login.qa.example.com/app/|login.qa.example.com/app>, " +
+			"`registry.example.com/acme/hello:1.5.0`) has been idle since " + idleSince + " and will be torn down " +
+			expires + " unless someone keeps it.",
+			"qa/branch-feature-login of Hello Service has been idle and will be torn down unless someone keeps it", true},
+		{"no URL", with(envView(promote.StateQAReady, func(e *promote.Environment) { warned(e); e.URL = "" }),
+			func(v *promote.BuildView) { v.Build.URL = "" }),
+			":hourglass: `qa/branch-feature-login` of Hello Service (`registry.example.com/acme/hello:1.4.0`) has been idle since " +
+				idleSince + " and will be torn down " + expires + " unless someone keeps it.",
+			"qa/branch-feature-login of Hello Service has been idle and will be torn down unless someone keeps it", true},
+	}
+	for _, tt := range tests {
+		for _, recipient := range []string{"UOWN1", "UQA1"} {
+			t.Run(tt.name+"/"+recipient, func(t *testing.T) {
+				m := Render(post(promote.MessageExpiry, recipient, tt.view))
+				texts := blockTexts(t, m)
+				if len(texts) == 0 || texts[0] != tt.want {
+					t.Errorf("first section\n%q\nwant\n%q", texts, tt.want)
+				}
+				if m.Text != tt.wantText {
+					t.Errorf("text %q, want %q", m.Text, tt.wantText)
+				}
+				ids := buttonIDs(t, m)
+				if !tt.keep {
+					if len(ids) > 0 || hasActions(t, m) {
+						t.Errorf("buttons %v, want none", ids)
+					}
+					return
+				}
+				bs := buttons(t, m)
+				if len(bs) != 1 || bs[0]["action_id"] != ActionQAKeep || bs[0]["value"] != buildID ||
+					bs[0]["style"] != "primary" || bs[0]["text"].(map[string]any)["text"] != "Keep" ||
+					bs[0]["confirm"] != nil {
+					t.Errorf("buttons %v, want one primary Keep of %s", bs, buildID)
+				}
+				if !slices.Contains(texts, "*Keep* counts as activity: its 3 d idle clock (projects[].qaTTL) starts again.") {
+					t.Errorf("does not say what Keep does: %q", texts)
+				}
+			})
+		}
+	}
+	// Without an environment in the view, the build's facts and no button.
+	if m := Render(post(promote.MessageExpiry, "UQA1", testView(promote.StateQAReady))); len(buttons(t, m)) > 0 ||
+		m.Text != "registry.example.com/acme/hello:1.4.0 (qa-ready)" {
+		t.Errorf("expiry without an environment: %q, %d buttons", m.Text, len(buttons(t, m)))
+	}
+}
+
+func TestSpan(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "under a minute", -time.Hour: "under a minute", 59 * time.Second: "under a minute",
+		time.Minute: "1 min", 59*time.Minute + 59*time.Second: "59 min", time.Hour: "1 h",
+		47*time.Hour + 59*time.Minute: "47 h", 48 * time.Hour: "2 d", testTTL: "3 d", 30 * 24 * time.Hour: "30 d",
+	} {
+		if got := span(d); got != want {
+			t.Errorf("span(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

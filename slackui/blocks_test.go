@@ -251,7 +251,7 @@ func TestGolden(t *testing.T) {
 func everyMessage(view func(promote.State) promote.BuildView) map[string]Message {
 	ms := map[string]Message{}
 	roles := []promote.MessageRole{promote.MessageChannel, promote.MessageOwner, promote.MessageQA,
-		promote.MessageProduction, promote.MessageRollback, "nonsense"}
+		promote.MessageProduction, promote.MessageRollback, promote.MessageExpiry, "nonsense"}
 	for _, s := range promote.States {
 		v := view(s)
 		for _, r := range roles {
@@ -448,6 +448,8 @@ func hostileView(s promote.State) promote.BuildView {
 		TimedOut: true}
 	v.Build.Rollout.Production = &promote.Rollout{Status: promote.RolloutSynced, Revision: hostile, TimedOut: true}
 	v.RollbackTo = hostile
+	v.Env = &promote.Environment{Project: hostile, Kind: promote.KindBranch, Target: hostile, Name: hostile,
+		URL: hostile, BuildID: buildID, Image: hostile, ActiveAt: t0, WarnedAt: t0.Add(time.Hour), Teardown: hostile}
 	v.Build.Rollback = &promote.Rollback{Image: hostile, By: hostile, ByName: hostile, Reason: hostile,
 		PullRequest: hostile, Commit: hostile, Error: hostile}
 	return v
