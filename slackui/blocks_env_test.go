@@ -55,7 +55,8 @@ func closedByTeardownView(reason string) promote.BuildView {
 }
 
 // envVariants are v with its QA environment (v's own, else testEnv's)
-// alive, and torn down (the build, when closed, closed by the teardown).
+// alive (warned of its expiry, or kept since), and torn down (the build,
+// when closed, closed by the teardown).
 func envVariants(v promote.BuildView) map[string]promote.BuildView {
 	base := testEnv(v.Build)
 	if v.Env != nil {
@@ -76,10 +77,6 @@ func envVariants(v promote.BuildView) map[string]promote.BuildView {
 		"env-warned": variant(func(w *promote.BuildView) { w.Env.Teardown = ""; warned(w.Env) }),
 		"env-kept": variant(func(w *promote.BuildView) {
 			w.Env.Teardown, w.Env.WarnedAt = "", time.Time{}
-		}),
-		"env-ttl-off": variant(func(w *promote.BuildView) {
-			w.Env.Teardown, w.TTL = "", 0
-			warned(w.Env)
 		}),
 		"env-torn": variant(func(w *promote.BuildView) {
 			tornDown(reason)(w.Env)

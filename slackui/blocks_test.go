@@ -259,7 +259,8 @@ func everyMessage(view func(promote.State) promote.BuildView) map[string]Message
 		}
 		ms["qa-voter/"+string(s)] = Render(post(promote.MessageQA, "UQA2", v))
 		for name, ev := range envVariants(v) {
-			for _, r := range roles {
+			for _, r := range []promote.MessageRole{promote.MessageChannel, promote.MessageOwner,
+				promote.MessageQA, promote.MessageExpiry} {
 				ms[name+"/"+string(r)+"/"+string(s)] = Render(post(r, "UQA1", ev))
 			}
 		}
