@@ -107,6 +107,9 @@ func envGoldenCases() map[string]any {
 			warned(e)
 			tornDown("expired")(e)
 		})),
+		"envs":                    messageJSON(EnvironmentsMessage(testEnvs(), envsNow)),
+		"envs-no-ttl":             messageJSON(EnvironmentsMessage(with3(testEnvs(), func(v *promote.EnvironmentsView) { v.TTL = 0 }), envsNow)),
+		"envs-none":               messageJSON(EnvironmentsMessage(promote.EnvironmentsView{Project: testProject(), TTL: testTTL}, envsNow)),
 		"channel-closed-teardown": render(promote.MessageChannel, "", closedByTeardownView("branch-deleted")),
 		"owner-closed-teardown": render(promote.MessageOwner, "UOWN1",
 			closedByTeardownView("by Grace Hopper <slack:UOWN1>")),

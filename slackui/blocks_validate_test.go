@@ -92,6 +92,9 @@ func TestMessagesValidate(t *testing.T) {
 	for k, m := range optionsMessages(testOptions()) {
 		ms["rollback-options/"+k] = m
 	}
+	for k, m := range envsMessages() {
+		ms["envs/"+k] = m
+	}
 	for name, m := range ms {
 		if strings.TrimSpace(m.Text) == "" {
 			t.Errorf("%s: no fallback text", name)

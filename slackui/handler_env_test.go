@@ -1,8 +1,10 @@
 package slackui
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -64,5 +66,82 @@ func TestEnvironmentClicks(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestEnvsCommand(t *testing.T) {
+	// A Refusal's reason is mrkdwn the domain escaped: it is shown as is.
+	const refusal = `No project "a&lt;b&gt;". Projects: hello.`
+	none := promote.EnvironmentsView{Project: testProject(), TTL: testTTL}
+	tests := []struct {
+		name     string
+		text     string
+		actor    *fakeActor
+		want     Message
+		wantEnvs []string
+	}{
+		{"environments", "envs hello", &fakeActor{envs: testEnvs()}, EnvironmentsMessage(testEnvs(), envsNow),
+			[]string{"hello"}},
+		{"spaced", "  envs   hello  ", &fakeActor{envs: testEnvs()}, EnvironmentsMessage(testEnvs(), envsNow),
+			[]string{"hello"}},
+		{"none", "envs hello", &fakeActor{envs: none}, EnvironmentsMessage(none, envsNow), []string{"hello"}},
+		{"hostile", "envs hello", &fakeActor{envs: manyEnvs(3, hostile)},
+			EnvironmentsMessage(manyEnvs(3, hostile), envsNow), []string{"hello"}},
+		{"without project", "envs", &fakeActor{}, Ephemeral("Which project? `/promote envs <project>`"), nil},
+		{"unknown project", "envs a<b>", &fakeActor{envsErr: &promote.Refusal{Reason: refusal}}, Notice(refusal),
+			[]string{"a<b>"}},
+		{"fails", "envs hello", &fakeActor{envsErr: errors.New("pq: password authentication failed for user promotebot")},
+			Ephemeral("Could not list the QA environments; try again."), []string{"hello"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, r := tt.actor, &fakeResponder{}
+			h := newHandlers(a, r)
+			h.Now = func() time.Time { return envsNow }
+			w := serveSigned(h.Commands(), commandForm(tt.text))
+			if w.Code != http.StatusOK {
+				t.Fatalf("status %d (%s)", w.Code, w.Body)
+			}
+			var got map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+				t.Fatalf("answer %q: %v", w.Body.String(), err)
+			}
+			if want := commandAnswer(t, tt.want); !reflect.DeepEqual(got, want) {
+				t.Errorf("answer\n%s\nwant\n%v", w.Body, want)
+			}
+			if strings.Contains(w.Body.String(), "password") {
+				t.Errorf("answer shows the error: %s", w.Body)
+			}
+			assertInert(t, tt.name, got)
+			if calls := a.snapshot(); !slices.Equal(calls.Envs, tt.wantEnvs) ||
+				len(calls.Acts)+len(calls.Allowed)+len(calls.Options)+len(calls.Statuses) != 0 {
+				t.Errorf("actor got %+v, want Environments %v", calls, tt.wantEnvs)
+			}
+			if eph, opened := r.snapshot(); len(eph)+len(opened) != 0 {
+				t.Errorf("responder called: %v %v", eph, opened)
+			}
+		})
+	}
+}
+
+// TestEnvsCommandAnswersInTime: a slow listing is answered within Slack's
+// 3 s, with a failure.
+func TestEnvsCommandAnswersInTime(t *testing.T) {
+	defer func(d time.Duration) { answerWithin = d }(answerWithin)
+	answerWithin = 200 * time.Millisecond
+	gate := make(chan struct{})
+	defer close(gate)
+	h := newHandlers(&fakeActor{gate: gate, envs: testEnvs()}, &fakeResponder{})
+	start := time.Now()
+	w := serveSigned(h.Commands(), commandForm("envs hello"))
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("answered after %v", took)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+		t.Fatalf("answer %q: %v", w.Body.String(), err)
+	}
+	if want := commandAnswer(t, Ephemeral("Could not list the QA environments; try again.")); !reflect.DeepEqual(got, want) {
+		t.Errorf("answer %s", w.Body)
 	}
 }
