@@ -23,6 +23,11 @@ const (
 	// opens the rollback dialog for one earlier image. Its value is a
 	// RollbackChoice (build and image) as JSON.
 	ActionProdRollbackTo = "prod_rollback_to"
+	// ActionQATeardown is the Tear down button of a build whose QA
+	// environment lives (owners); it asks to confirm first.
+	ActionQATeardown = "qa_teardown"
+	// ActionQAKeep is the Keep button of an expiry warning (owners and QA).
+	ActionQAKeep = "qa_keep"
 	// ActionOpenQA is the link button to a build's QA URL; Slack still sends
 	// an interaction for it, which needs only an acknowledgement.
 	ActionOpenQA = "open_qa"
@@ -59,6 +64,8 @@ func Render(p promote.Post) Message {
 		return productionMessage(p.View)
 	case promote.MessageRollback:
 		return rollbackMessage(p.View)
+	case promote.MessageExpiry:
+		return expiryMessage(p.View)
 	}
 	return factsMessage(p.View)
 }
@@ -102,6 +109,8 @@ func HelpMessage() Message {
 		"and what is waiting for approvals\n" +
 		"• `/promote rollback &lt;project&gt;`: what production runs, and the earlier production " +
 		"images an owner can put back in its place\n" +
+		"• `/promote envs &lt;project&gt;`: the project's QA environments: target, image, age, " +
+		"last activity, URL and when each expires\n" +
 		"• `/promote help`: this message"
 	buttons := "*The buttons*\n" +
 		"• *Approve* / *Reject* (QA, in your direct message): your verdict on a build; " +
@@ -111,9 +120,14 @@ func HelpMessage() Message {
 		"• *Close* (owners): drops the build; its buttons go away and an open pull request is closed.\n" +
 		"• *Roll back* (owners, on the build in production): asks you to confirm, with an optional " +
 		"reason, then puts the production image before it back; the commit and the channel show who and why.\n" +
+		"• *Tear down QA environment* (owners, while a build's QA environment lives): asks you to confirm, " +
+		"then removes the environment from the config repository and closes its builds.\n" +
+		"• *Keep* (owners and QA, in the warning that an idle QA environment expires): counts as activity, " +
+		"so the environment is not torn down for being idle.\n" +
 		"• *Open QA*: opens the build's QA environment."
 	return Message{
-		Text: "promotebot: /promote status &lt;project&gt;, /promote rollback &lt;project&gt;, /promote help",
+		Text: "promotebot: /promote status &lt;project&gt;, /promote rollback &lt;project&gt;, " +
+			"/promote envs &lt;project&gt;, /promote help",
 		Blocks: []slack.Block{
 			slack.NewSectionBlock(md(usage, maxSectionText), nil, nil),
 			slack.NewSectionBlock(md(buttons, maxSectionText), nil, nil),

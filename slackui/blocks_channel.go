@@ -101,15 +101,21 @@ func channelDeployed(v promote.BuildView) Message {
 	return d.message()
 }
 
-// channelEnded: an owner closed the build, or a newer one replaced it.
+// channelEnded: an owner closed the build, the teardown of its QA
+// environment did, or a newer build replaced it.
 func channelEnded(v promote.BuildView) Message {
 	b := v.Build
 	head := code(b.Image) + " from " + targetRef(b) + "\n"
 	text := plain(b.Image, maxInline) + ": "
-	if b.State == promote.StateClosed {
+	switch {
+	case closedByTeardown(b):
+		closed := teardownClosed(v)
+		head += closed + spaceWhen(b.UpdatedAt)
+		text = plain(b.Image, maxInline) + " — " + closed
+	case b.State == promote.StateClosed:
 		head += "Closed by " + mention(b.ClosedBy) + spaceWhen(b.UpdatedAt)
 		text += "closed by " + mention(b.ClosedBy)
-	} else {
+	default:
 		head += "Superseded by " + supersededBy(v)
 		text += "superseded by " + supersededByPlain(v)
 	}

@@ -10,8 +10,9 @@ import (
 
 // ownerMessage is an owner's direct message: the build, what the cluster
 // reported of it, who does QA, the tally, and Deploy and Close while the
-// build can still take them, Roll back once it is in production. A
-// failing production rollout comes first, Roll back beside it.
+// build can still take them, Roll back once it is in production, Tear
+// down while its QA environment lives. A failing production rollout comes
+// first, Roll back beside it.
 func ownerMessage(v promote.BuildView) Message {
 	b := v.Build
 	qa, prod := qaRollout(v), productionRollout(v)
@@ -26,15 +27,18 @@ func ownerMessage(v promote.BuildView) Message {
 	d.alerts(qa)
 	d.add(facts(v, onQA(b.State)))
 	d.context(labelled("QA:", mentions(v.QAMembers)), tally(v))
+	teardown := teardownButton(v)
 	switch b.State {
 	case promote.StateQAReady, promote.StateApproved, promote.StatePromoteFailed:
-		d.add(ownerActions(b, true))
+		d.actions(deployButton(b), closeButton(b), teardown)
 	case promote.StateRejected:
 		// Only a new build lifts a rejection (the service refuses Deploy):
 		// closing is all that is left to do.
-		d.add(ownerActions(b, false))
+		d.actions(closeButton(b), teardown)
 	case promote.StatePromoted:
-		d.actions(rollback)
+		d.actions(rollback, teardown)
+	default:
+		d.actions(teardown)
 	}
 	d.context(ownerNote(v))
 	return d.message()
@@ -69,6 +73,11 @@ func ownerHeadline(v promote.BuildView) (head, text string) {
 		return ":rocket: " + mention(b.PromotedBy) + " deployed " + img + " to production" + spaceWhen(promotedAt(b)),
 			mention(b.PromotedBy) + " deployed " + imgPlain + " to production"
 	case promote.StateClosed:
+		if closedByTeardown(b) {
+			closed := teardownClosed(v)
+			return ":wastebasket: " + img + " on " + envRef(b) + "\n" + closed + spaceWhen(b.UpdatedAt),
+				imgPlain + " on " + envPlain(b) + " — " + closed
+		}
 		return img + " was closed by " + mention(b.ClosedBy) + spaceWhen(b.UpdatedAt),
 			imgPlain + " was closed by " + mention(b.ClosedBy)
 	case promote.StateSuperseded:
@@ -100,33 +109,35 @@ func ownerNote(v promote.BuildView) string {
 		return joinNonEmpty(" · ", productionRefs(v), rollbackRefs(b))
 	case promote.StateSuperseded:
 		return "Nothing left to do here: the newer build has its own message."
+	case promote.StateClosed:
+		if closedByTeardown(b) {
+			return "A new build of " + targetRef(b) + " brings the QA environment back."
+		}
 	}
 	return ""
 }
 
-// ownerActions are the Deploy (when deployable) and Close buttons, each
-// asking to confirm.
-func ownerActions(b promote.Build, deployable bool) *slack.ActionBlock {
-	img := plain(b.Image, 150)
-	closeBuild := slack.NewButtonBlockElement(ActionBuildClose, b.ID, pt("Close", maxButtonText)).
+// closeButton is the Close button, asking to confirm.
+func closeButton(b promote.Build) *slack.ButtonBlockElement {
+	return slack.NewButtonBlockElement(ActionBuildClose, b.ID, pt("Close", maxButtonText)).
 		WithStyle(slack.StyleDanger).
 		WithConfirm(slack.NewConfirmationBlockObject(
 			pt("Close this build?", maxConfirmTitle),
-			pt("Close "+img+"? Owners and QA can no longer act on it, and an open pull request is closed.",
+			pt("Close "+plain(b.Image, 150)+"? Owners and QA can no longer act on it, and an open pull request is closed.",
 				maxConfirmText),
 			pt("Close", maxConfirmButton),
 			pt("Cancel", maxConfirmButton)).WithStyle(slack.StyleDanger))
-	if !deployable {
-		return slack.NewActionBlock("", closeBuild)
-	}
-	deploy := slack.NewButtonBlockElement(ActionProdDeploy, b.ID, pt("Deploy to production", maxButtonText)).
+}
+
+// deployButton is the Deploy to production button, asking to confirm.
+func deployButton(b promote.Build) *slack.ButtonBlockElement {
+	return slack.NewButtonBlockElement(ActionProdDeploy, b.ID, pt("Deploy to production", maxButtonText)).
 		WithStyle(slack.StylePrimary).
 		WithConfirm(slack.NewConfirmationBlockObject(
 			pt("Deploy to production?", maxConfirmTitle),
-			pt("Deploy "+img+" to production?", maxConfirmText),
+			pt("Deploy "+plain(b.Image, 150)+" to production?", maxConfirmText),
 			pt("Deploy", maxConfirmButton),
 			pt("Cancel", maxConfirmButton)).WithStyle(slack.StylePrimary))
-	return slack.NewActionBlock("", deploy, closeBuild)
 }
 
 // qaMessage is a QA member's direct message: the build, the QA URL, a

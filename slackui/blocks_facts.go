@@ -69,8 +69,12 @@ func kindTitle(k promote.Kind) string {
 
 // targetRef is "branch `feature/login`".
 func targetRef(b promote.Build) string {
-	kind := strings.ToLower(kindTitle(b.Kind))
-	return kind + " " + code(b.Target)
+	return kindTarget(b.Kind, b.Target)
+}
+
+// kindTarget is a kind and a target: "branch `feature/login`".
+func kindTarget(k promote.Kind, target string) string {
+	return strings.ToLower(kindTitle(k)) + " " + code(target)
 }
 
 // envRef is the build's QA environment as code, or "QA" before it is known.

@@ -96,10 +96,16 @@ func (d *draft) productionAlerts(prod rolloutReport, btn *slack.ButtonBlockEleme
 	return nil
 }
 
-// actions adds an actions block of btn, if any.
-func (d *draft) actions(btn *slack.ButtonBlockElement) {
-	if btn != nil {
-		d.add(slack.NewActionBlock("", btn))
+// actions adds an actions block of the buttons that are not nil, if any.
+func (d *draft) actions(btns ...*slack.ButtonBlockElement) {
+	var els []slack.BlockElement
+	for _, b := range btns {
+		if b != nil {
+			els = append(els, b)
+		}
+	}
+	if len(els) > 0 {
+		d.add(slack.NewActionBlock("", els...))
 	}
 }
 

@@ -216,7 +216,11 @@ func goldenCases() map[string]any {
 }
 
 func TestGolden(t *testing.T) {
-	for name, v := range goldenCases() {
+	cases := goldenCases()
+	for name, v := range envGoldenCases() {
+		cases[name] = v
+	}
+	for name, v := range cases {
 		t.Run(name, func(t *testing.T) {
 			// Decoded and encoded again, because slack-go's own MarshalJSON
 			// methods escape < and > inside some blocks.
@@ -247,13 +251,19 @@ func TestGolden(t *testing.T) {
 func everyMessage(view func(promote.State) promote.BuildView) map[string]Message {
 	ms := map[string]Message{}
 	roles := []promote.MessageRole{promote.MessageChannel, promote.MessageOwner, promote.MessageQA,
-		promote.MessageProduction, promote.MessageRollback, "nonsense"}
+		promote.MessageProduction, promote.MessageRollback, promote.MessageExpiry, "nonsense"}
 	for _, s := range promote.States {
 		v := view(s)
 		for _, r := range roles {
 			ms[string(r)+"/"+string(s)] = Render(post(r, "UQA1", v))
 		}
 		ms["qa-voter/"+string(s)] = Render(post(promote.MessageQA, "UQA2", v))
+		for name, ev := range envVariants(v) {
+			for _, r := range []promote.MessageRole{promote.MessageChannel, promote.MessageOwner,
+				promote.MessageQA, promote.MessageExpiry} {
+				ms[name+"/"+string(r)+"/"+string(s)] = Render(post(r, "UQA1", ev))
+			}
+		}
 		ms["status/"+string(s)] = StatusMessage(promote.StatusView{Project: v.Project, Production: &v.Build,
 			QA: []promote.BuildView{v, v}})
 	}
@@ -315,7 +325,8 @@ func hasActions(t *testing.T, m Message) bool {
 
 func TestButtonsCarryOnlyTheBuildID(t *testing.T) {
 	allowed := map[string]bool{ActionQAApprove: true, ActionQAReject: true, ActionProdDeploy: true,
-		ActionBuildClose: true, ActionOpenQA: true, ActionProdRollback: true}
+		ActionBuildClose: true, ActionOpenQA: true, ActionProdRollback: true, ActionQATeardown: true,
+		ActionQAKeep: true}
 	ms := everyMessage(testView)
 	for k, m := range rollbackMessages(rollbackVariants()) {
 		ms["rollback/"+k] = m
@@ -438,6 +449,8 @@ func hostileView(s promote.State) promote.BuildView {
 		TimedOut: true}
 	v.Build.Rollout.Production = &promote.Rollout{Status: promote.RolloutSynced, Revision: hostile, TimedOut: true}
 	v.RollbackTo = hostile
+	v.Env = &promote.Environment{Project: hostile, Kind: promote.KindBranch, Target: hostile, Name: hostile,
+		URL: hostile, BuildID: buildID, Image: hostile, ActiveAt: t0, WarnedAt: t0.Add(time.Hour), Teardown: hostile}
 	v.Build.Rollback = &promote.Rollback{Image: hostile, By: hostile, ByName: hostile, Reason: hostile,
 		PullRequest: hostile, Commit: hostile, Error: hostile}
 	return v

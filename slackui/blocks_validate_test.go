@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/slack-go/slack"
@@ -25,6 +26,9 @@ func TestLongTextIsCut(t *testing.T) {
 		v.Build.Rollout.QA = &promote.Rollout{Status: promote.RolloutDegraded, Message: long, TimedOut: true}
 		v.Build.Rollout.Production = &promote.Rollout{Status: promote.RolloutDegraded, Message: long, TimedOut: true}
 		v.RollbackTo = long
+		v.Env = &promote.Environment{Project: long, Target: long, Name: long, URL: long, Image: long,
+			BuildID: buildID, ActiveAt: t0, WarnedAt: t0.Add(time.Hour), Teardown: long}
+		v.TTL = 1 << 62
 		v.Build.Rollback = &promote.Rollback{Image: long, ByName: long, Reason: long, Error: long, PullRequest: long}
 		return v
 	}
@@ -87,6 +91,9 @@ func TestMessagesValidate(t *testing.T) {
 	}
 	for k, m := range optionsMessages(testOptions()) {
 		ms["rollback-options/"+k] = m
+	}
+	for k, m := range envsMessages() {
+		ms["envs/"+k] = m
 	}
 	for name, m := range ms {
 		if strings.TrimSpace(m.Text) == "" {

@@ -36,7 +36,7 @@ func (h *Handlers) click(ctx context.Context, cb slack.InteractionCallback, act 
 		channel = cb.Container.ChannelID
 	}
 	switch a.Kind {
-	case promote.ActionApprove, promote.ActionDeploy, promote.ActionClose:
+	case promote.ActionApprove, promote.ActionDeploy, promote.ActionClose, promote.ActionTeardown, promote.ActionKeep:
 		h.actRecorded(ctx, a, key, channel)
 	case promote.ActionReject:
 		h.later(func(ctx context.Context) {

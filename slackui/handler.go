@@ -40,6 +40,8 @@ type Actor interface {
 	// build production runs and earlier production images, newest first.
 	// Unknown project → *promote.Refusal.
 	RollbackOptions(ctx context.Context, project, user string) (promote.RollbackOptions, error)
+	// Environments is what /promote envs <project> shows. Unknown project → *promote.Refusal.
+	Environments(ctx context.Context, project string) (promote.EnvironmentsView, error)
 }
 
 // Responder answers a person directly (*Client).
@@ -69,6 +71,9 @@ type Handlers struct {
 	// requests naming others are refused, and so is every request when it
 	// is nil or cannot tell.
 	Installed Installed
+	// Now tells the time for the ages /promote envs shows (time.Now when
+	// nil).
+	Now func() time.Time
 
 	wg sync.WaitGroup
 }
@@ -284,9 +289,10 @@ func (h *Handlers) tell(ctx context.Context, a promote.Action, channel string, e
 // notHere answers a command from another workspace, enterprise or app.
 const notHere = "This promotebot does not serve this workspace or app; nothing was done."
 
-// Command answers /promote: `status <project>`, `rollback <project>`, or
-// help; a command from another workspace, enterprise or app, only that it
-// is not served here. The answer is written within Slack's 3 s.
+// Command answers /promote: `status <project>`, `rollback <project>`,
+// `envs <project>`, or help; a command from another workspace, enterprise
+// or app, only that it is not served here. The answer is written within
+// Slack's 3 s.
 func (h *Handlers) Command(ctx context.Context, cmd slack.SlashCommand) map[string]any {
 	fields := strings.Fields(cmd.Text)
 	m := HelpMessage()
@@ -300,6 +306,8 @@ func (h *Handlers) Command(ctx context.Context, cmd slack.SlashCommand) map[stri
 			m = h.status(ctx, fields[1:])
 		case "rollback":
 			m = h.rollbackOptions(ctx, fields[1:], cmd.UserID)
+		case "envs":
+			m = h.environments(ctx, fields[1:])
 		}
 	}
 	return map[string]any{"response_type": "ephemeral", "text": m.Text, "blocks": m.Blocks}
@@ -315,6 +323,22 @@ func (h *Handlers) status(ctx context.Context, args []string) Message {
 		return h.commandFailed(err, "Could not read the status; try again.", "status", args[0])
 	}
 	return StatusMessage(v)
+}
+
+// environments answers `/promote envs <project>`.
+func (h *Handlers) environments(ctx context.Context, args []string) Message {
+	if len(args) == 0 {
+		return Ephemeral("Which project? `/promote envs <project>`")
+	}
+	v, err := h.Actor.Environments(ctx, args[0])
+	if err != nil {
+		return h.commandFailed(err, "Could not list the QA environments; try again.", "envs", args[0])
+	}
+	now := time.Now
+	if h.Now != nil {
+		now = h.Now
+	}
+	return EnvironmentsMessage(v, now())
 }
 
 // commandFailed is the answer to a command the domain did not answer: a

@@ -11,7 +11,8 @@ import (
 )
 
 func FuzzDecodeInteraction(f *testing.F) {
-	for _, id := range []string{"qa_approve", "qa_reject", "prod_deploy", "build_close", "open_qa", "prod_rollback"} {
+	for _, id := range []string{"qa_approve", "qa_reject", "prod_deploy", "build_close", "open_qa", "prod_rollback",
+		"qa_teardown", "qa_keep"} {
 		f.Add(form(clickJSON(click{actionID: id, value: "BUILD1"})))
 	}
 	f.Add(form(clickJSON(click{actionID: ActionProdRollbackTo, value: `{"build":"BUILD1","image":"hello:1.3.2"}`})))

@@ -18,11 +18,12 @@ import (
 
 // fakeActor records what the handlers ask of the domain and answers as set.
 type fakeActor struct {
-	actErr, allowErr, viewErr, statusErr, optionsErr error
-	view                                             promote.BuildView
-	status                                           promote.StatusView
-	options                                          promote.RollbackOptions
-	// gate, when set, holds Act until it is closed.
+	actErr, allowErr, viewErr, statusErr, optionsErr, envsErr error
+	view                                                      promote.BuildView
+	status                                                    promote.StatusView
+	options                                                   promote.RollbackOptions
+	envs                                                      promote.EnvironmentsView
+	// gate, when set, holds Act and Environments until it is closed.
 	gate chan struct{}
 
 	mu      sync.Mutex
@@ -35,6 +36,8 @@ type actorCalls struct {
 	Views, Statuses []string
 	// Options are the RollbackOptions calls, as "project user".
 	Options []string
+	// Envs are the projects Environments was asked of.
+	Envs []string
 }
 
 var _ Actor = (*fakeActor)(nil)
@@ -84,12 +87,26 @@ func (f *fakeActor) RollbackOptions(_ context.Context, project, user string) (pr
 	return f.options, f.optionsErr
 }
 
+func (f *fakeActor) Environments(ctx context.Context, project string) (promote.EnvironmentsView, error) {
+	f.mu.Lock()
+	f.calls.Envs = append(f.calls.Envs, project)
+	f.mu.Unlock()
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return promote.EnvironmentsView{}, ctx.Err()
+		}
+	}
+	return f.envs, f.envsErr
+}
+
 func (f *fakeActor) snapshot() actorCalls {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return actorCalls{Acts: slices.Clone(f.calls.Acts), Allowed: slices.Clone(f.calls.Allowed),
 		Views: slices.Clone(f.calls.Views), Statuses: slices.Clone(f.calls.Statuses),
-		Options: slices.Clone(f.calls.Options)}
+		Options: slices.Clone(f.calls.Options), Envs: slices.Clone(f.calls.Envs)}
 }
 
 type ephemeralCall struct{ Channel, User, Text string }

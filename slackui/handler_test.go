@@ -496,7 +496,7 @@ func TestCommands(t *testing.T) {
 				t.Errorf("answer shows the error: %s", w.Body)
 			}
 			if calls := a.snapshot(); !slices.Equal(calls.Statuses, tt.wantStatuses) ||
-				len(calls.Acts)+len(calls.Allowed)+len(calls.Options) != 0 {
+				len(calls.Acts)+len(calls.Allowed)+len(calls.Options)+len(calls.Envs) != 0 {
 				t.Errorf("actor got %+v, want Status %v", calls, tt.wantStatuses)
 			}
 		})

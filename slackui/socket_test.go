@@ -69,6 +69,10 @@ func (a *sockActor) RollbackOptions(context.Context, string, string) (promote.Ro
 	return promote.RollbackOptions{}, nil
 }
 
+func (a *sockActor) Environments(context.Context, string) (promote.EnvironmentsView, error) {
+	return promote.EnvironmentsView{}, nil
+}
+
 func (a *sockActor) recorded() []promote.Action {
 	a.mu.Lock()
 	defer a.mu.Unlock()
