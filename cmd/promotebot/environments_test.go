@@ -55,6 +55,10 @@ func TestServeEnvironmentLifeCycle(t *testing.T) {
 		idle[0].(map[string]any)["target"] != "feature/login" || !strings.Contains(out["error"].(string), "maxQAEnvironments") {
 		t.Fatalf("a third environment past the limit: %d %v", code, out)
 	}
+	if _, metrics := get(t, base+"/metrics"); !strings.Contains(metrics, `promotebot_qa_environments{project="hello"} 2`) ||
+		!strings.Contains(metrics, `promotebot_webhook_requests_total{outcome="environment_limit"} 1`) {
+		t.Errorf("/metrics lacks the environments or the refusal:\n%s", metrics)
+	}
 	// A new build of an existing environment still passes.
 	if code, out := post("1.0.1-login", "feature/login"); code != http.StatusAccepted {
 		t.Fatalf("a new build of an existing environment: %d %v", code, out)
