@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/promotebot/promotebot/gitops/clone"
 	"github.com/promotebot/promotebot/gitops/overlay"
@@ -70,7 +71,7 @@ func (c *ConfigRepo) Fallback(p promote.Project, kind promote.Kind, target strin
 // DeployQA implements promote.ConfigRepo.
 func (c *ConfigRepo) DeployQA(ctx context.Context, p promote.Project, b promote.Build) (promote.QADeployment, error) {
 	edit, err := overlay.QAOverlayIn(p, b.Kind, b.Target, b.Image, strings.TrimPrefix(b.Environment, "qa/"),
-		overlay.Meta{Build: b.ID, Source: source(b), Author: b.Author})
+		overlay.Meta{Build: b.ID, Source: source(b), Author: b.Author, BuiltAt: stamp(b.BuiltAt), ReceivedAt: stamp(b.CreatedAt)})
 	if err != nil {
 		return promote.QADeployment{}, promote.Invalid(err)
 	}
@@ -158,7 +159,8 @@ func branchCommit(res clone.Result, diff string) promote.PromotionCommit {
 // not nil, receives what it does to the rendered manifests.
 func promotion(p promote.Project, b promote.Build, approvals []promote.Approval, promoter promote.Person,
 	diff *string) (clone.Edit, error) {
-	meta := overlay.Meta{Build: b.ID, Source: source(b), Author: b.Author, PromotedBy: trailer.Person(promoter.Name, promoter.ID),
+	meta := overlay.Meta{Build: b.ID, Source: source(b), Author: b.Author, BuiltAt: stamp(b.BuiltAt), ReceivedAt: stamp(b.CreatedAt),
+		PromotedBy:        trailer.Person(promoter.Name, promoter.ID),
 		RequiredApprovals: strconv.Itoa(p.RequiredApprovals)}
 	for _, a := range approvals {
 		meta.ApprovedBy = append(meta.ApprovedBy, trailer.Approval(a.Name, a.User, a.At))
@@ -180,4 +182,12 @@ func source(b promote.Build) string {
 		parts = append(parts, b.BuildURL)
 	}
 	return strings.Join(parts, " ")
+}
+
+// stamp formats a time for a trailer (RFC 3339, UTC); "" for none.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -26,6 +26,8 @@ type Build struct {
 	Commit   string // source commit, when CI sent it
 	Author   string // who made the commit, when CI sent it
 	BuildURL string // CI link, when CI sent it
+	// BuiltAt is when CI built the image, when it said (builtAt).
+	BuiltAt time.Time
 
 	State            State
 	Environment      string // "qa/<env>" once known

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -29,6 +30,9 @@ type buildRequest struct {
 	Commit   string `json:"commit"`
 	Author   string `json:"author"`
 	BuildURL string `json:"buildURL"`
+	// BuiltAt is when CI built the image (RFC 3339); the lead time of a
+	// change counts from it.
+	BuiltAt string `json:"builtAt"`
 }
 
 // decodeBuildRequest decodes a JSON or form-encoded body. Unknown fields
@@ -183,6 +187,7 @@ func (q *buildRequest) fields() []requestField {
 		{"commit", &q.Commit, false},
 		{"author", &q.Author, false},
 		{"buildURL", &q.BuildURL, false},
+		{"builtAt", &q.BuiltAt, false},
 	}
 }
 
@@ -205,6 +210,9 @@ func (q *buildRequest) validate() error {
 	}
 	if q.BuildURL != "" && !isWebURL(q.BuildURL) {
 		return invalid("buildURL must be an absolute http or https URL")
+	}
+	if _, err := q.builtAt(time.Now()); err != nil {
+		return err
 	}
 	for _, l := range q.links() {
 		if u, err := url.Parse(*l.value); err == nil && u.User != nil {
@@ -263,4 +271,22 @@ func (q *buildRequest) checkLinks(ci CIConfig) error {
 func isWebURL(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+// builtAtSkew is how far in the future a builtAt may be (clocks differ).
+const builtAtSkew = 5 * time.Minute
+
+// builtAt is the time CI built the image, zero when it did not say.
+func (q *buildRequest) builtAt(now time.Time) (time.Time, error) {
+	if q.BuiltAt == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, q.BuiltAt)
+	if err != nil {
+		return time.Time{}, invalid("builtAt must be an RFC 3339 time, such as 2026-12-07T10:00:00Z")
+	}
+	if t.After(now.Add(builtAtSkew)) {
+		return time.Time{}, invalid("builtAt %s is in the future", q.BuiltAt)
+	}
+	return t.UTC(), nil
 }

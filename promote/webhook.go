@@ -150,9 +150,13 @@ func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, erro
 	if err != nil {
 		return recorded{}, internal("could not record the build; try again", err)
 	}
+	builtAt, err := req.builtAt(time.Now())
+	if err != nil {
+		return recorded{}, err
+	}
 	b := Build{
 		Project: p.ID, Image: req.Image, Kind: kind, Target: req.Target,
-		Commit: req.Commit, Author: req.Author, BuildURL: req.BuildURL,
+		Commit: req.Commit, Author: req.Author, BuildURL: req.BuildURL, BuiltAt: builtAt,
 		Environment: env, URL: qaURL,
 	}
 	if err := h.reserve(r.Context(), p, b); err != nil {

@@ -29,6 +29,9 @@ type Meta struct {
 	// Author is the Promotebot-Author trailer: who wrote the build, as CI
 	// reported it (an e-mail, a name, a Slack id …); empty when CI did not.
 	Author string
+	// BuiltAt and ReceivedAt are the Promotebot-Built-At and
+	// Promotebot-Received-At trailers, already formatted.
+	BuiltAt, ReceivedAt string
 	// ApprovedBy holds one Approved-by trailer each, already formatted.
 	ApprovedBy []string
 	// PromotedBy is the Promoted-by trailer.

@@ -406,6 +406,8 @@ func trailers(m Meta, p promote.Project, env, image string) []trailer.Trailer {
 	add(trailer.Image, image)
 	add(trailer.Source, m.Source)
 	add(trailer.Author, m.Author)
+	add(trailer.BuiltAt, m.BuiltAt)
+	add(trailer.ReceivedAt, m.ReceivedAt)
 	for _, a := range m.ApprovedBy {
 		add(trailer.ApprovedBy, a)
 	}

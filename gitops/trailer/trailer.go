@@ -24,6 +24,11 @@ const (
 	Source = "Promotebot-Source"
 	// Author is who wrote the build, as CI reported it.
 	Author = "Promotebot-Author"
+	// BuiltAt is when CI built the image (RFC 3339), when it said.
+	BuiltAt = "Promotebot-Built-At"
+	// ReceivedAt is when the bot received the build from CI (RFC 3339):
+	// with BuiltAt, where the lead time of a change starts.
+	ReceivedAt = "Promotebot-Received-At"
 	// RequiredApprovals is the project's approval policy when production changed.
 	RequiredApprovals = "Promotebot-Required-Approvals"
 	// ApprovedBy is one QA approval: "<name> <slack:U…> <RFC 3339 time>".

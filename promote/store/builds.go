@@ -13,7 +13,7 @@ import (
 
 const buildColumns = `id, project, image, kind, target, commit_sha, author, build_url,
 	state, environment, url, qa_commit, pull_request, production_commit, error_message,
-	superseded_by, created_at, updated_at, promoted_by, closed_by, merged_by, rollout, rollback`
+	superseded_by, created_at, updated_at, promoted_by, closed_by, merged_by, rollout, rollback, built_at`
 
 // activeStates is the SQL list of the states a newer build supersedes,
 // as parameters from $5 on (see supersede).
@@ -34,7 +34,7 @@ func scanBuild(row scanner) (promote.Build, error) {
 	err := row.Scan(&b.ID, &b.Project, &b.Image, &b.Kind, &b.Target, &b.Commit, &b.Author, &b.BuildURL,
 		&b.State, &b.Environment, &b.URL, &b.QACommit, &b.PullRequest, &b.ProductionCommit, &b.Error,
 		&b.SupersededBy, timeCol{&b.CreatedAt}, timeCol{&b.UpdatedAt}, &b.PromotedBy, &b.ClosedBy, &b.MergedBy,
-		rolloutCol{&b.Rollout}, rollbackCol{&b.Rollback})
+		rolloutCol{&b.Rollout}, rollbackCol{&b.Rollback}, timeCol{&b.BuiltAt})
 	if errors.Is(err, sql.ErrNoRows) {
 		return promote.Build{}, promote.ErrNotFound
 	}
@@ -204,11 +204,11 @@ func (s *db) insertBuild(ctx context.Context, tx *sql.Tx, b promote.Build) (bool
 		return false, err
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO builds (`+buildColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
 		ON CONFLICT (project, image, kind, target) DO NOTHING`,
 		b.ID, b.Project, b.Image, string(b.Kind), b.Target, b.Commit, b.Author, b.BuildURL,
 		string(b.State), b.Environment, b.URL, b.QACommit, b.PullRequest, b.ProductionCommit, b.Error,
-		b.SupersededBy, s.d.time(b.CreatedAt), s.d.time(b.UpdatedAt), b.PromotedBy, b.ClosedBy, b.MergedBy, rollout, rollback)
+		b.SupersededBy, s.d.time(b.CreatedAt), s.d.time(b.UpdatedAt), b.PromotedBy, b.ClosedBy, b.MergedBy, rollout, rollback, s.optTime(b.BuiltAt))
 	if err != nil {
 		return false, fmt.Errorf("insert build: %w", err)
 	}

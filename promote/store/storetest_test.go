@@ -148,13 +148,15 @@ func testCreateGet(t *testing.T, open opener) {
 	s := open.must(t)
 	in := build("1.0.0")
 	in.Commit, in.Author, in.BuildURL = "0123abc", "ada", "https://ci.example.com/1"
+	in.BuiltAt = time.Date(2026, 12, 7, 9, 30, 0, 0, time.UTC)
 	in.State, in.Environment = promote.StateClosed, "ignored" // Create starts every build as received
 	before := time.Now()
 	stored, created, superseded, err := s.Create(ctx, in, promote.Job{Kind: promote.JobDeployQA, Payload: `{"n":1}`})
 	if err != nil || !created || len(superseded) != 0 {
 		t.Fatalf("Create = created %v, superseded %v, %v", created, superseded, err)
 	}
-	if len(stored.ID) != idLen || stored.State != promote.StateReceived || stored.Commit != in.Commit {
+	if len(stored.ID) != idLen || stored.State != promote.StateReceived || stored.Commit != in.Commit ||
+		!stored.BuiltAt.Equal(in.BuiltAt) {
 		t.Errorf("stored = %+v", stored)
 	}
 	if stored.CreatedAt.Before(before.Add(-time.Millisecond)) || stored.CreatedAt.After(time.Now()) ||
