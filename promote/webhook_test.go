@@ -466,7 +466,7 @@ func webhookCases() []webhookCase {
 		{name: "lower-case bearer scheme", body: valid, auth: withHeader("Authorization", "bearer "+testSecret), want: 202},
 		{name: "json with charset", contentType: ctJSON + "; charset=utf-8", body: valid, auth: hmacAuth(testSecret), want: 202},
 		{name: "unknown json fields warned about", body: jsonBuild(map[string]any{"extra": map[string]any{"a": 1}}), auth: bearer(testSecret), want: 202,
-			wantWarnings: []string{`unknown field "extra" ignored; the fields are project, image, type, target, commit, author, buildURL`}},
+			wantWarnings: []string{`unknown field "extra" ignored; the fields are project, image, type, target, commit, author, buildURL, builtAt`}},
 		{name: "common misnamed fields named", body: jsonBuild(map[string]any{"commit": "-", "buildURL": "-", "sha": "0123abc", "build_url": "https://ci/1", "branch": "x"}),
 			auth: bearer(testSecret), want: 202, wantWarnings: []string{
 				`unknown field "branch" ignored: send it as "target"`,
@@ -479,7 +479,7 @@ func webhookCases() []webhookCase {
 		{name: "many unknown fields, bounded", body: jsonBuild(manyFields(12)), auth: bearer(testSecret), want: 202, wantWarnings: append(
 			slices.Collect(func(yield func(string) bool) {
 				for i := range 10 {
-					if !yield(fmt.Sprintf(`unknown field "x%02d" ignored; the fields are project, image, type, target, commit, author, buildURL`, i)) {
+					if !yield(fmt.Sprintf(`unknown field "x%02d" ignored; the fields are project, image, type, target, commit, author, buildURL, builtAt`, i)) {
 						return
 					}
 				}
@@ -489,7 +489,7 @@ func webhookCases() []webhookCase {
 		{name: "json build-complete", path: "/build-complete", body: valid, auth: bearer(testSecret), want: 202},
 		{name: "digest image", body: jsonBuild(map[string]any{"image": "registry.example.com/acme/hello@sha256:" + strings.Repeat("a", 64)}), auth: bearer(testSecret), want: 202},
 		{name: "exactly 64 KiB", body: paddedJSON(maxBodyBytes), auth: hmacAuth(testSecret), want: 202,
-			wantWarnings: []string{`unknown field "padding" ignored; the fields are project, image, type, target, commit, author, buildURL`}},
+			wantWarnings: []string{`unknown field "padding" ignored; the fields are project, image, type, target, commit, author, buildURL, builtAt`}},
 
 		{name: "no credentials", body: valid, auth: noAuth, want: 401, wantErr: "credentials"},
 		{name: "wrong bearer", body: valid, auth: bearer("nope"), want: 401},

@@ -318,15 +318,16 @@ func TestQuickstartFlow(t *testing.T) {
 	if strings.Contains(s.pageAs(t, "ULOCALQA"), `action="/submit"`) {
 		t.Error("the dialog is still open after it was submitted")
 	}
-	// The rejected build offers its owner no Deploy button, only Close.
+	// The rejected build offers its owner no Deploy button: Close, and the
+	// teardown of its QA environment.
 	var buttons []string
 	for _, m := range actForm.FindAllStringSubmatch(s.pageAs(t, "ULOCALOWNER"), -1) {
 		if v := formValues(m[1]); v.Get("value") == id2 {
 			buttons = append(buttons, v.Get("action_id"))
 		}
 	}
-	if len(buttons) != 1 || buttons[0] != "build_close" {
-		t.Errorf("the owner's buttons for the rejected build: %q, want only build_close", buttons)
+	if strings.Join(buttons, " ") != "build_close qa_teardown" {
+		t.Errorf("the owner's buttons for the rejected build: %q, want build_close and qa_teardown", buttons)
 	}
 }
 
