@@ -1024,3 +1024,17 @@ func TestWebhookSettlesTheEnvironment(t *testing.T) {
 		t.Fatalf("environments %s, %s, %s (%s)", first.Environment, second.Environment, again.Environment, second.URL)
 	}
 }
+
+func TestBuiltAt(t *testing.T) {
+	f := newFixture(t, testSecret, fakeRepo{})
+	for _, bad := range []string{"yesterday", "2026-12-07 10:00", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)} {
+		w := f.do(t, http.MethodPost, "/v1/builds", ctJSON, jsonBuild(map[string]any{"builtAt": bad}), bearer(testSecret))
+		checkAnswer(t, w, http.StatusBadRequest, "builtAt")
+	}
+	at := time.Now().Add(-time.Hour).Truncate(time.Second).UTC()
+	w := f.do(t, http.MethodPost, "/v1/builds", ctJSON, jsonBuild(map[string]any{"builtAt": at.Format(time.RFC3339)}), bearer(testSecret))
+	id := decodeAnswer(t, w).ID
+	if got := f.store.build(t, id).BuiltAt; !got.Equal(at) {
+		t.Errorf("BuiltAt = %v, want %v", got, at)
+	}
+}
