@@ -86,6 +86,12 @@ func WithQAEnvironments(projects []string, list func(ctx context.Context, projec
 	return func(c *storeCollector) { c.projects, c.environments = projects, list }
 }
 
+// WithDORA adds the DORA gauges of each project, read from figures
+// (Service.DORA fits: it caches them).
+func WithDORA(figures func(context.Context) (map[string]DORA, error)) MetricsOption {
+	return func(c *storeCollector) { c.dora = figures }
+}
+
 // NewMetrics makes promotebot's metrics:
 //
 //   - promotebot_webhook_requests_total{outcome}: CI webhook calls by outcome
@@ -196,6 +202,18 @@ var (
 		"Builds in each state.", []string{"state"}, nil)
 	envsDesc = prometheus.NewDesc("promotebot_qa_environments",
 		"Live QA environments of each project.", []string{"project"}, nil)
+	doraDescs = struct{ deploys, perWeek, lead, failure, restore *prometheus.Desc }{
+		prometheus.NewDesc("promotebot_dora_deployments",
+			"Builds that went to production in the last 28 days.", []string{"project"}, nil),
+		prometheus.NewDesc("promotebot_dora_deployments_per_week",
+			"Deployment frequency: production deploys per week over the last 28 days.", []string{"project"}, nil),
+		prometheus.NewDesc("promotebot_dora_lead_time_seconds",
+			"Lead time for changes: median from CI's build (or its receipt) to production, last 28 days.", []string{"project"}, nil),
+		prometheus.NewDesc("promotebot_dora_change_failure_ratio",
+			"Change failure rate: the share of the last 28 days' deploys that were rolled back.", []string{"project"}, nil),
+		prometheus.NewDesc("promotebot_dora_time_to_restore_seconds",
+			"Time to restore: median from a rolled-back deploy to its rollback, last 28 days.", []string{"project"}, nil),
+	}
 )
 
 // storeCollector asks the store at scrape time, so that the figures are those
@@ -205,6 +223,7 @@ type storeCollector struct {
 	buildsByState func(context.Context) (map[State]int, error)
 	projects      []string
 	environments  func(context.Context, string) ([]Environment, error)
+	dora          func(context.Context) (map[string]DORA, error)
 }
 
 // Describe sends the descriptions of the metrics that have a source.
@@ -217,6 +236,13 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	if c.environments != nil {
 		ch <- envsDesc
+	}
+	if c.dora != nil {
+		ch <- doraDescs.deploys
+		ch <- doraDescs.perWeek
+		ch <- doraDescs.lead
+		ch <- doraDescs.failure
+		ch <- doraDescs.restore
 	}
 }
 
@@ -235,6 +261,9 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.environments != nil {
 		c.collectEnvironments(ctx, ch)
+	}
+	if c.dora != nil {
+		c.collectDORA(ctx, ch)
 	}
 	if c.buildsByState != nil {
 		counts, err := c.buildsByState(ctx)
@@ -263,5 +292,21 @@ func (c *storeCollector) collectEnvironments(ctx context.Context, ch chan<- prom
 	}
 	for _, p := range c.projects {
 		ch <- prometheus.MustNewConstMetric(envsDesc, prometheus.GaugeValue, float64(counts[p]), p)
+	}
+}
+
+// collectDORA reports each project's DORA figures.
+func (c *storeCollector) collectDORA(ctx context.Context, ch chan<- prometheus.Metric) {
+	figs, err := c.dora(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(doraDescs.deploys, err)
+		return
+	}
+	for p, f := range figs {
+		ch <- prometheus.MustNewConstMetric(doraDescs.deploys, prometheus.GaugeValue, float64(f.Deploys), p)
+		ch <- prometheus.MustNewConstMetric(doraDescs.perWeek, prometheus.GaugeValue, f.PerWeek, p)
+		ch <- prometheus.MustNewConstMetric(doraDescs.lead, prometheus.GaugeValue, f.LeadTime.Seconds(), p)
+		ch <- prometheus.MustNewConstMetric(doraDescs.failure, prometheus.GaugeValue, f.FailureRate, p)
+		ch <- prometheus.MustNewConstMetric(doraDescs.restore, prometheus.GaugeValue, f.Restore.Seconds(), p)
 	}
 }

@@ -372,3 +372,41 @@ func TestRollbackTwoOwnersAtOnce(t *testing.T) {
 		t.Errorf("rolled back %d times", len(f.prod.rollbacks))
 	}
 }
+
+func TestDORAFromTheStore(t *testing.T) {
+	f := newRollbackFlow(t, nil)
+	ctx := context.Background()
+	figs, err := f.s.DORA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := figs["hello"]; d.Deploys != 2 || d.Failures != 0 || d.FailureRate != 0 || d.PerWeek != 0.5 || d.LeadTime <= 0 {
+		t.Fatalf("before a rollback: %+v", d)
+	}
+	if _, err := f.rollback("UOWN1", f.b1.ID, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, f.s)
+	figs, _ = f.s.DORA(ctx)
+	if figs["hello"].Failures != 0 {
+		t.Fatal("the figures were not cached")
+	}
+	f.clock.Add(6 * time.Minute)
+	figs, err = f.s.DORA(ctx)
+	if d := figs["hello"]; err != nil || d.Deploys != 2 || d.Failures != 1 || d.FailureRate != 0.5 || d.Restore <= 0 {
+		t.Fatalf("after a rollback: %+v %v", d, err)
+	}
+	m := promote.NewMetrics(promote.WithDORA(f.s.DORA))
+	out := scrape(t, m)
+	for _, want := range []string{
+		`promotebot_dora_deployments{project="hello"} 2`,
+		`promotebot_dora_deployments_per_week{project="hello"} 0.5`,
+		`promotebot_dora_change_failure_ratio{project="hello"} 0.5`,
+		`promotebot_dora_time_to_restore_seconds{project="hello"}`,
+		`promotebot_dora_lead_time_seconds{project="hello"}`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

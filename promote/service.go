@@ -76,6 +76,7 @@ type Service struct {
 	SweepEvery time.Duration
 
 	claims atomic.Int64
+	dora   doraCache
 }
 
 func (s *Service) defaults() {

@@ -59,8 +59,10 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	for i, p := range cfg.Projects {
 		projects[i] = p.ID
 	}
+	var actor *promote.Service
 	metrics := promote.NewMetrics(promote.WithQueueDepth(st.Pending), promote.WithBuildsByState(st.CountByState),
-		promote.WithQAEnvironments(projects, st.Environments))
+		promote.WithQAEnvironments(projects, st.Environments),
+		promote.WithDORA(func(ctx context.Context) (map[string]promote.DORA, error) { return actor.DORA(ctx) }))
 	host, err := os.Hostname()
 	if err != nil {
 		host = "promotebot"
@@ -72,7 +74,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	if cfg.ArgoCD.APIURL != "" && sec.ArgoCDToken == "" {
 		return errors.New("argocd.apiURL is set but PROMOTEBOT_ARGOCD_TOKEN is not: the bot could not ask Argo CD")
 	}
-	actor := &promote.Service{Config: cfg, Store: st, Repo: state, Logger: log, Signal: wake, Wake: wake,
+	actor = &promote.Service{Config: cfg, Store: st, Repo: state, Logger: log, Signal: wake, Wake: wake,
 		CommitURL: commitURL(cfg), Branch: cfg.GitOps.Branch,
 		Lease: c.Duration("job-lease"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid()),
 		Revisions: state, Production: state, QAEnvs: state, Metrics: metrics, Feedback: sec.EventsSecret != "" || cfg.ArgoCD.APIURL != ""}
