@@ -207,3 +207,23 @@ func (s *db) Pending(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// releaseLeases ends every lease at once: the embedded store is one
+// process's, so a lease it finds at open is a dead process's.
+func (s *db) releaseLeases(ctx context.Context) (int, error) {
+	var n int64
+	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		now := s.d.time(s.clock())
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET leased_until = $1
+			WHERE status = 'pending' AND leased_until > $1`, now)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release leases: %w", err)
+	}
+	return int(n), nil
+}

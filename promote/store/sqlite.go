@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/promotebot/promotebot/promote"
@@ -34,7 +35,13 @@ const busyTimeout = 10 * time.Second
 // build, so the fsync costs nothing that matters.)
 type SQLite struct {
 	*db
-	path string
+	path     string
+	lock     *dirLock // the data directory's lock, held until Close
+	released sync.Once
+	// Resumed counts the jobs a process that ended without handing them
+	// back still held when this one opened the store: they were released
+	// at once.
+	Resumed int
 }
 
 var _ promote.Store = (*SQLite)(nil)
@@ -50,6 +57,70 @@ func OpenSQLite(ctx context.Context, dataDir string) (*SQLite, error) {
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
+	lock, first, err := holdDataDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openSQLite(ctx, dataDir, first)
+	if err != nil {
+		return nil, errors.Join(err, lock.release())
+	}
+	s.lock = lock
+	return s, nil
+}
+
+// heldDirs are the data directories this process holds, each with how many
+// of its stores use it: a second store of the same process shares the lock
+// (tests open one database twice); another process is refused.
+var heldDirs = struct {
+	sync.Mutex
+	m map[string]*dirLock
+}{m: map[string]*dirLock{}}
+
+// dirLock is a data directory's lock and its users in this process.
+type dirLock struct {
+	dir  string
+	file *os.File
+	refs int
+}
+
+// holdDataDir takes dataDir's lock, or shares the one this process holds;
+// first tells which.
+func holdDataDir(dataDir string) (*dirLock, bool, error) {
+	dir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return nil, false, fmt.Errorf("open sqlite: %w", err)
+	}
+	heldDirs.Lock()
+	defer heldDirs.Unlock()
+	if l, ok := heldDirs.m[dir]; ok {
+		l.refs++
+		return l, false, nil
+	}
+	f, err := lockDataDir(dir)
+	if err != nil {
+		return nil, false, err
+	}
+	l := &dirLock{dir: dir, file: f, refs: 1}
+	heldDirs.m[dir] = l
+	return l, true, nil
+}
+
+// release lets the lock go once its last store in this process closed.
+func (l *dirLock) release() error {
+	heldDirs.Lock()
+	defer heldDirs.Unlock()
+	if l.refs--; l.refs > 0 {
+		return nil
+	}
+	delete(heldDirs.m, l.dir)
+	if l.file == nil {
+		return nil
+	}
+	return l.file.Close()
+}
+
+func openSQLite(ctx context.Context, dataDir string, first bool) (*SQLite, error) {
 	path, err := filepath.Abs(filepath.Join(dataDir, SQLiteFile))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -75,9 +146,24 @@ func OpenSQLite(ctx context.Context, dataDir string) (*SQLite, error) {
 	s := &SQLite{db: newDB(sqliteDialect, w, r), path: path}
 	s.group = newGroupCommit(w, sqliteDialect)
 	if err := s.Ping(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), s.Close())
+		return nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), s.db.Close())
+	}
+	// This process took the data directory: whoever held the jobs still
+	// leased is gone, so they are taken up now rather than when their
+	// leases run out.
+	if first {
+		if s.Resumed, err = s.releaseLeases(ctx); err != nil {
+			return nil, errors.Join(fmt.Errorf("open sqlite %s: %w", path, err), s.db.Close())
+		}
 	}
 	return s, nil
+}
+
+// Close closes the database, then lets the data directory go.
+func (s *SQLite) Close() error {
+	err := s.db.Close()
+	s.released.Do(func() { err = errors.Join(err, s.lock.release()) })
+	return err
 }
 
 // migrateSQLite migrates, retrying while the database is busy: processes
