@@ -50,7 +50,12 @@ projects:
   owners: [UOWN1]
   image: registry.example.com/acme/hello
   path: apps/hello
-` + extra
+`
+	if !strings.Contains(extra, "maxQAEnvironments") {
+		// Most tests deploy more targets than the default cap allows.
+		yaml += "  maxQAEnvironments: 0\n"
+	}
+	yaml += extra
 	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
