@@ -74,6 +74,10 @@ type Service struct {
 	// SweepEvery is how often QA environments are looked at for expiry
 	// (projects[].qaTTL; default 1 min).
 	SweepEvery time.Duration
+	// ReplicaGrace is how long another replica's heartbeat may be silent
+	// before the jobs it held are taken up (default 15 s). This replica
+	// beats every third of it, on its own, whatever its jobs are doing.
+	ReplicaGrace time.Duration
 
 	claims atomic.Int64
 	dora   doraCache
@@ -107,6 +111,9 @@ func (s *Service) defaults() {
 	if s.SweepEvery <= 0 {
 		s.SweepEvery = time.Minute
 	}
+	if s.ReplicaGrace <= 0 {
+		s.ReplicaGrace = 15 * time.Second
+	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -129,6 +136,7 @@ func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { s.sweepLoop(ctx) })
+	wg.Go(func() { s.beatLoop(ctx) })
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -158,6 +166,46 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		t.Stop()
+	}
+}
+
+// beatLoop tells the store this replica is alive, every third of
+// ReplicaGrace, and takes up the jobs of replicas whose heartbeat stopped.
+// It runs apart from the jobs, so a replica busy with a long push or a GC
+// pause keeps its jobs. Once ctx ends (a graceful stop: the jobs go back
+// through their leases' hand-back) the replica leaves.
+func (s *Service) beatLoop(ctx context.Context) {
+	beat := func() {
+		if err := s.Store.Beat(ctx, s.Worker, s.Now()); err != nil {
+			if ctx.Err() == nil {
+				s.Logger.Warn("replica heartbeat", "err", err)
+			}
+			return
+		}
+		n, err := s.Store.ReleaseDead(ctx, s.ReplicaGrace, s.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.Logger.Warn("take up the jobs of stopped replicas", "err", err)
+		case n > 0:
+			s.Logger.Warn("jobs of a stopped replica taken up", "jobs", n, "grace", s.ReplicaGrace)
+			s.wake()
+		}
+	}
+	beat()
+	t := time.NewTicker(s.ReplicaGrace / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			leave, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := s.Store.Leave(leave, s.Worker); err != nil {
+				s.Logger.Warn("replica leave", "err", err)
+			}
+			return
+		case <-t.C:
+			beat()
+		}
 	}
 }
 

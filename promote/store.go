@@ -107,6 +107,22 @@ type Jobs interface {
 	Pending(ctx context.Context) (int, error)
 }
 
+// Replicas are the bot's processes sharing one store (several with
+// PostgreSQL): each beats, independently of its work, and the jobs of one
+// whose heartbeat stopped are taken up after a short grace instead of when
+// each job's lease ends. A job's own lease stays what keeps two replicas
+// from running it at once.
+type Replicas interface {
+	// Beat records that replica is alive at now.
+	Beat(ctx context.Context, replica string, now time.Time) error
+	// ReleaseDead ends the leases held by replicas (a lease's holder is
+	// "<replica>/<n>") whose last beat is older than now-grace, so that
+	// their jobs can be claimed at once; it returns how many.
+	ReleaseDead(ctx context.Context, grace time.Duration, now time.Time) (int, error)
+	// Leave forgets replica's heartbeat (a graceful shutdown).
+	Leave(ctx context.Context, replica string) error
+}
+
 // Store is everything promotebot keeps: embedded SQLite by default,
 // PostgreSQL for several replicas (package promote/store).
 type Store interface {
@@ -116,6 +132,7 @@ type Store interface {
 	Jobs
 	Clicks
 	Environments
+	Replicas
 	// Ping tells whether the store answers (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store.

@@ -1038,3 +1038,9 @@ func TestBuiltAt(t *testing.T) {
 		t.Errorf("BuiltAt = %v, want %v", got, at)
 	}
 }
+
+func (s *fakeStore) Beat(context.Context, string, time.Time) error { return errFakeUnused }
+func (s *fakeStore) ReleaseDead(context.Context, time.Duration, time.Time) (int, error) {
+	return 0, errFakeUnused
+}
+func (s *fakeStore) Leave(context.Context, string) error { return errFakeUnused }

@@ -31,7 +31,10 @@ func serveCommand(d deps) *cli.Command {
 			"deploys each to its QA overlay in the config repository from a durable job queue. Several " +
 			"replicas may share one PostgreSQL database and one config repository.",
 		Flags: []cli.Flag{configFlag(), &cli.DurationFlag{Name: "job-lease", Value: 2 * time.Minute,
-			Usage: "how long a claimed job is this replica's; after a crash, others take it up once it ends"}},
+			Usage: "how long a claimed job is this replica's without a renewal; a job's runner renews it while it works"},
+			&cli.DurationFlag{Name: "replica-grace", Value: 15 * time.Second,
+				Usage: "how long another replica's heartbeat may be silent before its jobs are taken up (PostgreSQL; " +
+					"the embedded store takes a dead process's jobs up at once)"}},
 		Action: func(c *cli.Context) error { return serve(c.Context, c, d) },
 	}
 }
@@ -76,7 +79,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	}
 	actor = &promote.Service{Config: cfg, Store: st, Repo: state, Logger: log, Signal: wake, Wake: wake,
 		CommitURL: commitURL(cfg), Branch: cfg.GitOps.Branch,
-		Lease: c.Duration("job-lease"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid()),
+		Lease: c.Duration("job-lease"), ReplicaGrace: c.Duration("replica-grace"), Worker: fmt.Sprintf("%s-%d", host, os.Getpid()),
 		Revisions: state, Production: state, QAEnvs: state, Metrics: metrics, Feedback: sec.EventsSecret != "" || cfg.ArgoCD.APIURL != ""}
 	if !actor.Feedback {
 		log.Info("no cluster feedback: PROMOTEBOT_EVENTS_SECRET and argocd.apiURL are not set, so messages say what was committed, not what runs")

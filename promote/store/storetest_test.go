@@ -60,6 +60,7 @@ func runConformance(t *testing.T, fresh func(t *testing.T) opener) {
 		{"Reopen", testReopen},
 		{"Migrations", testMigrations},
 		{"Environments", testEnvironments},
+		{"Replicas", testReplicas},
 		{"EnvironmentLimitConcurrent", testEnvironmentLimitConcurrent},
 	}
 	for _, tc := range tests {
@@ -701,5 +702,59 @@ func testEnvironmentLimitConcurrent(t *testing.T, open opener) {
 	wg.Wait()
 	if ok != 2 || refused != 4 {
 		t.Errorf("%d reserved, %d refused; want 2 and 4", ok, refused)
+	}
+}
+
+// testReplicas: the jobs of a replica whose heartbeat stopped are released
+// after the grace; a replica that beats keeps its jobs, and one whose name
+// only starts like the dead one's is not taken for it.
+func testReplicas(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for _, tag := range []string{"1.0.0", "1.0.1", "1.0.2"} {
+		create(t, s, build(tag), promote.Job{Kind: promote.JobDeployQA, RunAt: t0})
+	}
+	held := map[string]int64{}
+	for _, w := range []string{"a", "ab", "b"} {
+		if err := s.Beat(ctx, w, t0); err != nil {
+			t.Fatal(err)
+		}
+		j, ok, err := s.Claim(ctx, w+"/1", time.Hour, t0)
+		if err != nil || !ok {
+			t.Fatalf("claim for %s: %v %v", w, ok, err)
+		}
+		held[w] = j.ID
+	}
+	// b and ab beat on; a stopped.
+	now := t0.Add(20 * time.Second)
+	for _, w := range []string{"ab", "b"} {
+		if err := s.Beat(ctx, w, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.ReleaseDead(ctx, 30*time.Second, now); err != nil || n != 0 {
+		t.Fatalf("within the grace: released %d, %v", n, err)
+	}
+	if n, err := s.ReleaseDead(ctx, 15*time.Second, now); err != nil || n != 1 {
+		t.Fatalf("past the grace: released %d, %v; want a's job", n, err)
+	}
+	j, ok, err := s.Claim(ctx, "b/2", time.Hour, now)
+	if err != nil || !ok || j.ID != held["a"] {
+		t.Fatalf("the dead replica's job: %+v %v %v", j, ok, err)
+	}
+	if _, ok, _ := s.Claim(ctx, "b/3", time.Hour, now); ok {
+		t.Error("a live replica's job was claimed")
+	}
+	if err := s.Extend(ctx, held["a"], "a/1", now.Add(time.Hour)); !errors.Is(err, promote.ErrLeaseLost) {
+		t.Errorf("the dead replica ending its old job: %v, want ErrLeaseLost", err)
+	}
+	if err := s.Leave(ctx, "ab"); err != nil {
+		t.Fatal(err)
+	}
+	// Half an hour later b is silent too: its two jobs go; ab left (a
+	// graceful stop hands its jobs back itself) and is not b's prefix.
+	if n, err := s.ReleaseDead(ctx, 15*time.Second, now.Add(30*time.Minute)); err != nil || n != 2 {
+		t.Errorf("half an hour later: released %d, %v; want b's two", n, err)
 	}
 }
