@@ -175,4 +175,3 @@ func checkOnePromotion(t *testing.T, remote, id string) {
 		t.Errorf("build %s changed production %d times, want once", id, n)
 	}
 }
-
