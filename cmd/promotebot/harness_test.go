@@ -84,6 +84,8 @@ func (f *fleet) start() error {
 	if err != nil {
 		return err
 	}
+	var stderr lockedLog
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -91,7 +93,8 @@ func (f *fleet) start() error {
 	line, err := r.ReadString('\n')
 	if err != nil {
 		_ = cmd.Process.Kill()
-		return fmt.Errorf("the server did not start: %w (%v)", err, cmd.Wait())
+		werr := cmd.Wait()
+		return fmt.Errorf("the server did not start: %w (%v): %s", err, werr, strings.TrimSpace(stderr.String()))
 	}
 	go func() { _, _ = io.Copy(io.Discard, r) }()
 	f.mu.Lock()

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // LockFile is the file in the data directory that one process holds while
@@ -29,7 +30,7 @@ func lockDataDir(dataDir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock data directory: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := flockWaiting(f); err != nil {
 		holder := "another process"
 		if b, rerr := os.ReadFile(path); rerr == nil && strings.TrimSpace(string(b)) != "" {
 			holder = "process " + strings.TrimSpace(string(b))
@@ -48,4 +49,22 @@ func lockDataDir(dataDir string) (*os.File, error) {
 		}
 	}
 	return f, nil
+}
+
+// lockWait is how long a process waits for the data directory's lock: a
+// process killed a moment ago may not be gone yet (its lock goes with its
+// last open descriptor).
+const lockWait = 3 * time.Second
+
+// flockWaiting takes f's lock, trying again for up to lockWait while another
+// process holds it.
+func flockWaiting(f *os.File) error {
+	deadline := time.Now().Add(lockWait)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
