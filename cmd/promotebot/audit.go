@@ -304,7 +304,8 @@ func stableJSON(c history.Change) history.Change {
 
 var csvHeader = []string{"commit", "time", "project", "environment", "image", "build", "source", "approvals",
 	"promotedBy", "pr", "author", "committer", "subject", "signed", "signature", "trailers", "botMade", "paths", "malformed",
-	"claims", "beyondMerged", "qaPinned", "rollbackOf", "reason", "rollbackPinned", "teardown", "teardownRemoved"}
+	"claims", "beyondMerged", "qaPinned", "rollbackOf", "reason", "rollbackPinned", "teardown", "teardownRemoved", "builtAt",
+	"receivedAt"}
 
 func csvRecord(c history.Change) []string {
 	approvals := make([]string, len(c.Approvals))
@@ -315,11 +316,20 @@ func csvRecord(c history.Change) []string {
 		strings.Join(approvals, "; "), c.PromotedBy.String(), c.PR, c.Author, c.Committer, c.Subject,
 		strconv.FormatBool(c.Signed), c.Signature, strconv.FormatBool(c.Trailers), strconv.FormatBool(c.BotMade),
 		strings.Join(c.Paths, " "), strings.Join(c.Malformed, "; "), c.Claims, c.BeyondMerged, strconv.FormatBool(c.QAPinned),
-		c.RollbackOf, c.Reason, strconv.FormatBool(c.RollbackPinned), c.Teardown, strconv.FormatBool(c.TeardownRemoved)}
+		c.RollbackOf, c.Reason, strconv.FormatBool(c.RollbackPinned), c.Teardown, strconv.FormatBool(c.TeardownRemoved),
+		optionalTime(c.BuiltAt), optionalTime(c.ReceivedAt)}
 	for i, v := range rec {
 		rec[i] = csvCell(v)
 	}
 	return rec
+}
+
+// optionalTime is an optional time in RFC 3339, "" for none.
+func optionalTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.Format(time.RFC3339)
 }
 
 // writeFindings prints the findings in format, newest first.

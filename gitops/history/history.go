@@ -61,6 +61,12 @@ type Change struct {
 	// BuildAuthor is who wrote the build, as CI reported it
 	// (Promotebot-Author); empty when the commit does not say.
 	BuildAuthor string `json:"buildAuthor"`
+	// BuiltAt is when CI built the image (Promotebot-Built-At) and
+	// ReceivedAt when the bot received the build (Promotebot-Received-At),
+	// in UTC; null when the commit does not say (older history, or CI
+	// sent no builtAt).
+	BuiltAt    *time.Time `json:"builtAt"`
+	ReceivedAt *time.Time `json:"receivedAt"`
 	// RequiredApprovals is the project's policy when the change was made
 	// (Promotebot-Required-Approvals), or -1 when the commit does not say.
 	RequiredApprovals int `json:"requiredApprovals"`
