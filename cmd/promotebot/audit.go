@@ -32,7 +32,8 @@ func auditCommand(d deps) *cli.Command {
 			"changed and whatever its message says; a rollback (Promotebot-Rollback-Of) shows \"rollback of <build>\" as its " +
 			"source, the teardown of a QA environment (Promotebot-Teardown) \"teardown: <reason>\". --check lists the " +
 			"changes that break the rules instead and exits with status 1 when there is any; --verify checks each " +
-			"commit's OpenPGP signature against --keyring. A remote repository is " +
+			"commit's OpenPGP signature against --keyring. --dora prints the DORA figures of production instead (deploys " +
+			"a week, lead time, change failure rate, time to restore), per project and overall. A remote repository is " +
 			"cloned into a temporary directory; its credentials come from PROMOTEBOT_GIT_USERNAME and " +
 			"PROMOTEBOT_GIT_PASSWORD (or gitops.sshKeyFile and PROMOTEBOT_GIT_SSH_PASSPHRASE).",
 		Flags: []cli.Flag{
@@ -44,6 +45,8 @@ func auditCommand(d deps) *cli.Command {
 			&cli.StringFlag{Name: "since", Usage: "only changes committed at or after `TIME` (RFC 3339, or YYYY-MM-DD in UTC)"},
 			&cli.StringFlag{Name: "until", Usage: "only changes committed at or before `TIME` (RFC 3339, or YYYY-MM-DD: that whole day, UTC)"},
 			&cli.StringFlag{Name: "format", Value: "table", Usage: "output `FORMAT`: table, json (one object per line) or csv"},
+			&cli.BoolFlag{Name: "dora", Usage: "print the DORA figures of production per project and overall over " +
+				"--since/--until (default: from the first deploy to now), as a table or json, instead of the changes"},
 			&cli.BoolFlag{Name: "wide", Usage: "table: every field in full and the CI link, however wide the lines get (json always has them)"},
 			&cli.BoolFlag{Name: "verify", Usage: "check each commit's OpenPGP signature against --keyring"},
 			&cli.StringFlag{Name: "keyring", Usage: "armored OpenPGP public keys `FILE` for --verify", TakesFile: true},
@@ -64,7 +67,7 @@ type auditRun struct {
 	src, format, configName string
 	cfg                     *promote.Config
 	opts                    history.Options
-	check, wide             bool
+	check, wide, dora       bool
 }
 
 func runAudit(c *cli.Context, d deps) error {
@@ -72,7 +75,10 @@ func runAudit(c *cli.Context, d deps) error {
 	if err != nil {
 		return err
 	}
-	if a.check {
+	switch {
+	case a.dora:
+		return runAuditDORA(c, d, a)
+	case a.check:
 		return runAuditCheck(c, d, a)
 	}
 	changes, err := history.Read(c.Context, a.src, a.opts)
@@ -120,11 +126,17 @@ func runAuditCheck(c *cli.Context, d deps, a *auditRun) error {
 }
 
 func parseAudit(c *cli.Context, d deps) (*auditRun, error) {
-	a := &auditRun{src: c.String("repo"), format: c.String("format"), check: c.Bool("check"), wide: c.Bool("wide")}
+	a := &auditRun{src: c.String("repo"), format: c.String("format"), check: c.Bool("check"), wide: c.Bool("wide"),
+		dora: c.Bool("dora")}
 	switch a.format {
 	case "table", "json", "csv":
 	default:
 		return nil, usageError("--format %q: want table, json or csv", a.format)
+	}
+	if a.dora {
+		if err := checkDORA(c, a); err != nil {
+			return nil, err
+		}
 	}
 	var err error
 	if a.opts.Since, err = parseAuditTime(c.String("since"), false); err != nil {
