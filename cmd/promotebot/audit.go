@@ -33,7 +33,8 @@ func auditCommand(d deps) *cli.Command {
 			"source, the teardown of a QA environment (Promotebot-Teardown) \"teardown: <reason>\". --check lists the " +
 			"changes that break the rules instead and exits with status 1 when there is any; --verify checks each " +
 			"commit's OpenPGP signature against --keyring. --dora prints the DORA figures of production instead (deploys " +
-			"a week, lead time, change failure rate, time to restore), per project and overall. A remote repository is " +
+			"a week, lead time, change failure rate, time to restore), per project and overall; --format html writes one " +
+			"self-contained page with the changes, a timeline of production, the DORA figures and the findings. A remote repository is " +
 			"cloned into a temporary directory; its credentials come from PROMOTEBOT_GIT_USERNAME and " +
 			"PROMOTEBOT_GIT_PASSWORD (or gitops.sshKeyFile and PROMOTEBOT_GIT_SSH_PASSPHRASE).",
 		Flags: []cli.Flag{
@@ -44,7 +45,8 @@ func auditCommand(d deps) *cli.Command {
 			&cli.StringFlag{Name: "env", Usage: "only the environment `ENV`: production, qa/<env>, or qa for every QA environment"},
 			&cli.StringFlag{Name: "since", Usage: "only changes committed at or after `TIME` (RFC 3339, or YYYY-MM-DD in UTC)"},
 			&cli.StringFlag{Name: "until", Usage: "only changes committed at or before `TIME` (RFC 3339, or YYYY-MM-DD: that whole day, UTC)"},
-			&cli.StringFlag{Name: "format", Value: "table", Usage: "output `FORMAT`: table, json (one object per line) or csv"},
+			&cli.StringFlag{Name: "format", Value: "table", Usage: "output `FORMAT`: table, json (one object per line), csv, " +
+				"or html: one self-contained page with the changes, a timeline of production, the DORA figures and --check's findings"},
 			&cli.BoolFlag{Name: "dora", Usage: "print the DORA figures of production per project and overall over " +
 				"--since/--until (default: from the first deploy to now), as a table or json, instead of the changes"},
 			&cli.BoolFlag{Name: "wide", Usage: "table: every field in full and the CI link, however wide the lines get (json always has them)"},
@@ -78,6 +80,8 @@ func runAudit(c *cli.Context, d deps) error {
 	switch {
 	case a.dora:
 		return runAuditDORA(c, d, a)
+	case a.format == "html":
+		return runAuditReport(c, d, a)
 	case a.check:
 		return runAuditCheck(c, d, a)
 	}
@@ -129,9 +133,9 @@ func parseAudit(c *cli.Context, d deps) (*auditRun, error) {
 	a := &auditRun{src: c.String("repo"), format: c.String("format"), check: c.Bool("check"), wide: c.Bool("wide"),
 		dora: c.Bool("dora")}
 	switch a.format {
-	case "table", "json", "csv":
+	case "table", "json", "csv", "html":
 	default:
-		return nil, usageError("--format %q: want table, json or csv", a.format)
+		return nil, usageError("--format %q: want table, json, csv or html", a.format)
 	}
 	if a.dora {
 		if err := checkDORA(c, a); err != nil {

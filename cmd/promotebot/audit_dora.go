@@ -24,7 +24,7 @@ func checkDORA(c *cli.Context, a *auditRun) error {
 		}
 	}
 	if a.format != "table" && a.format != "json" {
-		return usageError("--dora --format %q: want table or json", a.format)
+		return usageError("--dora --format %q: want table or json (--format html has the figures too)", a.format)
 	}
 	return nil
 }
@@ -62,7 +62,7 @@ func runAuditDORA(c *cli.Context, d deps, a *auditRun) error {
 // with --project, that project's alone. Each figure says what it rests on.
 func writeDORATable(w io.Writer, r history.DORAReport, project string) error {
 	if r.Weeks == 0 {
-		_, err := fmt.Fprintln(w, "DORA figures: no deploys in the history read")
+		_, err := fmt.Fprintln(w, "DORA figures: no deploys to measure")
 		return err
 	}
 	if _, err := fmt.Fprintf(w, "DORA figures from %s to %s UTC: %s (Monday to Sunday, UTC)\n",

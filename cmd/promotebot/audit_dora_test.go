@@ -315,6 +315,7 @@ func TestAuditDORAUsageErrors(t *testing.T) {
 		{[]string{"--env", "production"}, "--dora takes no --env"},
 		{[]string{"--wide"}, "--dora takes no --wide"},
 		{[]string{"--format", "csv"}, `--dora --format "csv": want table or json`},
+		{[]string{"--format", "html"}, `--dora --format "html": want table or json (--format html has the figures too)`},
 	} {
 		_, _, err := runWith(t, nil, append([]string{"audit", "--repo", f.bare, "--dora"}, tc.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || exitCode(err) != 2 {
@@ -338,7 +339,7 @@ all projects
 	// A history without any deploy, and no window: said so.
 	bare := gittest.NewRemote(t, filepath.Join("..", "..", "testdata", "configrepo"))
 	stdout, _, err = runWith(t, nil, "audit", "--repo", bare, "--dora")
-	if err != nil || stdout != "DORA figures: no deploys in the history read\n" {
+	if err != nil || stdout != "DORA figures: no deploys to measure\n" {
 		t.Errorf("err %v\n%q", err, stdout)
 	}
 }

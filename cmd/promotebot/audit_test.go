@@ -388,7 +388,7 @@ func TestAuditUsageErrors(t *testing.T) {
 		{[]string{"--since", "yesterday"}, `--since: "yesterday" is neither RFC 3339`},
 		{[]string{"--until", "2026-13-01"}, "--until: "},
 		{[]string{"--since", "2026-02-01", "--until", "2026-01-01"}, "is before --since"},
-		{[]string{"--format", "xml"}, `--format "xml": want table, json or csv`},
+		{[]string{"--format", "xml"}, `--format "xml": want table, json, csv or html`},
 		{[]string{"--env", "staging"}, `--env "staging"`},
 		{[]string{"--verify"}, "--verify and --keyring FILE go together"},
 		{[]string{"--keyring", f.keyring}, "--verify and --keyring FILE go together"},

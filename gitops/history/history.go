@@ -3,7 +3,8 @@
 // whose production a commit changed (it renders differently) without the
 // bot's production trailers for it, with signatures checked when asked; and
 // judges it (Check): who approved and promoted what, and which production
-// changes did not go through the bot.
+// changes did not go through the bot; and measures it (DORA): the DORA
+// figures of production, per project and overall.
 package history
 
 import (
