@@ -32,7 +32,9 @@ func auditCommand(d deps) *cli.Command {
 			"changed and whatever its message says; a rollback (Promotebot-Rollback-Of) shows \"rollback of <build>\" as its " +
 			"source, the teardown of a QA environment (Promotebot-Teardown) \"teardown: <reason>\". --check lists the " +
 			"changes that break the rules instead and exits with status 1 when there is any; --verify checks each " +
-			"commit's OpenPGP signature against --keyring. A remote repository is " +
+			"commit's OpenPGP signature against --keyring. --dora prints the DORA figures of production instead (deploys " +
+			"a week, lead time, change failure rate, time to restore), per project and overall; --format html writes one " +
+			"self-contained page with the changes, a timeline of production, the DORA figures and the findings. A remote repository is " +
 			"cloned into a temporary directory; its credentials come from PROMOTEBOT_GIT_USERNAME and " +
 			"PROMOTEBOT_GIT_PASSWORD (or gitops.sshKeyFile and PROMOTEBOT_GIT_SSH_PASSPHRASE).",
 		Flags: []cli.Flag{
@@ -43,7 +45,10 @@ func auditCommand(d deps) *cli.Command {
 			&cli.StringFlag{Name: "env", Usage: "only the environment `ENV`: production, qa/<env>, or qa for every QA environment"},
 			&cli.StringFlag{Name: "since", Usage: "only changes committed at or after `TIME` (RFC 3339, or YYYY-MM-DD in UTC)"},
 			&cli.StringFlag{Name: "until", Usage: "only changes committed at or before `TIME` (RFC 3339, or YYYY-MM-DD: that whole day, UTC)"},
-			&cli.StringFlag{Name: "format", Value: "table", Usage: "output `FORMAT`: table, json (one object per line) or csv"},
+			&cli.StringFlag{Name: "format", Value: "table", Usage: "output `FORMAT`: table, json (one object per line), csv, " +
+				"or html: one self-contained page with the changes, a timeline of production, the DORA figures and --check's findings"},
+			&cli.BoolFlag{Name: "dora", Usage: "print the DORA figures of production per project and overall over " +
+				"--since/--until (default: from the first deploy to now), as a table or json, instead of the changes"},
 			&cli.BoolFlag{Name: "wide", Usage: "table: every field in full and the CI link, however wide the lines get (json always has them)"},
 			&cli.BoolFlag{Name: "verify", Usage: "check each commit's OpenPGP signature against --keyring"},
 			&cli.StringFlag{Name: "keyring", Usage: "armored OpenPGP public keys `FILE` for --verify", TakesFile: true},
@@ -64,7 +69,7 @@ type auditRun struct {
 	src, format, configName string
 	cfg                     *promote.Config
 	opts                    history.Options
-	check, wide             bool
+	check, wide, dora       bool
 }
 
 func runAudit(c *cli.Context, d deps) error {
@@ -72,7 +77,12 @@ func runAudit(c *cli.Context, d deps) error {
 	if err != nil {
 		return err
 	}
-	if a.check {
+	switch {
+	case a.dora:
+		return runAuditDORA(c, d, a)
+	case a.format == "html":
+		return runAuditReport(c, d, a)
+	case a.check:
 		return runAuditCheck(c, d, a)
 	}
 	changes, err := history.Read(c.Context, a.src, a.opts)
@@ -120,11 +130,17 @@ func runAuditCheck(c *cli.Context, d deps, a *auditRun) error {
 }
 
 func parseAudit(c *cli.Context, d deps) (*auditRun, error) {
-	a := &auditRun{src: c.String("repo"), format: c.String("format"), check: c.Bool("check"), wide: c.Bool("wide")}
+	a := &auditRun{src: c.String("repo"), format: c.String("format"), check: c.Bool("check"), wide: c.Bool("wide"),
+		dora: c.Bool("dora")}
 	switch a.format {
-	case "table", "json", "csv":
+	case "table", "json", "csv", "html":
 	default:
-		return nil, usageError("--format %q: want table, json or csv", a.format)
+		return nil, usageError("--format %q: want table, json, csv or html", a.format)
+	}
+	if a.dora {
+		if err := checkDORA(c, a); err != nil {
+			return nil, err
+		}
 	}
 	var err error
 	if a.opts.Since, err = parseAuditTime(c.String("since"), false); err != nil {
@@ -304,7 +320,8 @@ func stableJSON(c history.Change) history.Change {
 
 var csvHeader = []string{"commit", "time", "project", "environment", "image", "build", "source", "approvals",
 	"promotedBy", "pr", "author", "committer", "subject", "signed", "signature", "trailers", "botMade", "paths", "malformed",
-	"claims", "beyondMerged", "qaPinned", "rollbackOf", "reason", "rollbackPinned", "teardown", "teardownRemoved"}
+	"claims", "beyondMerged", "qaPinned", "rollbackOf", "reason", "rollbackPinned", "teardown", "teardownRemoved", "builtAt",
+	"receivedAt"}
 
 func csvRecord(c history.Change) []string {
 	approvals := make([]string, len(c.Approvals))
@@ -315,11 +332,20 @@ func csvRecord(c history.Change) []string {
 		strings.Join(approvals, "; "), c.PromotedBy.String(), c.PR, c.Author, c.Committer, c.Subject,
 		strconv.FormatBool(c.Signed), c.Signature, strconv.FormatBool(c.Trailers), strconv.FormatBool(c.BotMade),
 		strings.Join(c.Paths, " "), strings.Join(c.Malformed, "; "), c.Claims, c.BeyondMerged, strconv.FormatBool(c.QAPinned),
-		c.RollbackOf, c.Reason, strconv.FormatBool(c.RollbackPinned), c.Teardown, strconv.FormatBool(c.TeardownRemoved)}
+		c.RollbackOf, c.Reason, strconv.FormatBool(c.RollbackPinned), c.Teardown, strconv.FormatBool(c.TeardownRemoved),
+		optionalTime(c.BuiltAt), optionalTime(c.ReceivedAt)}
 	for i, v := range rec {
 		rec[i] = csvCell(v)
 	}
 	return rec
+}
+
+// optionalTime is an optional time in RFC 3339, "" for none.
+func optionalTime(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.Format(time.RFC3339)
 }
 
 // writeFindings prints the findings in format, newest first.

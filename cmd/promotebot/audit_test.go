@@ -179,7 +179,7 @@ func TestAuditJSON(t *testing.T) {
 		`"environment":"production","image":"registry.example.com/acme/hello:1.4.0","build":"b1",` +
 		`"source":"branch feature/login @ 0123abc https://ci.example.com/7",` +
 		`"approvals":[{"name":"Ada","slackId":"UQA1","at":"2026-01-10T10:30:00Z"}],` +
-		`"promotedBy":{"name":"Olga","slackId":"UOWN1"},"buildAuthor":"","requiredApprovals":2,"pr":"","signed":true,"signature":"","trailers":true,` +
+		`"promotedBy":{"name":"Olga","slackId":"UOWN1"},"buildAuthor":"","builtAt":null,"receivedAt":null,"requiredApprovals":2,"pr":"","signed":true,"signature":"","trailers":true,` +
 		`"botMade":true,"root":false,"paths":[],"claims":"","beyondMerged":"","qaPinned":false,"malformed":[],` +
 		`"rollbackOf":"","reason":"","rollbackPinned":false,"teardown":"","teardownRemoved":false}`
 	if lines[1] != want {
@@ -208,13 +208,13 @@ func TestAuditCSV(t *testing.T) {
 	}
 	if len(recs) != 4 || strings.Join(recs[0], ",") != "commit,time,project,environment,image,build,source,approvals,"+
 		"promotedBy,pr,author,committer,subject,signed,signature,trailers,botMade,paths,malformed,claims,beyondMerged,qaPinned,"+
-		"rollbackOf,reason,rollbackPinned,teardown,teardownRemoved" {
+		"rollbackOf,reason,rollbackPinned,teardown,teardownRemoved,builtAt,receivedAt" {
 		t.Fatalf("csv:\n%s", stdout)
 	}
 	want := []string{f.prod2, "2026-01-10T12:00:00Z", "hello", "production", "registry.example.com/acme/hello:1.5.0", "b2",
 		"tag v1.5.0", "Olga <slack:UOWN1> 2026-01-10T11:45:00Z", "Olga <slack:UOWN1>", "", "promotebot <bot@example.com>",
 		"promotebot <bot@example.com>", "Promote hello 1.5.0 to production", "true", "", "true", "true", "", "", "", "", "false",
-		"", "", "false", "", "false"}
+		"", "", "false", "", "false", "", ""}
 	if strings.Join(recs[1], "|") != strings.Join(want, "|") {
 		t.Fatalf("row\n%q\nwant\n%q", recs[1], want)
 	}
@@ -388,7 +388,7 @@ func TestAuditUsageErrors(t *testing.T) {
 		{[]string{"--since", "yesterday"}, `--since: "yesterday" is neither RFC 3339`},
 		{[]string{"--until", "2026-13-01"}, "--until: "},
 		{[]string{"--since", "2026-02-01", "--until", "2026-01-01"}, "is before --since"},
-		{[]string{"--format", "xml"}, `--format "xml": want table, json or csv`},
+		{[]string{"--format", "xml"}, `--format "xml": want table, json, csv or html`},
 		{[]string{"--env", "staging"}, `--env "staging"`},
 		{[]string{"--verify"}, "--verify and --keyring FILE go together"},
 		{[]string{"--keyring", f.keyring}, "--verify and --keyring FILE go together"},
@@ -736,7 +736,7 @@ func TestAuditTeardown(t *testing.T) {
 	}
 	stdout, _, err = runWith(t, nil, append([]string{"audit", "--repo", f.bare, "--format", "csv"}, only...)...)
 	recs, cerr := csv.NewReader(strings.NewReader(stdout)).ReadAll()
-	if err != nil || cerr != nil || len(recs) != 2 || strings.Join(recs[1][len(recs[1])-2:], ",") != "branch-deleted,true" {
+	if err != nil || cerr != nil || len(recs) != 2 || strings.Join(recs[1][len(recs[1])-4:], ",") != "branch-deleted,true,," {
 		t.Fatalf("err %v %v\ncsv:\n%s", err, cerr, stdout)
 	}
 	_, stderr, err := runWith(t, nil, append([]string{"audit", "--config", f.config, "--check"}, only...)...)

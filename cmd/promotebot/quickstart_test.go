@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -492,6 +493,10 @@ type browser struct {
 	pending map[int]chan cdpMessage
 	dialogs chan string // the message of each JavaScript dialog, accepted
 	closed  chan struct{}
+	// problems are the page's console errors, uncaught exceptions and
+	// (with Log.enable) browser errors such as a blocked load; requests the
+	// URLs it asked for (with Network.enable). Both under mu.
+	problems, requests []string
 }
 
 type cdpMessage struct {
@@ -608,6 +613,7 @@ func (b *browser) read() {
 			}
 			continue
 		}
+		b.record(m)
 		if m.Method == "Page.javascriptDialogOpening" {
 			var d struct{ Message string }
 			if json.Unmarshal(m.Params, &d) == nil {
@@ -619,6 +625,39 @@ func (b *browser) read() {
 			go b.send("Page.handleJavaScriptDialog", map[string]any{"accept": true})
 		}
 	}
+}
+
+// record keeps the events that tell what a page did besides rendering.
+func (b *browser) record(m cdpMessage) {
+	var e struct {
+		Type             string `json:"type"`
+		Args             []struct{ Value any }
+		ExceptionDetails struct{ Text string } `json:"exceptionDetails"`
+		Entry            struct{ Level, Text, URL string }
+		Request          struct{ URL string }
+	}
+	if json.Unmarshal(m.Params, &e) != nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case m.Method == "Runtime.exceptionThrown":
+		b.problems = append(b.problems, "exception: "+e.ExceptionDetails.Text)
+	case m.Method == "Runtime.consoleAPICalled" && (e.Type == "error" || e.Type == "assert" || e.Type == "warning"):
+		b.problems = append(b.problems, fmt.Sprintf("console.%s: %v", e.Type, e.Args))
+	case m.Method == "Log.entryAdded" && (e.Entry.Level == "error" || e.Entry.Level == "warning"):
+		b.problems = append(b.problems, fmt.Sprintf("%s: %s %s", e.Entry.Level, e.Entry.Text, e.Entry.URL))
+	case m.Method == "Network.requestWillBeSent":
+		b.requests = append(b.requests, e.Request.URL)
+	}
+}
+
+// seen returns the problems and requests recorded so far.
+func (b *browser) seen() (problems, requests []string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.problems), slices.Clone(b.requests)
 }
 
 // send sends a command and returns the channel its answer arrives on.

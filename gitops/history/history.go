@@ -3,7 +3,8 @@
 // whose production a commit changed (it renders differently) without the
 // bot's production trailers for it, with signatures checked when asked; and
 // judges it (Check): who approved and promoted what, and which production
-// changes did not go through the bot.
+// changes did not go through the bot; and measures it (DORA): the DORA
+// figures of production, per project and overall.
 package history
 
 import (
@@ -61,6 +62,12 @@ type Change struct {
 	// BuildAuthor is who wrote the build, as CI reported it
 	// (Promotebot-Author); empty when the commit does not say.
 	BuildAuthor string `json:"buildAuthor"`
+	// BuiltAt is when CI built the image (Promotebot-Built-At) and
+	// ReceivedAt when the bot received the build (Promotebot-Received-At),
+	// in UTC; null when the commit does not say (older history, or CI
+	// sent no builtAt).
+	BuiltAt    *time.Time `json:"builtAt"`
+	ReceivedAt *time.Time `json:"receivedAt"`
 	// RequiredApprovals is the project's policy when the change was made
 	// (Promotebot-Required-Approvals), or -1 when the commit does not say.
 	RequiredApprovals int `json:"requiredApprovals"`

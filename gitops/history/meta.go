@@ -3,6 +3,7 @@ package history
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/promotebot/promotebot/gitops/trailer"
 )
@@ -12,6 +13,7 @@ type trailerFacts struct {
 	trailers                           bool // any Promotebot-* trailer
 	project, env, image, build, source string
 	author                             string
+	builtAt, receivedAt                *time.Time
 	rollbackOf, reason                 string
 	teardown                           string
 	approvals                          []ApprovedBy
@@ -51,6 +53,10 @@ func readMeta(trailers []trailer.Trailer) trailerFacts {
 			once(t, &m.source)
 		case lower(trailer.Author):
 			once(t, &m.author)
+		case lower(trailer.BuiltAt):
+			m.builtAt = m.stamp(t, once)
+		case lower(trailer.ReceivedAt):
+			m.receivedAt = m.stamp(t, once)
 		case lower(trailer.RollbackOf):
 			once(t, &m.rollbackOf)
 		case lower(trailer.Reason):
@@ -100,6 +106,22 @@ func readMeta(trailers []trailer.Trailer) trailerFacts {
 	return m
 }
 
+// stamp reads a trailer's RFC 3339 time, in UTC; nil when it is repeated
+// or does not parse (then it is malformed).
+func (m *trailerFacts) stamp(t trailer.Trailer, once func(trailer.Trailer, *string) bool) *time.Time {
+	var raw string
+	if !once(t, &raw) {
+		return nil
+	}
+	at, err := time.Parse(time.RFC3339, strings.TrimSpace(raw))
+	if err != nil {
+		m.malformed = append(m.malformed, t.Key+": "+t.Value)
+		return nil
+	}
+	at = at.UTC()
+	return &at
+}
+
 // rollback tells whether the trailers are a production rollback's.
 func (m trailerFacts) rollback() bool { return m.rollbackOf != "" && m.env == trailer.Production }
 
@@ -110,6 +132,7 @@ func (m trailerFacts) fill(c *Change) {
 	c.RollbackOf, c.Reason, c.Teardown = m.rollbackOf, m.reason, m.teardown
 	c.Approvals, c.PromotedBy, c.Malformed = m.approvals, m.promotedBy, m.malformed
 	c.RequiredApprovals, c.BuildAuthor = m.required, m.author
+	c.BuiltAt, c.ReceivedAt = m.builtAt, m.receivedAt
 }
 
 // lower is a trailer key as readMeta compares it: git's keys are
