@@ -46,6 +46,9 @@ type Build struct {
 	// Rollback is the latest request to put an earlier image back in place
 	// of this build's in production.
 	Rollback *Rollback
+	// Deployments are the GitHub Deployments that mirror the build on its
+	// project's source repository (projects[].sourceRepository).
+	Deployments BuildDeployments
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -128,6 +131,9 @@ const (
 	// JobTeardown removes a QA environment from the config repository and
 	// closes its active builds; Payload is {"kind","target"}.
 	JobTeardown JobKind = "teardown"
+	// JobDeployments brings the build's GitHub Deployments up to date
+	// (Service.Deployments); the notify job queues it when one is behind.
+	JobDeployments JobKind = "deployments"
 )
 
 // Job is durable pending work about a build: claimed with a lease, retried

@@ -198,7 +198,8 @@ type Project struct {
 	// either way.
 	AllowUnicodeTargets bool `yaml:"allowUnicodeTargets"`
 	// SourceRepository is "owner/name" of the project's source repository
-	// on GitHub: its branch and tag deletions tear QA environments down.
+	// on GitHub: its branch and tag deletions tear QA environments down,
+	// and builds show there as deployments (Service.Deployments).
 	SourceRepository string `yaml:"sourceRepository"`
 	// QATTL, when set, tears down a QA environment idle that long (no new
 	// build, no click, no Keep); owners and QA are warned first.

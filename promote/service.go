@@ -71,6 +71,9 @@ type Service struct {
 	// QAEnvs removes QA environments from the config repository
 	// (package gitops); nil leaves their folders in place.
 	QAEnvs EnvironmentRepo
+	// Deployments, when set, mirrors builds as GitHub Deployments on the
+	// source repositories of the projects that name one; nil mirrors none.
+	Deployments Deployments
 	// SweepEvery is how often QA environments are looked at for expiry
 	// (projects[].qaTTL; default 1 min).
 	SweepEvery time.Duration
@@ -372,7 +375,12 @@ func (s *Service) run(ctx context.Context, j Job) error {
 		if err := s.settle(ctx, j.BuildID); err != nil {
 			return err
 		}
+		if err := s.queueDeployments(ctx, j.BuildID); err != nil {
+			return err
+		}
 		return s.notify(ctx, j.BuildID)
+	case JobDeployments:
+		return s.syncDeployments(ctx, j.BuildID)
 	case JobPromote:
 		return s.promote(ctx, j.BuildID)
 	case JobRolloutTimeout:

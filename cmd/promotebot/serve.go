@@ -108,6 +108,9 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 			return err
 		}
 		actor.Forge, appTokens = prs, tokens
+		if watchesSources(cfg) { // builds show as deployments on projects[].sourceRepository
+			actor.Deployments = prs
+		}
 	}
 	deps := promote.ServerDeps{Config: cfg, Secrets: sec, Store: st, Repo: gitops.Checker{},
 		Logger: log, Metrics: metrics, Wake: wake, Ready: state.ready}

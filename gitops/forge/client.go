@@ -50,9 +50,9 @@ var _ promote.Forge = (*Client)(nil)
 
 // New makes a client; it calls nothing yet.
 func New(o Options) (*Client, error) {
-	owner, repo, ok := strings.Cut(o.Repository, "/")
-	if !ok || owner == "" || repo == "" || strings.Contains(repo, "/") {
-		return nil, fmt.Errorf("github repository %q: want owner/name", o.Repository)
+	owner, repo, err := splitRepository(o.Repository)
+	if err != nil {
+		return nil, err
 	}
 	base, err := url.Parse(o.APIURL)
 	if err != nil || !strings.HasSuffix(base.Path, "/") {

@@ -13,7 +13,7 @@ import (
 
 const buildColumns = `id, project, image, kind, target, commit_sha, author, build_url,
 	state, environment, url, qa_commit, pull_request, production_commit, error_message,
-	superseded_by, created_at, updated_at, promoted_by, closed_by, merged_by, rollout, rollback, built_at`
+	superseded_by, created_at, updated_at, promoted_by, closed_by, merged_by, rollout, rollback, built_at, deployments`
 
 // activeStates is the SQL list of the states a newer build supersedes,
 // as parameters from $5 on (see supersede).
@@ -34,7 +34,7 @@ func scanBuild(row scanner) (promote.Build, error) {
 	err := row.Scan(&b.ID, &b.Project, &b.Image, &b.Kind, &b.Target, &b.Commit, &b.Author, &b.BuildURL,
 		&b.State, &b.Environment, &b.URL, &b.QACommit, &b.PullRequest, &b.ProductionCommit, &b.Error,
 		&b.SupersededBy, timeCol{&b.CreatedAt}, timeCol{&b.UpdatedAt}, &b.PromotedBy, &b.ClosedBy, &b.MergedBy,
-		rolloutCol{&b.Rollout}, rollbackCol{&b.Rollback}, timeCol{&b.BuiltAt})
+		rolloutCol{&b.Rollout}, rollbackCol{&b.Rollback}, timeCol{&b.BuiltAt}, deploymentsCol{&b.Deployments})
 	if errors.Is(err, sql.ErrNoRows) {
 		return promote.Build{}, promote.ErrNotFound
 	}
@@ -100,6 +100,43 @@ func rollbackValue(r *promote.Rollback) (string, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return "", fmt.Errorf("rollback column: %w", err)
+	}
+	return string(data), nil
+}
+
+// deploymentsCol scans the deployments column: promote.BuildDeployments as
+// JSON, empty for none.
+type deploymentsCol struct{ d *promote.BuildDeployments }
+
+func (c deploymentsCol) Scan(v any) error {
+	var data []byte
+	switch v := v.(type) {
+	case string:
+		data = []byte(v)
+	case []byte:
+		data = v
+	case nil:
+	default:
+		return fmt.Errorf("deployments column: unexpected %T", v)
+	}
+	*c.d = promote.BuildDeployments{}
+	if len(data) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, c.d); err != nil {
+		return fmt.Errorf("deployments column: %w", err)
+	}
+	return nil
+}
+
+// deploymentsValue is what the deployments column holds for d.
+func deploymentsValue(d promote.BuildDeployments) (string, error) {
+	if d.QA == nil && d.Production == nil {
+		return "", nil
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return "", fmt.Errorf("deployments column: %w", err)
 	}
 	return string(data), nil
 }
@@ -203,12 +240,16 @@ func (s *db) insertBuild(ctx context.Context, tx *sql.Tx, b promote.Build) (bool
 	if err != nil {
 		return false, err
 	}
+	deployments, err := deploymentsValue(b.Deployments)
+	if err != nil {
+		return false, err
+	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO builds (`+buildColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
 		ON CONFLICT (project, image, kind, target) DO NOTHING`,
 		b.ID, b.Project, b.Image, string(b.Kind), b.Target, b.Commit, b.Author, b.BuildURL,
 		string(b.State), b.Environment, b.URL, b.QACommit, b.PullRequest, b.ProductionCommit, b.Error,
-		b.SupersededBy, s.d.time(b.CreatedAt), s.d.time(b.UpdatedAt), b.PromotedBy, b.ClosedBy, b.MergedBy, rollout, rollback, s.optTime(b.BuiltAt))
+		b.SupersededBy, s.d.time(b.CreatedAt), s.d.time(b.UpdatedAt), b.PromotedBy, b.ClosedBy, b.MergedBy, rollout, rollback, s.optTime(b.BuiltAt), deployments)
 	if err != nil {
 		return false, fmt.Errorf("insert build: %w", err)
 	}
@@ -346,14 +387,19 @@ func (s *db) updateBuild(ctx context.Context, tx *sql.Tx, b promote.Build) error
 	if err != nil {
 		return err
 	}
+	deployments, err := deploymentsValue(b.Deployments)
+	if err != nil {
+		return err
+	}
 	_, err = tx.ExecContext(ctx, `UPDATE builds SET commit_sha = $2, author = $3, build_url = $4,
 		state = $5, environment = $6, url = $7, qa_commit = $8, pull_request = $9,
 		production_commit = $10, error_message = $11, superseded_by = $12, updated_at = $13,
-		promoted_by = $14, closed_by = $15, merged_by = $16, rollout = $17, rollback = $18
+		promoted_by = $14, closed_by = $15, merged_by = $16, rollout = $17, rollback = $18,
+		deployments = $19
 		WHERE id = $1`,
 		b.ID, b.Commit, b.Author, b.BuildURL, string(b.State), b.Environment, b.URL, b.QACommit,
 		b.PullRequest, b.ProductionCommit, b.Error, b.SupersededBy, s.d.time(b.UpdatedAt),
-		b.PromotedBy, b.ClosedBy, b.MergedBy, rollout, rollback)
+		b.PromotedBy, b.ClosedBy, b.MergedBy, rollout, rollback, deployments)
 	if err != nil {
 		return fmt.Errorf("update build %s: %w", b.ID, err)
 	}

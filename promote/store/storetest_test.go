@@ -384,6 +384,9 @@ func testApply(t *testing.T, open opener) {
 	if b.Rollout.QA != nil || b.Rollout.Production != nil {
 		t.Errorf("a new build has rollout records: %+v", b.Rollout)
 	}
+	if b.Deployments.QA != nil || b.Deployments.Production != nil {
+		t.Errorf("a new build has deployment records: %+v", b.Deployments)
+	}
 	at := time.Date(2026, 12, 7, 10, 0, 0, 123456000, time.UTC)
 	rollout := promote.Rollouts{QA: &promote.Rollout{Status: promote.RolloutDegraded, Revision: "abc", Message: `"quoted" ✓`,
 		At: at, Since: at.Add(-time.Minute), Reported: at, TimedOut: true, Steps: []promote.RolloutStep{
@@ -392,6 +395,10 @@ func testApply(t *testing.T, open opener) {
 		}}}
 	rollback := &promote.Rollback{Image: "registry.example.com/acme/hello:0.9.0", By: "UOWN1", ByName: "Olga",
 		Reason: "latency ×3", At: at, PullRequest: "https://github.com/acme/deploy-config/pull/7", Error: "x"}
+	deployments := promote.BuildDeployments{
+		QA:         &promote.Deployment{Environment: "qa/branch-main", ID: 1 << 40, State: promote.DeploymentSuccess},
+		Production: &promote.Deployment{Environment: "production", Refused: `github: 422 "No ref found" ✓`},
+	}
 	time.Sleep(2 * time.Millisecond) // UpdatedAt moves
 	got, err := s.Apply(ctx, b.ID, promote.EventDeploy, func(nb *promote.Build) error {
 		if nb.State != promote.StateDeploying {
@@ -399,7 +406,7 @@ func testApply(t *testing.T, open opener) {
 		}
 		nb.Environment, nb.URL = "qa/branch-main", "https://main.branch.hello.example.com"
 		nb.PromotedBy, nb.ClosedBy, nb.MergedBy = "UOWN1", "UOWN2", "octocat"
-		nb.Rollout, nb.Rollback = rollout, rollback
+		nb.Rollout, nb.Rollback, nb.Deployments = rollout, rollback, deployments
 		nb.Project, nb.State, nb.CreatedAt = "evil", promote.StatePromoted, time.Time{} // not the change's to make
 		return nil
 	}, promote.Job{Kind: promote.JobNotify, Payload: `{"say":"deploying"}`})
@@ -409,7 +416,7 @@ func testApply(t *testing.T, open opener) {
 	want := b
 	want.State, want.Environment, want.URL = promote.StateDeploying, "qa/branch-main", "https://main.branch.hello.example.com"
 	want.PromotedBy, want.ClosedBy, want.MergedBy = "UOWN1", "UOWN2", "octocat"
-	want.Rollout, want.Rollback = rollout, rollback
+	want.Rollout, want.Rollback, want.Deployments = rollout, rollback, deployments
 	want.UpdatedAt = got.UpdatedAt
 	sameBuild(t, got, want)
 	if !got.UpdatedAt.After(b.UpdatedAt) {
@@ -425,6 +432,15 @@ func testApply(t *testing.T, open opener) {
 	}
 	if _, err := s.Apply(ctx, "01ARZ3NDEKTSV4RRFFQ69G5FAV", promote.EventDeploy, nil); !errors.Is(err, promote.ErrNotFound) {
 		t.Errorf("Apply(unknown) = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Edit(ctx, b.ID, func(nb *promote.Build) error {
+		nb.Deployments.Production = nil
+		return nil
+	}); err != nil {
+		t.Fatalf("Edit: %v", err)
+	}
+	if d := get(t, s, b.ID).Deployments; d.Production != nil || d.QA == nil || *d.QA != *deployments.QA {
+		t.Errorf("deployments after dropping production: %+v", d)
 	}
 }
 

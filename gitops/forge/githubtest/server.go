@@ -1,7 +1,9 @@
 // Package githubtest is a stateful fake of the parts of GitHub's REST API
 // that promotebot uses — pull requests, their merge, branch refs, GitHub App
-// installation tokens — backed by a real bare git repository: merging a pull
-// request really merges its head branch into its base branch there.
+// installation tokens, deployments and their statuses — backed by a real
+// bare git repository: merging a pull request really merges its head branch
+// into its base branch there, and a deployment's ref must name a commit of
+// its repository (the config repository, or one added with AddRepository).
 //
 // Point a go-github client at it the way go-github's own tests do:
 //
@@ -41,6 +43,11 @@ const (
 	RouteGetRef            = "GET ref"
 	RouteDeleteRef         = "DELETE ref"
 	RouteInstallationToken = "POST installation token"
+	// RouteCreateDeployment and the next two serve the config repository
+	// and those added with AddRepository.
+	RouteCreateDeployment       = "POST deployments"
+	RouteListDeployments        = "GET deployments"
+	RouteCreateDeploymentStatus = "POST deployment status"
 )
 
 // Server is the fake. Its methods are safe for concurrent use.
@@ -62,6 +69,12 @@ type Server struct {
 	appTokens  map[string]time.Time // installation token → expiry
 	appIssued  int
 	nextPullID int64
+	// repos are the repositories whose deployments the fake serves, by
+	// lower-case "owner/name".
+	repos            map[string]*repository
+	deployments      []*deployment
+	nextDeploymentID int64
+	nextStatusID     int64
 }
 
 // Failure is an answer the fake gives instead of the real one (see Fail).
@@ -104,6 +117,7 @@ func NewServer(tb testing.TB, bare, owner, repo, token string) *Server {
 		failures:  map[string][]Failure{},
 		appTokens: map[string]time.Time{},
 	}
+	s.repos = map[string]*repository{strings.ToLower(owner + "/" + repo): {owner: owner, name: repo, git: s.git}}
 	ts := httptest.NewServer(s.routes())
 	tb.Cleanup(ts.Close)
 	s.URL = ts.URL + "/"
@@ -115,6 +129,9 @@ type route struct {
 	pattern string // http.ServeMux pattern
 	name    string // what Fail calls it
 	app     bool   // authenticated by an app JWT, not by a token
+	// anyRepo serves every repository in repos, not only the config
+	// repository.
+	anyRepo bool
 	handle  func(r *http.Request, body []byte) reply
 }
 
@@ -131,6 +148,10 @@ func (s *Server) routes() http.Handler {
 		{pattern: "GET " + repo + "/git/ref/{ref...}", name: RouteGetRef, handle: s.getRef},
 		{pattern: "DELETE " + repo + "/git/refs/{ref...}", name: RouteDeleteRef, handle: s.deleteRef},
 		{pattern: "POST /app/installations/{id}/access_tokens", name: RouteInstallationToken, app: true, handle: s.createInstallationToken},
+		{pattern: "POST " + repo + "/deployments", name: RouteCreateDeployment, anyRepo: true, handle: s.createDeployment},
+		{pattern: "GET " + repo + "/deployments", name: RouteListDeployments, anyRepo: true, handle: s.listDeployments},
+		{pattern: "POST " + repo + "/deployments/{id}/statuses", name: RouteCreateDeploymentStatus, anyRepo: true,
+			handle: s.createDeploymentStatus},
 	} {
 		mux.HandleFunc(rt.pattern, s.serve(rt))
 	}
@@ -199,8 +220,10 @@ func (s *Server) dispatch(rt route, r *http.Request, body []byte) reply {
 		if !s.authorized(r.Header.Get("Authorization")) {
 			return fail(http.StatusUnauthorized, "Bad credentials")
 		}
-		if owner := r.PathValue("owner"); owner != "" &&
-			(!strings.EqualFold(owner, s.owner) || !strings.EqualFold(r.PathValue("repo"), s.repo)) {
+		switch owner := r.PathValue("owner"); {
+		case owner == "":
+		case rt.anyRepo && s.pathRepository(r) == nil,
+			!rt.anyRepo && (!strings.EqualFold(owner, s.owner) || !strings.EqualFold(r.PathValue("repo"), s.repo)):
 			return notFound()
 		}
 	}
@@ -307,7 +330,8 @@ func (s *Server) Fail(route string, f Failure) {
 	s.tb.Helper()
 	switch route {
 	case RouteCreatePull, RouteListPulls, RouteGetPull, RouteEditPull, RouteMergePull,
-		RouteGetRef, RouteDeleteRef, RouteInstallationToken:
+		RouteGetRef, RouteDeleteRef, RouteInstallationToken,
+		RouteCreateDeployment, RouteListDeployments, RouteCreateDeploymentStatus:
 	default:
 		s.tb.Fatalf("githubtest: Fail: unknown route %q", route)
 	}
