@@ -19,19 +19,24 @@ const doraScan = 500
 const doraCacheFor = 5 * time.Minute
 
 // DORA are a project's four delivery figures over the last four weeks, as
-// the store knows them (`promotebot audit --dora` computes them from git).
+// the store knows them, defined as `promotebot audit --dora` defines them
+// from git (README, "DORA figures").
 type DORA struct {
-	// Deploys is how many builds went to production in the window.
+	// Deploys counts production changes in the window: promotions and
+	// rollbacks.
 	Deploys int
 	// PerWeek is Deploys per week.
 	PerWeek float64
-	// LeadTime is the median from a build's CI time (builtAt, else when
-	// the bot received it) to its production change; 0 without deploys.
+	// LeadTime is the median, over the window's promotions, from CI's
+	// build (builtAt, else when the bot received it) to production; 0
+	// without promotions.
 	LeadTime time.Duration
-	// FailureRate is the share of the deploys that were rolled back.
+	// FailureRate is the share of the window's promotions later rolled
+	// back.
 	FailureRate float64
-	// Restore is the median from a rolled-back deploy to its rollback; 0
-	// without failures.
+	// Restore is the median, over the failed promotions, from the
+	// promotion to the first later production change (its rollback, or
+	// whatever replaced it first); 0 without failures.
 	Restore  time.Duration
 	Failures int
 }
@@ -69,9 +74,12 @@ func (s *Service) projectDORA(ctx context.Context, p Project, now time.Time) (DO
 	if err != nil {
 		return DORA{}, fmt.Errorf("dora of %s: %w", p.ID, err)
 	}
-	var f DORA
-	var leads, restores []time.Duration
-	since := now.Add(-doraWindow)
+	type promotion struct {
+		at, start time.Time
+		failed    bool
+	}
+	var promotions []promotion
+	var changes []time.Time // every production change: promotions and rollbacks
 	for _, b := range bs {
 		h, err := s.Store.History(ctx, b.ID)
 		if err != nil {
@@ -86,24 +94,50 @@ func (s *Service) projectDORA(ctx context.Context, p Project, now time.Time) (DO
 				rolledBack = t.At
 			}
 		}
-		if promoted.Before(since) {
+		if promoted.IsZero() {
 			continue
 		}
-		f.Deploys++
 		start := b.BuiltAt
 		if start.IsZero() {
 			start = b.CreatedAt
 		}
-		leads = append(leads, promoted.Sub(start))
+		promotions = append(promotions, promotion{at: promoted, start: start, failed: !rolledBack.IsZero()})
+		changes = append(changes, promoted)
 		if !rolledBack.IsZero() {
-			f.Failures++
-			restores = append(restores, rolledBack.Sub(promoted))
+			changes = append(changes, rolledBack)
+		}
+	}
+	slices.SortFunc(changes, func(a, b time.Time) int { return a.Compare(b) })
+	since := now.Add(-doraWindow)
+	var f DORA
+	for _, c := range changes {
+		if !c.Before(since) {
+			f.Deploys++
+		}
+	}
+	var leads, restores []time.Duration
+	inWindow := 0
+	for _, pr := range promotions {
+		if pr.at.Before(since) {
+			continue
+		}
+		inWindow++
+		leads = append(leads, pr.at.Sub(pr.start))
+		if !pr.failed {
+			continue
+		}
+		f.Failures++
+		for _, c := range changes {
+			if c.After(pr.at) {
+				restores = append(restores, c.Sub(pr.at))
+				break
+			}
 		}
 	}
 	f.PerWeek = float64(f.Deploys) / (doraWindow.Hours() / (7 * 24))
 	f.LeadTime, f.Restore = median(leads), median(restores)
-	if f.Deploys > 0 {
-		f.FailureRate = float64(f.Failures) / float64(f.Deploys)
+	if inWindow > 0 {
+		f.FailureRate = float64(f.Failures) / float64(inWindow)
 	}
 	return f, nil
 }

@@ -204,15 +204,15 @@ var (
 		"Live QA environments of each project.", []string{"project"}, nil)
 	doraDescs = struct{ deploys, perWeek, lead, failure, restore *prometheus.Desc }{
 		prometheus.NewDesc("promotebot_dora_deployments",
-			"Builds that went to production in the last 28 days.", []string{"project"}, nil),
+			"Production changes (promotions and rollbacks) in the last 28 days.", []string{"project"}, nil),
 		prometheus.NewDesc("promotebot_dora_deployments_per_week",
 			"Deployment frequency: production deploys per week over the last 28 days.", []string{"project"}, nil),
 		prometheus.NewDesc("promotebot_dora_lead_time_seconds",
 			"Lead time for changes: median from CI's build (or its receipt) to production, last 28 days.", []string{"project"}, nil),
 		prometheus.NewDesc("promotebot_dora_change_failure_ratio",
-			"Change failure rate: the share of the last 28 days' deploys that were rolled back.", []string{"project"}, nil),
+			"Change failure rate: the share of the last 28 days' promotions that were rolled back.", []string{"project"}, nil),
 		prometheus.NewDesc("promotebot_dora_time_to_restore_seconds",
-			"Time to restore: median from a rolled-back deploy to its rollback, last 28 days.", []string{"project"}, nil),
+			"Time to restore: median from a promotion later rolled back to the next production change, last 28 days.", []string{"project"}, nil),
 	}
 )
 

@@ -393,14 +393,15 @@ func TestDORAFromTheStore(t *testing.T) {
 	}
 	f.clock.Add(6 * time.Minute)
 	figs, err = f.s.DORA(ctx)
-	if d := figs["hello"]; err != nil || d.Deploys != 2 || d.Failures != 1 || d.FailureRate != 0.5 || d.Restore <= 0 {
+	// The rollback is a production change too; one promotion of two failed.
+	if d := figs["hello"]; err != nil || d.Deploys != 3 || d.Failures != 1 || d.FailureRate != 0.5 || d.Restore <= 0 {
 		t.Fatalf("after a rollback: %+v %v", d, err)
 	}
 	m := promote.NewMetrics(promote.WithDORA(f.s.DORA))
 	out := scrape(t, m)
 	for _, want := range []string{
-		`promotebot_dora_deployments{project="hello"} 2`,
-		`promotebot_dora_deployments_per_week{project="hello"} 0.5`,
+		`promotebot_dora_deployments{project="hello"} 3`,
+		`promotebot_dora_deployments_per_week{project="hello"} 0.75`,
 		`promotebot_dora_change_failure_ratio{project="hello"} 0.5`,
 		`promotebot_dora_time_to_restore_seconds{project="hello"}`,
 		`promotebot_dora_lead_time_seconds{project="hello"}`,
