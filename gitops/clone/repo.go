@@ -209,9 +209,10 @@ func (r *Repo) open() error {
 	// A small object cache: the writer touches a handful of trees per change.
 	r.stor = filesystem.NewStorageWithOptions(osfs.New(r.opts.Dir),
 		cache.NewObjectLRU(8*cache.MiByte), filesystem.Options{KeepDescriptors: true})
-	repo, err := git.Open(r.stor, nil)
+	fs := &fetchStorage{Storage: r.stor, dir: r.opts.Dir}
+	repo, err := git.Open(fs, nil)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
-		repo, err = git.Init(r.stor, nil)
+		repo, err = git.Init(fs, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("open config repo clone in %s: %w", r.opts.Dir, err)
