@@ -109,7 +109,7 @@ func config(o options, dir string) (*promote.Config, error) {
 	fmt.Fprintf(&b, "dataDir: %s\ngitops:\n  repo: %s\nprojects:\n", dir, cmpOr(o.remote, "unused"))
 	for i := range o.apps {
 		app := fmt.Sprintf("app-%03d", i)
-		fmt.Fprintf(&b, "- id: %s\n  url: https://%s.example.com\n  channel: C0BENCH\n  owners: [UOWN1]\n  image: registry.example.com/acme/%s\n  path: apps/%s\n  requiredApprovals: 0\n",
+		fmt.Fprintf(&b, "- id: %s\n  url: https://%s.example.com\n  channel: C0BENCH\n  owners: [UOWN1]\n  image: registry.example.com/acme/%s\n  path: apps/%s\n  requiredApprovals: 0\n  maxQAEnvironments: 0\n",
 			app, app, app, app)
 	}
 	return promote.ParseConfig(filepath.Join(dir, "config.yaml"), []byte(b.String()))
