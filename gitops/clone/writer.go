@@ -288,9 +288,16 @@ func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pend
 		n++
 	}
 	var guesses []*guess
+	start := time.Now()
 	if n > 1 && runtime.GOMAXPROCS(0) > 1 {
 		guesses = speculate(st, baseTree, run)
 	}
+	speculated := time.Since(start)
+	replayed := 0
+	defer func() {
+		r.opts.Logger.Debug("applied batch", "edits", n, "replayed", replayed,
+			"speculate", speculated, "took", time.Since(start))
+	}()
 	var changed changedPaths
 	var commits []pending
 	var objects []plumbing.Hash
@@ -304,6 +311,7 @@ func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pend
 		if g := guessFor(guesses, i); g != nil && g.err == nil && !changed.overlaps(g.touched) && replay(t, g.ops) {
 			out = g.out
 			changed.add(g.ops)
+			replayed++
 		} else {
 			t = newTree(st, baseTree) // a failed replay may have changed it
 			rec := &recorder{f: t}
