@@ -47,4 +47,8 @@ func (o Outcome) Message() string { return trailer.Format(o.Subject, o.Body, o.T
 // it reads: it may run again on a newer tip when a push races, and must give
 // the same result for the same files. An Edit that leaves every file as it was
 // produces no commit. An error aborts the change and nothing is committed.
+//
+// The edits of one batch may run concurrently with each other, each first
+// on the remote's tip (see speculate): an Edit must not share unguarded
+// state with other edits.
 type Edit func(f Files) (Outcome, error)

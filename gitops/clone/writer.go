@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -259,24 +260,64 @@ func live(batch []*request) []*request {
 // gets its error now; one that changes nothing on the remote's tip gets its
 // result now; the others (commits, and edits that change nothing only on top
 // of an earlier commit of the batch) wait for the push.
+//
+// With more than one edit to run, they first run concurrently on the tip
+// (speculate); an edit that read nothing the earlier ones changed has its
+// changes replayed instead of running again. The result is the same as
+// running each in turn.
 func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pending, plumbing.Hash, []plumbing.Hash) {
 	base := tip
 	baseTree, err := r.treeOf(tip)
-	var commits []pending
-	var objects []plumbing.Hash
-	for _, req := range batch {
-		if err != nil {
+	if err != nil {
+		for _, req := range batch {
 			req.reply <- reply{err: err}
-			continue
 		}
+		return nil, base, nil
+	}
+	// The edits to run: those whose change did not land already.
+	run := make([]*request, len(batch))
+	n := 0
+	for i, req := range batch {
 		if req.once != nil {
 			if c, found, lerr := r.landed(tip, *req.once); lerr != nil || found {
 				req.reply <- reply{res: Result{Base: hashString(c), Landed: found}, err: lerr}
 				continue
 			}
 		}
+		run[i] = req
+		n++
+	}
+	var guesses []*guess
+	start := time.Now()
+	if n > 1 && runtime.GOMAXPROCS(0) > 1 {
+		guesses = speculate(st, baseTree, run)
+	}
+	speculated := time.Since(start)
+	replayed := 0
+	defer func() {
+		r.opts.Logger.Debug("applied batch", "edits", n, "replayed", replayed,
+			"speculate", speculated, "took", time.Since(start))
+	}()
+	var changed changedPaths
+	var commits []pending
+	var objects []plumbing.Hash
+	for i, req := range run {
+		if req == nil {
+			continue
+		}
 		t := newTree(st, baseTree)
-		out, eerr := runEdit(req.edit, t)
+		var out Outcome
+		var eerr error
+		if g := guessFor(guesses, i); g != nil && g.err == nil && !changed.overlaps(g.touched) && replay(t, g.ops) {
+			out = g.out
+			changed.add(g.ops)
+			replayed++
+		} else {
+			t = newTree(st, baseTree) // a failed replay may have changed it
+			rec := &recorder{f: t}
+			out, eerr = runEdit(req.edit, rec)
+			changed.add(rec.ops)
+		}
 		if eerr != nil {
 			req.reply <- reply{err: eerr}
 			continue
@@ -308,6 +349,14 @@ func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pend
 		base, baseTree = c, treeHash
 	}
 	return commits, base, objects
+}
+
+// guessFor returns the speculative run of the i-th edit, if there was one.
+func guessFor(guesses []*guess, i int) *guess {
+	if i < len(guesses) {
+		return guesses[i]
+	}
+	return nil
 }
 
 // landed looks for the change once names on the first-parent history of

@@ -9,6 +9,7 @@ import (
 	"io"
 	"path"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/kustomize/kyaml/kio"
+	"sigs.k8s.io/kustomize/kyaml/openapi"
 	"sigs.k8s.io/kustomize/kyaml/yaml"
 
 	"github.com/promotebot/promotebot/gitops/clone"
@@ -47,12 +49,45 @@ var errRemoteReference = promote.NewPermanent("remote reference refused")
 // not run the wanted image.
 var errImageMismatch = promote.NewPermanent("rendered image mismatch")
 
+// kustomize's global state is kyaml's OpenAPI schema (package openapi):
+// globalSchema (the parsed definitions, indexed by resource type and by
+// namespace scope), the Kubernetes version or custom schema to use, and
+// whether it is parsed yet. The rest a Run reads is built once and then
+// copied (builtinconfig.MakeDefaultConfig, behind a sync.Once) or only read
+// (the builtin plugin tables, precomputedIsNamespaceScoped).
+//
+//   - The schema is parsed on first use, under openapi's lock, but
+//     IsNamespaceScoped reads the namespace-scope map without the lock, even
+//     while another goroutine's first use fills it (a data race -race finds
+//     in TestRenderConcurrent). So the default schema is parsed once before
+//     the first render (schemaOnce); from then on it is only read, and
+//     renders run concurrently. Every Run also calls openapi.SetSchema,
+//     which without an openapi: field in the kustomization only sets the
+//     default version again, under the lock.
+//   - A kustomization with openapi: (a Kubernetes version, or a custom
+//     schema file) makes SetSchema mark the schema unparsed: the next reader
+//     re-parses it into the very maps other Runs read without the lock, and a
+//     custom schema stays in force for every later render (and is added to
+//     whatever was parsed before: its result depends on the renders before
+//     it). Such a render runs alone (renderMu held for writing) from a reset
+//     schema, as in a new process, and parses the default one again after.
+//
+// Everything else a Run uses is its own: a Kustomizer is made per render.
 var (
-	// renderMu serializes kustomize runs: krusty keeps global state (the
-	// OpenAPI schema and its caches).
-	renderMu   sync.Mutex
-	kustomizer = krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	// renderMu is held for reading by ordinary renders and for writing by a
+	// render that sets the OpenAPI schema.
+	renderMu sync.RWMutex
+	// renderSlots bounds concurrent renders: they only use the CPU.
+	renderSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+	schemaOnce  sync.Once
 )
+
+// initSchema parses kyaml's default OpenAPI schema afresh, as a first Run
+// would on first use (22 ms, 3.5 MiB here).
+func initSchema() {
+	openapi.ResetOpenAPI()
+	openapi.Schema()
+}
 
 // kustomizationNames are the file names kustomize reads in a directory.
 var kustomizationNames = map[string]bool{"kustomization.yaml": true, "kustomization.yml": true, "Kustomization": true}
@@ -76,12 +111,15 @@ func Render(f clone.Files, projectPath, overlayDir string) ([]byte, error) {
 	if out, ok := renders.get(key); ok {
 		return out, nil
 	}
+	setsSchema := false
 	for _, k := range c.kusts {
-		if err := checkLocal(c.fsys, k); err != nil {
+		sets, err := checkLocal(c.fsys, k)
+		if err != nil {
 			return nil, err
 		}
+		setsSchema = setsSchema || sets
 	}
-	out, err := build(c.fsys, path.Join(c.root, overlayDir), path.Join(projectPath, overlayDir))
+	out, err := build(c.fsys, path.Join(c.root, overlayDir), path.Join(projectPath, overlayDir), setsSchema)
 	if err == nil {
 		renders.put(key, out)
 	}
@@ -189,16 +227,31 @@ func skipDir(rel, overlayDir string) bool {
 	return !inside && !strings.HasPrefix(overlayDir, rel+"/")
 }
 
-// build runs kustomize on dir; name is how errors call it.
-func build(fsys filesys.FileSystem, dir, name string) (out []byte, err error) {
-	renderMu.Lock()
-	defer renderMu.Unlock()
+// build runs kustomize on dir; name is how errors call it. Renders run
+// concurrently, at most GOMAXPROCS at a time, except one whose
+// kustomizations set the OpenAPI schema (setsSchema), which runs alone.
+func build(fsys filesys.FileSystem, dir, name string, setsSchema bool) (out []byte, err error) {
+	schemaOnce.Do(initSchema)
+	if setsSchema {
+		renderMu.Lock()
+		defer renderMu.Unlock()
+		// From no schema parsed, as in a new process; after it (deferred
+		// before the recover below, so it runs after it), the default
+		// schema parsed again before any other render starts.
+		openapi.ResetOpenAPI()
+		defer initSchema()
+	} else {
+		renderMu.RLock()
+		defer renderMu.RUnlock()
+	}
+	renderSlots <- struct{}{}
+	defer func() { <-renderSlots }()
 	defer func() {
 		if r := recover(); r != nil {
 			out, err = nil, &RenderError{Dir: name, Err: fmt.Errorf("kustomize panicked: %v", r)}
 		}
 	}()
-	m, err := kustomizer.Run(fsys, dir)
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fsys, dir)
 	if err != nil {
 		return nil, &RenderError{Dir: name, Err: err}
 	}
@@ -218,16 +271,22 @@ var remotePrefix = regexp.MustCompile(`(?i)^([a-z][a-z0-9+.-]*:|[a-z][a-z0-9-]*@
 // "github.com/…" git references, or "?ref=" queries. The file is decoded
 // with kustomize's own decoder (YAML 1.1, duplicate keys and aliases
 // resolved as kustomize resolves them), so the check sees what kustomize
-// will load; a file that decoder refuses, kustomize refuses too.
-func checkLocal(fsys filesys.FileSystem, name string) error {
+// will load; a file that decoder refuses, kustomize refuses too. It also
+// reports whether the kustomization sets the OpenAPI schema (openapi:).
+func checkLocal(fsys filesys.FileSystem, name string) (bool, error) {
 	data, err := fsys.ReadFile(name)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
+		return false, fmt.Errorf("read %s: %w", name, err)
 	}
 	var k types.Kustomization
 	if k.Unmarshal(data) != nil {
-		return nil
+		return false, nil
 	}
+	return len(k.OpenAPI) > 0, checkRefs(name, &k)
+}
+
+// checkRefs is checkLocal's check of a decoded kustomization.
+func checkRefs(name string, k *types.Kustomization) error {
 	// kustomize still loads the deprecated fields (Bases,
 	// PatchesStrategicMerge, PatchesJson6902): they must be checked too.
 	//lint:ignore SA1019 a deprecated field kustomize still loads

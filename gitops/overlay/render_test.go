@@ -174,7 +174,7 @@ func TestRenderRefusesRemote(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := hits.Load()
-		if _, err := build(fsys, "/k", "k"); err != nil {
+		if _, err := build(fsys, "/k", "k", false); err != nil {
 			t.Fatal(err)
 		}
 		if hits.Load() != before+1 {

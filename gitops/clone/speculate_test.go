@@ -1,0 +1,153 @@
+package clone_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/promotebot/promotebot/gitops/clone"
+	"github.com/promotebot/promotebot/gitops/clone/clonetest"
+	"github.com/promotebot/promotebot/gitops/gittest"
+)
+
+// batchEdits are edits that depend on each other in every way a batch
+// allows: independent writes, a file each edit appends to, directory
+// listings, a removal, a write that an earlier commit already made, a
+// failure. runs counts each edit's calls.
+func batchEdits(runs []atomic.Int32) []clone.Edit {
+	write := func(name, content string) func(clone.Files) error {
+		return func(f clone.Files) error { return f.WriteFile(name, []byte(content)) }
+	}
+	appendLine := func(line string) func(clone.Files) error {
+		return func(f clone.Files) error {
+			data, _ := f.ReadFile("log.txt")
+			return f.WriteFile("log.txt", append(data, line+"\n"...))
+		}
+	}
+	list := func(dir, to string) func(clone.Files) error {
+		return func(f clone.Files) error {
+			entries, err := f.ReadDir(dir)
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			return f.WriteFile(to, []byte(strings.Join(names, ",")))
+		}
+	}
+	boom := errors.New("boom")
+	steps := []func(clone.Files) error{
+		write("env/01/a", "1"),
+		appendLine("2"),
+		write("env/02/a", "x"),
+		appendLine("4"),
+		list("env", "count.txt"),
+		func(f clone.Files) error { return f.RemoveAll("env/01") },
+		write("env/03/a", "3"),
+		list("env", "count2.txt"),
+		func(f clone.Files) error {
+			if err := f.WriteFile("env/09/a", []byte("9")); err != nil {
+				return err
+			}
+			return boom
+		},
+		write("env/02/a", "x"), // no change, thanks to step 3
+		write("other/z", "z"),
+		func(f clone.Files) error {
+			data, err := f.ReadFile("apps/hello/base/kustomization.yaml")
+			if err != nil {
+				return err
+			}
+			return f.WriteFile("copy/kustomization.yaml", data)
+		},
+	}
+	edits := make([]clone.Edit, len(steps))
+	for i, step := range steps {
+		edits[i] = func(f clone.Files) (clone.Outcome, error) {
+			runs[i].Add(1)
+			return clone.Outcome{Subject: fmt.Sprint("step ", i)}, step(f)
+		}
+	}
+	return edits
+}
+
+// TestBatchSameAsOneByOne applies a batch of edits that run concurrently
+// first and checks that the history it pushes is the one the same edits
+// give applied one at a time; edits whose paths no earlier edit of the
+// batch changed run only once.
+func TestBatchSameAsOneByOne(t *testing.T) {
+	defer runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0)))
+	runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0)))
+	now := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	results := func(t *testing.T, batched bool) ([]clone.Result, []error, string, []atomic.Int32) {
+		bare := gittest.NewRemote(t, seed)
+		r := clonetest.Open(t, bare, func(o *clone.Options) {
+			o.Now = now
+			if !batched {
+				o.MaxBatch = 1
+			}
+		})
+		runs := make([]atomic.Int32, 12)
+		edits := batchEdits(runs)
+		res := make([]clone.Result, len(edits))
+		errs := make([]error, len(edits))
+		hold := func(f clone.Files) (clone.Outcome, error) {
+			return clone.Outcome{Subject: "hold"}, f.WriteFile("hold.txt", []byte("x"))
+		}
+		if !batched {
+			apply(t, r, hold)
+			for i, e := range edits {
+				res[i], errs[i] = r.Apply(context.Background(), e)
+			}
+			return res, errs, gittest.Git(t, bare, "log", "--format=%T %s", "main"), runs
+		}
+		// Hold the writer in an edit of its own while the batch queues.
+		release := make(chan struct{})
+		started := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			apply(t, r, func(f clone.Files) (clone.Outcome, error) {
+				close(started)
+				<-release
+				return hold(f)
+			})
+		})
+		<-started
+		for i, e := range edits {
+			wg.Go(func() { res[i], errs[i] = r.Apply(context.Background(), e) })
+			time.Sleep(20 * time.Millisecond) // queued in order
+		}
+		close(release)
+		wg.Wait()
+		return res, errs, gittest.Git(t, bare, "log", "--format=%T %s", "main"), runs
+	}
+	res, errs, log, runs := results(t, true)
+	wantRes, wantErrs, wantLog, _ := results(t, false)
+	if log != wantLog {
+		t.Errorf("batched history:\n%s\none by one:\n%s", log, wantLog)
+	}
+	for i := range res {
+		if res[i].Changed != wantRes[i].Changed || res[i].Subject != wantRes[i].Subject || (errs[i] == nil) != (wantErrs[i] == nil) {
+			t.Errorf("edit %d: %+v, %v; one by one: %+v, %v", i, res[i], errs[i], wantRes[i], wantErrs[i])
+		}
+	}
+	// Run once: nothing they read had changed. Run twice: the others.
+	for i := range runs {
+		want := int32(1)
+		switch i {
+		case 3, 4, 5, 7, 8, 9:
+			want = 2
+		}
+		if got := runs[i].Load(); got != want {
+			t.Errorf("edit %d ran %d times, want %d", i, got, want)
+		}
+	}
+}
