@@ -2,7 +2,10 @@ package gitops
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"path"
 	"strings"
 	"time"
 
@@ -41,6 +44,11 @@ func (c *ConfigRepo) TearDownQA(ctx context.Context, p promote.Project, e promot
 	if err != nil {
 		return "", promote.Invalid(err)
 	}
+	if e.Image != "" {
+		if edit, err = onlyIfPinned(p, e, edit); err != nil {
+			return "", promote.Invalid(err)
+		}
+	}
 	res, err := c.repo.ApplyOnce(ctx, teardownOnce(p, e, reason, since), edit)
 	if err != nil {
 		return "", fmt.Errorf("tear down %s of %s: %w", e.Name, p.ID, err)
@@ -69,4 +77,28 @@ func teardownOnce(p promote.Project, e promote.Environment, reason string, since
 		}
 	}
 	return once
+}
+
+// onlyIfPinned makes a teardown change nothing when the folder no longer
+// pins the image of the environment's build the teardown was asked for: a
+// newer build of the same target deployed in between (the environment came
+// back), and its folder is not the one torn down.
+func onlyIfPinned(p promote.Project, e promote.Environment, edit clone.Edit) (clone.Edit, error) {
+	pins, err := overlay.PinCheck(p, e.Name, e.Image)
+	if err != nil {
+		return nil, err
+	}
+	return func(f clone.Files) (clone.Outcome, error) {
+		if _, err := f.ReadFile(path.Join(p.Path, "overlays", e.Name, "kustomization.yaml")); errors.Is(err, fs.ErrNotExist) {
+			return edit(f) // gone already: the edit says so
+		}
+		ok, err := pins(f)
+		if err != nil {
+			return clone.Outcome{}, err
+		}
+		if !ok {
+			return clone.Outcome{Subject: fmt.Sprintf("Tear down %s of %s", e.Name, p.ID)}, nil
+		}
+		return edit(f)
+	}, nil
 }

@@ -223,3 +223,26 @@ func TestTearDownQATwoProjects(t *testing.T) {
 		}
 	}
 }
+
+// TestTearDownQALeavesANewerBuild: a newer build of the target deployed
+// after the teardown was asked (the environment came back): its folder
+// pins another image and is left alone.
+func TestTearDownQALeavesANewerBuild(t *testing.T) {
+	bare := gittest.NewRemote(t, seed)
+	c := gitops.NewConfigRepo(clonetest.Open(t, bare))
+	ctx := context.Background()
+	old := deployQA(t, c, helloConfig, "b1", promote.KindBranch, "feature/login")
+	newer := promote.Build{ID: "b2", Project: "hello", Image: helloConfig.Image + ":1.5.0", Kind: promote.KindBranch,
+		Target: "feature/login"}
+	if _, err := c.DeployQA(ctx, helloConfig, newer); err != nil {
+		t.Fatal(err)
+	}
+	head := gittest.Head(t, bare, "main")
+	got, err := c.TearDownQA(ctx, helloConfig, old, "branch-deleted", time.Now())
+	if err != nil || got != "" || gittest.Head(t, bare, "main") != head {
+		t.Fatalf("a teardown asked for the older build: %q, %v; main moved: %v", got, err, gittest.Head(t, bare, "main") != head)
+	}
+	if subtree(t, bare, "apps/hello/overlays/qa/branch-feature-login") == "" {
+		t.Fatal("the newer build's folder was removed")
+	}
+}
