@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,5 +132,27 @@ func TestEveryFlagNamesItsVariable(t *testing.T) {
 				t.Errorf("%s --%s: usage %q does not name %s", cmd.Name, f.Names()[0], df.GetUsage(), want)
 			}
 		}
+	}
+}
+
+// TestValidateManyProjects: a configuration of thousands of projects is
+// summed up, not listed in full.
+func TestValidateManyProjects(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("gitops:\n  repo: /srv/config.git\nprojects:\n")
+	for i := range 25 {
+		fmt.Fprintf(&b, "- {id: app-%02d, url: 'https://app-%02d.example.com', channel: C0APP, owners: [UOWN1], "+
+			"image: registry.example.com/acme/app-%02d, path: apps/app-%02d, requiredApprovals: 0}\n", i, i, i, i)
+	}
+	config := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(config, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, err := runWith(t, nil, "validate", "--config", config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stdout, "config OK: 25 projects (app-00, app-01,") || !strings.HasSuffix(stdout, "app-19, … and 5 more)\n") {
+		t.Errorf("got %q", stdout)
 	}
 }

@@ -9,6 +9,9 @@ import (
 	"github.com/promotebot/promotebot/promote"
 )
 
+// listedProjects bounds the project ids validate names.
+const listedProjects = 20
+
 func validateCommand(d deps) *cli.Command {
 	return &cli.Command{
 		Name:  "validate",
@@ -25,15 +28,18 @@ func validateCommand(d deps) *cli.Command {
 			if err != nil {
 				return err
 			}
-			ids := make([]string, len(cfg.Projects))
-			for i, p := range cfg.Projects {
-				ids[i] = p.ID
+			var ids []string
+			for _, p := range cfg.Projects[:min(len(cfg.Projects), listedProjects)] {
+				ids = append(ids, p.ID)
+			}
+			if n := len(cfg.Projects); n > listedProjects {
+				ids = append(ids, fmt.Sprintf("… and %d more", n-listedProjects))
 			}
 			noun := "projects"
-			if len(ids) == 1 {
+			if len(cfg.Projects) == 1 {
 				noun = "project"
 			}
-			_, err = fmt.Fprintf(d.stdout, "config OK: %d %s (%s)\n", len(ids), noun, strings.Join(ids, ", "))
+			_, err = fmt.Fprintf(d.stdout, "config OK: %d %s (%s)\n", len(cfg.Projects), noun, strings.Join(ids, ", "))
 			return err
 		},
 	}
