@@ -312,6 +312,10 @@ func pathProblem(p string) string {
 // Each problem names the later project and points back at the earlier one.
 func (c *checker) checkUnique(projects []Project) {
 	ids := map[string]int{}
+	valid := make([]bool, len(projects))
+	for i, p := range projects {
+		valid[i] = pathProblem(p.Path) == ""
+	}
 	for i, p := range projects {
 		if first, dup := ids[p.ID]; dup {
 			c.add(fmt.Sprintf("projects[%d].id", i), "%q is already the id of projects[%d] (line %d)",
@@ -319,20 +323,23 @@ func (c *checker) checkUnique(projects []Project) {
 		} else if p.ID != "" {
 			ids[p.ID] = i
 		}
-		if pathProblem(p.Path) != "" {
+		if !valid[i] {
 			continue
 		}
+		// Every pair is compared (thousands of projects take milliseconds):
+		// the messages name the earlier project of each.
 		for j := range i {
 			q := projects[j].Path
-			if pathProblem(q) != "" {
+			if !valid[j] {
 				continue
 			}
-			field, earlier := fmt.Sprintf("projects[%d].path", i), fmt.Sprintf("projects[%d].path", j)
 			switch {
 			case p.Path == q:
-				c.add(field, "%q is also %s (line %d)", p.Path, earlier, c.idx.line(earlier))
+				earlier := fmt.Sprintf("projects[%d].path", j)
+				c.add(fmt.Sprintf("projects[%d].path", i), "%q is also %s (line %d)", p.Path, earlier, c.idx.line(earlier))
 			case within(p.Path, q) || within(q, p.Path):
-				c.add(field, "%q and %s %q (line %d) nest; project folders must be disjoint",
+				earlier := fmt.Sprintf("projects[%d].path", j)
+				c.add(fmt.Sprintf("projects[%d].path", i), "%q and %s %q (line %d) nest; project folders must be disjoint",
 					p.Path, earlier, q, c.idx.line(earlier))
 			}
 		}
@@ -341,7 +348,7 @@ func (c *checker) checkUnique(projects []Project) {
 
 // within reports whether path p lies below dir.
 func within(p, dir string) bool {
-	return dir == "." || strings.HasPrefix(p, dir+"/")
+	return dir == "." || len(p) > len(dir) && p[len(dir)] == '/' && strings.HasPrefix(p, dir)
 }
 
 func validPort(s string, lowest int) bool {
