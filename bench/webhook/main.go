@@ -335,6 +335,10 @@ func readyAt(ctx context.Context, st promote.Store, id string) (time.Time, error
 }
 
 func report(name string, d []time.Duration) {
+	if len(d) == 0 { // -single 0 or -burst 0
+		fmt.Printf("latency %s n=0\n", name)
+		return
+	}
 	fmt.Printf("latency %s n=%d p50_ms=%.0f p99_ms=%.0f max_ms=%.0f\n", name, len(d), ms(pct(d, 50)), ms(pct(d, 99)), ms(slices.Max(d)))
 }
 

@@ -31,11 +31,13 @@ const maxDeltaDepth = 1 << 12
 var errNotTree = errors.New("not a tree")
 
 // rawObject is an object's type and content; checked tells that it has
-// been read as a tree and is well-formed.
+// been read as a tree and is well-formed, and then overlays whether it
+// holds an overlays folder (scanTree).
 type rawObject struct {
-	typ     plumbing.ObjectType
-	data    []byte
-	checked bool
+	typ      plumbing.ObjectType
+	data     []byte
+	checked  bool
+	overlays bool
 }
 
 // size estimates the bytes o holds: its content and its map entry.
@@ -208,21 +210,28 @@ func (o knownHash) Hash() plumbing.Hash { return o.hash }
 // reads most trees twice, as a commit's and as its child's parent's: the
 // cache keeps them, checked.
 func (w *historyWalker) readTree(h plumbing.Hash) (tree, error) {
+	t, _, err := w.readFolder(h)
+	return t, err
+}
+
+// readFolder is readTree, and tells whether the tree holds an overlays
+// folder; the answer is found when the tree is checked, and kept with it.
+func (w *historyWalker) readFolder(h plumbing.Hash) (t tree, overlays bool, err error) {
 	if h.IsZero() {
-		return nil, nil
+		return nil, false, nil
 	}
 	o, err := w.object(h, 0)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !o.checked {
 		if o.typ != plumbing.TreeObject {
-			return nil, fmt.Errorf("read tree %s: %w", h, errNotTree)
+			return nil, false, fmt.Errorf("read tree %s: %w", h, errNotTree)
 		}
-		if err := checkTree(o.data); err != nil {
-			return nil, fmt.Errorf("read tree %s: %w", h, err)
+		if o.overlays, err = scanTree(o.data); err != nil {
+			return nil, false, fmt.Errorf("read tree %s: %w", h, err)
 		}
 		o.checked = true
 	}
-	return tree(o.data), nil
+	return tree(o.data), o.overlays, nil
 }

@@ -66,15 +66,15 @@ func (w *historyWalker) touchedIn(a, b plumbing.Hash, dir string, out *[]string)
 	if a == b {
 		return nil
 	}
-	ea, err := w.readTree(a)
+	ea, oa, err := w.readFolder(a)
 	if err != nil {
 		return err
 	}
-	eb, err := w.readTree(b)
+	eb, ob, err := w.readFolder(b)
 	if err != nil {
 		return err
 	}
-	if _, ok := w.opts.ProjectPaths[dir]; ok || (dir != "" && (hasOverlays(ea) || hasOverlays(eb))) {
+	if _, ok := w.opts.ProjectPaths[dir]; ok || (dir != "" && (oa || ob)) {
 		*out = append(*out, dir)
 		return nil
 	}
@@ -84,17 +84,6 @@ func (w *historyWalker) touchedIn(a, b plumbing.Hash, dir string, out *[]string)
 		}
 		return w.touchedIn(dirHash(x), dirHash(y), path.Join(dir, nameOf(x, y)), out)
 	})
-}
-
-// hasOverlays tells whether a folder's entries hold an overlays folder.
-// Most folders have none, and are told so by one search of their content:
-// only a folder that has the name somewhere is read entry by entry.
-func hasOverlays(t tree) bool {
-	if !bytes.Contains(t, []byte(" overlays\x00")) {
-		return false
-	}
-	e, ok := t.find("overlays")
-	return ok && e.Mode == filemode.Dir
 }
 
 // isProject tells whether folder is a project folder in the root tree a or

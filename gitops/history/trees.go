@@ -32,39 +32,51 @@ type treeEntry struct {
 	raw  []byte
 }
 
-// splitEntry reads t's first entry, and returns it and the rest of t.
-func splitEntry(t []byte) (treeEntry, tree, error) {
-	var e treeEntry
-	sp := bytes.IndexByte(t, ' ')
-	if sp < 1 || sp > 7 {
-		return e, nil, errMalformedTree
-	}
-	for _, c := range t[:sp] {
-		if c < '0' || c > '7' {
-			return e, nil, errMalformedTree
+// entryLen returns the length of t's first entry and the length of its
+// mode, or an error when it is malformed. It builds no entry: the walk
+// checks, and skips, the entries of a folder of hundreds of projects at
+// each commit.
+func entryLen(t []byte) (n, sp int, err error) {
+	for ; sp < len(t) && t[sp] != ' '; sp++ {
+		if c := t[sp]; c < '0' || c > '7' || sp == 7 {
+			return 0, 0, errMalformedTree
 		}
-		e.mode = e.mode<<3 | filemode.FileMode(c-'0')
+	}
+	if sp < 1 || sp == len(t) {
+		return 0, 0, errMalformedTree
 	}
 	nul := bytes.IndexByte(t[sp+1:], 0)
-	end := sp + 1 + nul + 1 + hashLen
-	if nul < 1 || len(t) < end {
-		return e, nil, errMalformedTree
+	n = sp + 1 + nul + 1 + hashLen
+	if nul < 1 || len(t) < n {
+		return 0, 0, errMalformedTree
 	}
-	e.name = t[sp+1 : sp+1+nul]
-	copy(e.hash[:], t[end-hashLen:end])
-	e.raw = t[:end]
-	return e, t[end:], nil
+	return n, sp, nil
 }
 
 // checkTree tells whether data reads as a tree object's entries.
 func checkTree(data []byte) error {
-	for t := tree(data); len(t) > 0; {
-		var err error
-		if _, t, err = splitEntry(t); err != nil {
-			return err
+	_, err := scanTree(data)
+	return err
+}
+
+// scanTree checks data as checkTree does and tells, in the same pass,
+// whether its first entry named "overlays" is a folder: whether the folder
+// may be a project's (see touchedIn).
+func scanTree(data []byte) (overlays bool, err error) {
+	const name = " overlays\x00"
+	seen := false
+	for t := data; len(t) > 0; {
+		n, sp, err := entryLen(t)
+		if err != nil {
+			return false, err
 		}
+		if !seen && n == sp+len(name)+hashLen && string(t[sp:sp+len(name)]) == name {
+			e, _, _ := tree(t).next()
+			seen, overlays = true, e.mode == filemode.Dir
+		}
+		t = t[n:]
 	}
-	return nil
+	return overlays, nil
 }
 
 // next returns t's first entry and the rest of t; ok is false at its end.
@@ -73,9 +85,9 @@ func (t tree) next() (e treeEntry, rest tree, ok bool) {
 	if len(t) == 0 {
 		return e, nil, false
 	}
-	sp := bytes.IndexByte(t, ' ')
-	for _, c := range t[:sp] {
-		e.mode = e.mode<<3 | filemode.FileMode(c-'0')
+	sp := 0
+	for ; t[sp] != ' '; sp++ {
+		e.mode = e.mode<<3 | filemode.FileMode(t[sp]-'0')
 	}
 	nul := sp + 1 + bytes.IndexByte(t[sp+1:], 0)
 	end := nul + 1 + hashLen
@@ -117,9 +129,8 @@ func (e treeEntry) entry() object.TreeEntry {
 // rest of a and b are the same bytes the join stops.
 func joinEntries(a, b tree, fn func(x, y object.TreeEntry) error) error {
 	for {
-		for x, rest, ok := a.next(); ok && bytes.HasPrefix(b, x.raw); x, rest, ok = rest.next() {
-			a, b = rest, b[len(x.raw):]
-		}
+		n := sameEntries(a, b)
+		a, b = a[n:], b[n:]
 		x, restA, okA := a.next()
 		y, restB, okB := b.next()
 		c := 0
@@ -147,6 +158,20 @@ func joinEntries(a, b tree, fn func(x, y object.TreeEntry) error) error {
 			return nil
 		}
 	}
+}
+
+// sameEntries returns the length of the entries a and b begin with alike,
+// byte for byte.
+func sameEntries(a, b tree) int {
+	n := 0
+	for n < len(a) {
+		l, _, err := entryLen(a[n:])
+		if err != nil || len(b) < n+l || !bytes.Equal(a[n:n+l], b[n:n+l]) {
+			break
+		}
+		n += l
+	}
+	return n
 }
 
 // gitCompare orders tree entries as git does: by name, a folder's name

@@ -55,3 +55,30 @@ func TestTreeEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestScanTreeOverlays(t *testing.T) {
+	h := strings.Repeat("\x01", hashLen)
+	for _, c := range []struct {
+		tree string
+		want bool
+	}{
+		{"", false},
+		{"100644 kustomization.yaml\x00" + h, false},
+		{"40000 base\x00" + h + "40000 overlays\x00" + h, true},
+		{"100644 overlays\x00" + h, false},                                  // a file
+		{"40000 overlays-old\x00" + h + "100644 x overlays\x00" + h, false}, // names that only contain it
+		{"100644 overlays\x00" + h + "40000 overlays\x00" + h, false},       // the first entry of the name decides, as find does
+		{"1234567 a\x00" + h + "40000 overlays\x00" + h, true},              // a mode of 7 digits is read
+	} {
+		got, err := scanTree([]byte(c.tree))
+		if err != nil || got != c.want {
+			t.Errorf("scanTree(%q) = %v, %v; want %v", c.tree, got, err, c.want)
+		}
+		if got != (func() bool { e, ok := tree(c.tree).find("overlays"); return ok && e.Mode == filemode.Dir })() {
+			t.Errorf("scanTree(%q) disagrees with find", c.tree)
+		}
+	}
+	if _, err := scanTree([]byte("40000 apps\x00" + h + "100644")); !errors.Is(err, errMalformedTree) {
+		t.Errorf("scanTree of a cut entry: %v, want errMalformedTree", err)
+	}
+}
