@@ -34,123 +34,67 @@ func scanBuild(row scanner) (promote.Build, error) {
 	err := row.Scan(&b.ID, &b.Project, &b.Image, &b.Kind, &b.Target, &b.Commit, &b.Author, &b.BuildURL,
 		&b.State, &b.Environment, &b.URL, &b.QACommit, &b.PullRequest, &b.ProductionCommit, &b.Error,
 		&b.SupersededBy, timeCol{&b.CreatedAt}, timeCol{&b.UpdatedAt}, &b.PromotedBy, &b.ClosedBy, &b.MergedBy,
-		rolloutCol{&b.Rollout}, rollbackCol{&b.Rollback}, timeCol{&b.BuiltAt}, deploymentsCol{&b.Deployments})
+		jsonCol[promote.Rollouts]{"rollout", &b.Rollout}, jsonCol[*promote.Rollback]{"rollback", &b.Rollback},
+		timeCol{&b.BuiltAt}, jsonCol[promote.BuildDeployments]{"deployments", &b.Deployments})
 	if errors.Is(err, sql.ErrNoRows) {
 		return promote.Build{}, promote.ErrNotFound
 	}
 	return b, err
 }
 
-// rolloutCol scans the rollout column: promote.Rollouts as JSON, ” for none.
-type rolloutCol struct{ r *promote.Rollouts }
+// jsonCol scans a column that holds a value as JSON, empty for the zero
+// value: the rollout, rollback and deployments records of a build.
+type jsonCol[T comparable] struct {
+	name string
+	v    *T
+}
 
-func (c rolloutCol) Scan(v any) error {
+func (c jsonCol[T]) Scan(src any) error {
 	var data []byte
-	switch v := v.(type) {
+	switch src := src.(type) {
 	case string:
-		data = []byte(v)
+		data = []byte(src)
 	case []byte:
-		data = v
+		data = src
 	case nil:
 	default:
-		return fmt.Errorf("rollout column: unexpected %T", v)
+		return fmt.Errorf("%s column: unexpected %T", c.name, src)
 	}
-	*c.r = promote.Rollouts{}
+	var zero T
+	*c.v = zero
 	if len(data) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(data, c.r); err != nil {
-		return fmt.Errorf("rollout column: %w", err)
+	if err := json.Unmarshal(data, c.v); err != nil {
+		return fmt.Errorf("%s column: %w", c.name, err)
 	}
 	return nil
 }
 
-// rollbackCol scans the rollback column: a promote.Rollback as JSON, ”
-// for none.
-type rollbackCol struct{ r **promote.Rollback }
-
-func (c rollbackCol) Scan(v any) error {
-	var data []byte
-	switch v := v.(type) {
-	case string:
-		data = []byte(v)
-	case []byte:
-		data = v
-	case nil:
-	default:
-		return fmt.Errorf("rollback column: unexpected %T", v)
-	}
-	*c.r = nil
-	if len(data) == 0 {
-		return nil
-	}
-	var r promote.Rollback
-	if err := json.Unmarshal(data, &r); err != nil {
-		return fmt.Errorf("rollback column: %w", err)
-	}
-	*c.r = &r
-	return nil
-}
-
-// rollbackValue is what the rollback column holds for r.
-func rollbackValue(r *promote.Rollback) (string, error) {
-	if r == nil {
+// jsonValue is what a JSON column holds for v: empty for the zero value.
+func jsonValue[T comparable](name string, v T) (string, error) {
+	var zero T
+	if v == zero {
 		return "", nil
 	}
-	data, err := json.Marshal(r)
+	data, err := json.Marshal(v)
 	if err != nil {
-		return "", fmt.Errorf("rollback column: %w", err)
+		return "", fmt.Errorf("%s column: %w", name, err)
 	}
 	return string(data), nil
 }
 
-// deploymentsCol scans the deployments column: promote.BuildDeployments as
-// JSON, empty for none.
-type deploymentsCol struct{ d *promote.BuildDeployments }
-
-func (c deploymentsCol) Scan(v any) error {
-	var data []byte
-	switch v := v.(type) {
-	case string:
-		data = []byte(v)
-	case []byte:
-		data = v
-	case nil:
-	default:
-		return fmt.Errorf("deployments column: unexpected %T", v)
+// recordColumns are the values of b's JSON columns: rollout, rollback and
+// deployments.
+func recordColumns(b promote.Build) (rollout, rollback, deployments string, err error) {
+	if rollout, err = jsonValue("rollout", b.Rollout); err != nil {
+		return "", "", "", err
 	}
-	*c.d = promote.BuildDeployments{}
-	if len(data) == 0 {
-		return nil
+	if rollback, err = jsonValue("rollback", b.Rollback); err != nil {
+		return "", "", "", err
 	}
-	if err := json.Unmarshal(data, c.d); err != nil {
-		return fmt.Errorf("deployments column: %w", err)
-	}
-	return nil
-}
-
-// deploymentsValue is what the deployments column holds for d.
-func deploymentsValue(d promote.BuildDeployments) (string, error) {
-	if d.QA == nil && d.Production == nil {
-		return "", nil
-	}
-	data, err := json.Marshal(d)
-	if err != nil {
-		return "", fmt.Errorf("deployments column: %w", err)
-	}
-	return string(data), nil
-}
-
-// rolloutValue is what the rollout column holds for r.
-func rolloutValue(r promote.Rollouts) (string, error) {
-	if r.QA == nil && r.Production == nil {
-		return "", nil
-	}
-	data, err := json.Marshal(r)
-	if err != nil {
-		return "", fmt.Errorf("rollout column: %w", err)
-	}
-	return string(data), nil
+	deployments, err = jsonValue("deployments", b.Deployments)
+	return rollout, rollback, deployments, err
 }
 
 // Create stores b as received with jobs, or returns the build with the same
@@ -232,15 +176,7 @@ func (s *db) buildByKey(ctx context.Context, tx *sql.Tx, b promote.Build) (promo
 
 // insertBuild inserts b; false when a build with its key already exists.
 func (s *db) insertBuild(ctx context.Context, tx *sql.Tx, b promote.Build) (bool, error) {
-	rollout, err := rolloutValue(b.Rollout)
-	if err != nil {
-		return false, err
-	}
-	rollback, err := rollbackValue(b.Rollback)
-	if err != nil {
-		return false, err
-	}
-	deployments, err := deploymentsValue(b.Deployments)
+	rollout, rollback, deployments, err := recordColumns(b)
 	if err != nil {
 		return false, err
 	}
@@ -379,15 +315,7 @@ func (s *db) move(ctx context.Context, id string, ev promote.Event, change func(
 
 // updateBuild stores b's state and the fields that may change.
 func (s *db) updateBuild(ctx context.Context, tx *sql.Tx, b promote.Build) error {
-	rollout, err := rolloutValue(b.Rollout)
-	if err != nil {
-		return err
-	}
-	rollback, err := rollbackValue(b.Rollback)
-	if err != nil {
-		return err
-	}
-	deployments, err := deploymentsValue(b.Deployments)
+	rollout, rollback, deployments, err := recordColumns(b)
 	if err != nil {
 		return err
 	}
