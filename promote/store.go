@@ -21,7 +21,9 @@ type Builds interface {
 	// exists it returns that one, created false, and stores nothing. Older
 	// active builds of the same project, kind and target are superseded in
 	// the same transaction (state superseded, SupersededBy the new id) and
-	// returned. Jobs without a BuildID get the new build's id; a zero RunAt
+	// returned. The target's environment, when one is recorded
+	// (ReserveEnvironment), comes to name the new build, its name, URL and
+	// image. Jobs without a BuildID get the new build's id; a zero RunAt
 	// is due at once. Each superseded build also gets the JobNotify jobs, so
 	// that its messages come to say it was superseded.
 	Create(ctx context.Context, b Build, jobs ...Job) (stored Build, created bool, superseded []Build, err error)

@@ -247,12 +247,15 @@ func (h *webhook) save(ctx context.Context, p Project, b Build) (recorded, error
 			// name may be the other target's.
 			h.log.Warn("second look at the environment", "build", stored.ID, "err", err)
 		}
-		// The environment names its newest build (and the name it settled on).
-		if _, err := h.store.EditEnvironment(ctx, p.ID, stored.Kind, stored.Target, func(e *Environment) error {
-			e.BuildID, e.Name, e.URL, e.Image = stored.ID, stored.Environment, stored.URL, stored.Image
-			return nil
-		}); err != nil {
-			h.log.Warn("record the environment's build", "build", stored.ID, "err", err)
+		// Create named the build on its environment; a name the second look
+		// changed is told to the environment too.
+		if stored.Environment != b.Environment {
+			if _, err := h.store.EditEnvironment(ctx, p.ID, stored.Kind, stored.Target, func(e *Environment) error {
+				e.Name, e.URL = stored.Environment, stored.URL
+				return nil
+			}); err != nil {
+				h.log.Warn("record the environment's name", "build", stored.ID, "err", err)
+			}
 		}
 		h.wakeWorker()
 	}

@@ -138,6 +138,12 @@ func (s *db) Create(ctx context.Context, b promote.Build, jobs ...promote.Job) (
 		if superseded, err = s.supersede(ctx, tx, b); err != nil {
 			return err
 		}
+		// The target's environment, when recorded, names its newest build.
+		if _, err := tx.ExecContext(ctx, `UPDATE environments SET build_id = $4, name = $5, url = $6, image = $7
+			WHERE project = $1 AND kind = $2 AND target = $3`,
+			b.Project, string(b.Kind), b.Target, b.ID, b.Environment, b.URL, b.Image); err != nil {
+			return fmt.Errorf("environment of %s: %w", b.ID, err)
+		}
 		if err := s.insertJobs(ctx, tx, b.ID, now, jobs); err != nil {
 			return err
 		}

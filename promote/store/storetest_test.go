@@ -686,6 +686,14 @@ func testEnvironments(t *testing.T, open opener) {
 	if err != nil || len(all) != 3 {
 		t.Errorf("every project's live environments: %d %v", len(all), err)
 	}
+	// A build of a recorded target becomes its environment's build.
+	nb := build("2.0.0")
+	nb.Kind, nb.Target, nb.Environment, nb.URL = promote.KindBranch, "c", "qa/branch-c2", "https://c2.example.com"
+	created := create(t, s, nb)
+	if e, err := s.Environment(ctx, "hello", promote.KindBranch, "c"); err != nil || e.BuildID != created.ID ||
+		e.Name != "qa/branch-c2" || e.Image != nb.Image || e.URL != nb.URL {
+		t.Errorf("the environment after a build of its target: %+v %v", e, err)
+	}
 }
 
 // Concurrent builds for new targets cannot pass the limit together.
