@@ -62,6 +62,12 @@ type Environments interface {
 	// limit live environments already; the count and the insert are one
 	// step, so concurrent calls cannot pass the limit together.
 	ReserveEnvironment(ctx context.Context, e Environment, limit int, now time.Time) (Environment, error)
+	// CreateInEnvironment is Builds.Create that also reserves the new
+	// build's environment (its Environment and URL) within limit, as
+	// ReserveEnvironment does, in the same transaction: a build refused by
+	// the limit is not stored. A build already stored (the same Key)
+	// changes nothing.
+	CreateInEnvironment(ctx context.Context, b Build, limit int, jobs ...Job) (stored Build, created bool, superseded []Build, err error)
 	// Environment returns the environment of a project's kind and target,
 	// or ErrNotFound.
 	Environment(ctx context.Context, project string, kind Kind, target string) (Environment, error)

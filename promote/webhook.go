@@ -159,9 +159,6 @@ func (h *webhook) record(w http.ResponseWriter, r *http.Request) (recorded, erro
 		Commit: req.Commit, Author: req.Author, BuildURL: req.BuildURL, BuiltAt: builtAt,
 		Environment: env, URL: qaURL,
 	}
-	if err := h.reserve(r.Context(), p, b); err != nil {
-		return recorded{}, err
-	}
 	rec, err := h.save(r.Context(), p, b)
 	rec.answer.Warnings = warnings
 	return rec, err
@@ -179,30 +176,20 @@ type idleView struct {
 	LastActivity time.Time `json:"lastActivity"`
 }
 
-// reserve records b's QA environment as active, and refuses (409) a build
-// for a new target when the project has maxQAEnvironments already: nothing
-// is stored, committed or posted then.
-func (h *webhook) reserve(ctx context.Context, p Project, b Build) error {
-	e := Environment{Project: p.ID, Kind: b.Kind, Target: b.Target, Name: b.Environment, URL: b.URL, Image: b.Image}
-	_, err := h.store.ReserveEnvironment(ctx, e, p.MaxQAEnvironments, time.Now())
-	var limit *EnvLimitError
-	if errors.As(err, &limit) {
-		idle := make([]idleView, 0, min(len(limit.Idle), maxListedIdle))
-		for _, e := range limit.Idle[:min(len(limit.Idle), maxListedIdle)] {
-			idle = append(idle, idleView{Environment: e.Name, Type: e.Kind, Target: e.Target, Image: e.Image,
-				LastActivity: e.ActiveAt.UTC()})
-		}
-		ref := refuse(http.StatusConflict, outcomeEnvironmentLimit,
-			"project %s has %d QA environments, its limit (projects[].maxQAEnvironments): tear one down "+
-				"(DELETE /v1/environments/%s/<type>/<target>, or its Slack button) before a new target can deploy",
-			p.ID, limit.Limit, p.ID)
-		ref.extra = map[string]any{"limit": limit.Limit, "idle": idle}
-		return ref
+// limitRefusal is the 409 of a build for a new target when the project has
+// maxQAEnvironments already: nothing was stored, committed or posted.
+func limitRefusal(p Project, limit *EnvLimitError) *refusal {
+	idle := make([]idleView, 0, min(len(limit.Idle), maxListedIdle))
+	for _, e := range limit.Idle[:min(len(limit.Idle), maxListedIdle)] {
+		idle = append(idle, idleView{Environment: e.Name, Type: e.Kind, Target: e.Target, Image: e.Image,
+			LastActivity: e.ActiveAt.UTC()})
 	}
-	if err != nil {
-		return internal("could not record the build; try again", fmt.Errorf("reserve environment: %w", err))
-	}
-	return nil
+	ref := refuse(http.StatusConflict, outcomeEnvironmentLimit,
+		"project %s has %d QA environments, its limit (projects[].maxQAEnvironments): tear one down "+
+			"(DELETE /v1/environments/%s/<type>/<target>, or its Slack button) before a new target can deploy",
+		p.ID, limit.Limit, p.ID)
+	ref.extra = map[string]any{"limit": limit.Limit, "idle": idle}
+	return ref
 }
 
 // maxListedProjects bounds the project ids an unknown-project answer lists.
@@ -233,7 +220,14 @@ func (h *webhook) save(ctx context.Context, p Project, b Build) (recorded, error
 	// BuildID, in the same transaction (promote/store, and its conformance
 	// suite); so the job names no build here, and its RunAt is left to the
 	// store's clock.
-	stored, created, superseded, err := h.store.Create(ctx, b, Job{Kind: JobDeployQA}, Job{Kind: JobNotify, Coalesce: true})
+	// The build's QA environment is recorded with it, within the project's
+	// limit, in the same transaction.
+	stored, created, superseded, err := h.store.CreateInEnvironment(ctx, b, p.MaxQAEnvironments,
+		Job{Kind: JobDeployQA}, Job{Kind: JobNotify, Coalesce: true})
+	var limit *EnvLimitError
+	if errors.As(err, &limit) {
+		return recorded{}, limitRefusal(p, limit)
+	}
 	if err != nil {
 		return recorded{}, internal("could not record the build; try again",
 			fmt.Errorf("create build %s %s: %w", b.Project, b.Image, err))

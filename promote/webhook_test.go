@@ -75,6 +75,14 @@ func (s *fakeStore) ReserveEnvironment(_ context.Context, e Environment, limit i
 	return e, nil
 }
 
+func (s *fakeStore) CreateInEnvironment(ctx context.Context, b Build, limit int, jobs ...Job) (Build, bool, []Build, error) {
+	if _, err := s.ReserveEnvironment(ctx, Environment{Project: b.Project, Kind: b.Kind, Target: b.Target,
+		Name: b.Environment, URL: b.URL, Image: b.Image}, limit, time.Now()); err != nil {
+		return Build{}, false, nil, err
+	}
+	return s.Create(ctx, b, jobs...)
+}
+
 func (s *fakeStore) Environment(_ context.Context, project string, kind Kind, target string) (Environment, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

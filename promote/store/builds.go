@@ -100,6 +100,18 @@ func recordColumns(b promote.Build) (rollout, rollback, deployments string, err 
 // Create stores b as received with jobs, or returns the build with the same
 // Key; see promote.Builds. Jobs without a BuildID get the new build's id.
 func (s *db) Create(ctx context.Context, b promote.Build, jobs ...promote.Job) (promote.Build, bool, []promote.Build, error) {
+	return s.create(ctx, b, -1, jobs)
+}
+
+// CreateInEnvironment is Create that also records b's QA environment, as
+// ReserveEnvironment does within limit, in the same transaction: a build
+// refused by the limit (*promote.EnvLimitError) is not stored.
+func (s *db) CreateInEnvironment(ctx context.Context, b promote.Build, limit int, jobs ...promote.Job) (promote.Build, bool, []promote.Build, error) {
+	return s.create(ctx, b, max(limit, 0), jobs)
+}
+
+// create is Create; with limit ≥ 0 it reserves the build's environment too.
+func (s *db) create(ctx context.Context, b promote.Build, limit int, jobs []promote.Job) (promote.Build, bool, []promote.Build, error) {
 	var (
 		stored     promote.Build
 		created    bool
@@ -126,6 +138,13 @@ func (s *db) Create(ctx context.Context, b promote.Build, jobs ...promote.Job) (
 		}
 		if !errors.Is(err, promote.ErrNotFound) {
 			return err
+		}
+		if limit >= 0 {
+			e := promote.Environment{Project: b.Project, Kind: b.Kind, Target: b.Target, Name: b.Environment,
+				URL: b.URL, BuildID: b.ID, Image: b.Image}
+			if _, err := s.reserveIn(ctx, tx, e, limit, now); err != nil {
+				return err
+			}
 		}
 		inserted, err := s.insertBuild(ctx, tx, b)
 		if err != nil {
@@ -155,6 +174,10 @@ func (s *db) Create(ctx context.Context, b promote.Build, jobs ...promote.Job) (
 		stored, created = b, true
 		return nil
 	})
+	var limitErr *promote.EnvLimitError
+	if errors.As(err, &limitErr) {
+		return promote.Build{}, false, nil, limitErr
+	}
 	if err != nil {
 		return promote.Build{}, false, nil, fmt.Errorf("create build %s %s: %w", b.Project, b.Image, err)
 	}

@@ -37,41 +37,9 @@ func (s *db) optTime(t time.Time) any {
 func (s *db) ReserveEnvironment(ctx context.Context, e promote.Environment, limit int, now time.Time) (promote.Environment, error) {
 	var out promote.Environment
 	err := s.tx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		// Reservations of one project take turns, so that two new targets
-		// cannot both take the last place.
-		if err := s.d.lockKey(ctx, tx, "environments:"+e.Project); err != nil {
-			return err
-		}
-		cur, err := scanEnv(tx.QueryRowContext(ctx, `SELECT `+envColumns+` FROM environments
-			WHERE project = $1 AND kind = $2 AND target = $3`+s.d.forUpdate, e.Project, string(e.Kind), e.Target))
-		exists := err == nil
-		if err != nil && !errors.Is(err, promote.ErrNotFound) {
-			return err
-		}
-		if (!exists || !cur.Live()) && limit > 0 {
-			live, err := s.liveEnvs(ctx, tx, e.Project)
-			if err != nil {
-				return err
-			}
-			if len(live) >= limit {
-				return &promote.EnvLimitError{Limit: limit, Idle: live}
-			}
-		}
-		if !exists {
-			e.CreatedAt = now
-		} else {
-			e.CreatedAt = cur.CreatedAt
-			if !cur.Live() {
-				e.CreatedAt = now // a new life
-			}
-		}
-		e.ActiveAt, e.WarnedAt, e.Teardown, e.TornDownAt, e.Commit, e.Removed = now, time.Time{}, "", time.Time{}, "", false
-		if err := s.putEnv(ctx, tx, e); err != nil {
-			return err
-		}
-		out = e
-		out.CreatedAt, out.ActiveAt = dbTime(e.CreatedAt), dbTime(now)
-		return nil
+		var err error
+		out, err = s.reserveIn(ctx, tx, e, limit, now)
+		return err
 	})
 	if err != nil {
 		var limitErr *promote.EnvLimitError
@@ -81,6 +49,40 @@ func (s *db) ReserveEnvironment(ctx context.Context, e promote.Environment, limi
 		return promote.Environment{}, fmt.Errorf("reserve environment %s/%s/%s: %w", e.Project, e.Kind, e.Target, err)
 	}
 	return out, nil
+}
+
+// reserveIn is ReserveEnvironment within tx.
+func (s *db) reserveIn(ctx context.Context, tx *sql.Tx, e promote.Environment, limit int, now time.Time) (promote.Environment, error) {
+	// Reservations of one project take turns, so that two new targets
+	// cannot both take the last place.
+	if err := s.d.lockKey(ctx, tx, "environments:"+e.Project); err != nil {
+		return promote.Environment{}, err
+	}
+	cur, err := scanEnv(tx.QueryRowContext(ctx, `SELECT `+envColumns+` FROM environments
+		WHERE project = $1 AND kind = $2 AND target = $3`+s.d.forUpdate, e.Project, string(e.Kind), e.Target))
+	exists := err == nil
+	if err != nil && !errors.Is(err, promote.ErrNotFound) {
+		return promote.Environment{}, err
+	}
+	if (!exists || !cur.Live()) && limit > 0 {
+		live, err := s.liveEnvs(ctx, tx, e.Project)
+		if err != nil {
+			return promote.Environment{}, err
+		}
+		if len(live) >= limit {
+			return promote.Environment{}, &promote.EnvLimitError{Limit: limit, Idle: live}
+		}
+	}
+	e.CreatedAt = now
+	if exists && cur.Live() {
+		e.CreatedAt = cur.CreatedAt // a torn-down one starts a new life
+	}
+	e.ActiveAt, e.WarnedAt, e.Teardown, e.TornDownAt, e.Commit, e.Removed = now, time.Time{}, "", time.Time{}, "", false
+	if err := s.putEnv(ctx, tx, e); err != nil {
+		return promote.Environment{}, err
+	}
+	e.CreatedAt, e.ActiveAt = dbTime(e.CreatedAt), dbTime(now)
+	return e, nil
 }
 
 // putEnv inserts or replaces e.

@@ -61,6 +61,7 @@ func runConformance(t *testing.T, fresh func(t *testing.T) opener) {
 		{"Migrations", testMigrations},
 		{"Environments", testEnvironments},
 		{"Replicas", testReplicas},
+		{"CreateInEnvironment", testCreateInEnvironment},
 		{"EnvironmentLimitConcurrent", testEnvironmentLimitConcurrent},
 	}
 	for _, tc := range tests {
@@ -780,5 +781,43 @@ func testReplicas(t *testing.T, open opener) {
 	// graceful stop hands its jobs back itself) and is not b's prefix.
 	if n, err := s.ReleaseDead(ctx, 15*time.Second, now.Add(30*time.Minute)); err != nil || n != 2 {
 		t.Errorf("half an hour later: released %d, %v; want b's two", n, err)
+	}
+}
+
+// testCreateInEnvironment: a build and its environment are stored together;
+// past the limit neither is.
+func testCreateInEnvironment(t *testing.T, open opener) {
+	ctx := context.Background()
+	s := open.must(t)
+	first := build("1.0.0")
+	first.Environment, first.URL = "qa/branch-main", "https://main.example.com"
+	stored, created, _, err := s.CreateInEnvironment(ctx, first, 1, promote.Job{Kind: promote.JobDeployQA})
+	if err != nil || !created {
+		t.Fatalf("first build: %v %v", created, err)
+	}
+	e, err := s.Environment(ctx, "hello", promote.KindBranch, "main")
+	if err != nil || e.BuildID != stored.ID || e.Name != "qa/branch-main" || !e.Live() {
+		t.Fatalf("its environment: %+v %v", e, err)
+	}
+	// The same target again passes; a new one is past the limit.
+	again := build("1.0.1")
+	if _, created, _, err := s.CreateInEnvironment(ctx, again, 1, promote.Job{Kind: promote.JobDeployQA}); err != nil || !created {
+		t.Fatalf("a new build of the same target: %v %v", created, err)
+	}
+	other := build("1.0.2")
+	other.Target = "feature"
+	_, _, _, err = s.CreateInEnvironment(ctx, other, 1, promote.Job{Kind: promote.JobDeployQA})
+	var limit *promote.EnvLimitError
+	if !errors.As(err, &limit) || limit.Limit != 1 || len(limit.Idle) != 1 {
+		t.Fatalf("past the limit: %v", err)
+	}
+	if bs, err := s.Find(ctx, "hello", promote.States, 10); err != nil || len(bs) != 2 {
+		t.Errorf("builds stored: %d %v; the refused one must not be", len(bs), err)
+	}
+	if _, err := s.Environment(ctx, "hello", promote.KindBranch, "feature"); !errors.Is(err, promote.ErrNotFound) {
+		t.Errorf("the refused build's environment: %v", err)
+	}
+	if n := pending(t, s); n != 2 {
+		t.Errorf("Pending = %d, want the two accepted builds' jobs", n)
 	}
 }
