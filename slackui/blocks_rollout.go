@@ -50,8 +50,7 @@ func qaRollout(v promote.BuildView) rolloutReport {
 	case promote.RolloutHealthy:
 		rep.line = ":large_green_circle: Live in QA (" + synced(r) + ", healthy)"
 	case promote.RolloutDegraded:
-		rep.alert(":warning: *QA rollout failing:* "+controllerMessage(r.Message, maxRolloutMessage),
-			"QA rollout failing: "+controllerMessagePlain(r.Message))
+		rep.qaFailing(r)
 	default:
 		rep.line = ":hourglass_flowing_sand: QA: committed, waiting for Argo CD/Flux"
 	}
@@ -60,6 +59,13 @@ func qaRollout(v promote.BuildView) rolloutReport {
 		rep.alert(":warning: QA: "+s, "QA: "+s)
 	}
 	return rep
+}
+
+// qaFailing adds the alert of a failing QA rollout, with the controller's
+// message: the channel, owners and QA see the same one.
+func (r *rolloutReport) qaFailing(ro *promote.Rollout) {
+	r.alert(":warning: *QA rollout failing:* "+controllerMessage(ro.Message, maxRolloutMessage),
+		"QA rollout failing: "+controllerMessagePlain(ro.Message))
 }
 
 // qaWarnings is what a QA member must know before testing: that the QA
@@ -72,8 +78,7 @@ func qaWarnings(v promote.BuildView) rolloutReport {
 	}
 	r := v.Build.Rollout.QA
 	if rolloutStatus(r) == promote.RolloutDegraded {
-		rep.alert(":warning: *QA rollout failing:* "+controllerMessage(r.Message, maxRolloutMessage),
-			"QA rollout failing: "+controllerMessagePlain(r.Message))
+		rep.qaFailing(r)
 	}
 	if timedOut(r) {
 		s := "The QA environment was not reported healthy " + after(v.RolloutTimeout) +
