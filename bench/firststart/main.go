@@ -7,6 +7,12 @@
 //
 // The repository is served by gittest's git-http-backend server, started in
 // this (parent) process, whose memory is not counted.
+//
+// With -serve BIN it also runs BIN (a built promotebot) as `serve` with a
+// fresh data directory and a one-project configuration against the same URL,
+// and times it from the process's start to its first 200 from /readyz
+// (which answers 200 once the clone is open), then stops it after -settle
+// and reports the peak RSS of the whole process.
 package main
 
 import (
@@ -16,6 +22,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,6 +58,8 @@ func run() error {
 	memprofile := flag.String("memprofile", "", "child: write a heap profile after Open to this file")
 	keep := flag.String("keep", "", "move the first run's clone.Open clone to this directory (for git fsck)")
 	child := flag.String("child", "", "internal: run clone.Open against this URL and print the figures")
+	serveBin := flag.String("serve", "", "also time `BIN serve` from its start to /readyz answering 200 (BIN: a built promotebot)")
+	settle := flag.Duration("settle", time.Second, "with -serve: how long serve keeps running after it is ready")
 	flag.Parse()
 	if *child != "" {
 		return openOnce(*child, *memprofile)
@@ -70,7 +80,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	var goRes, gitRes []result
+	var goRes, gitRes, serveRes []result
 	for i := range *runs {
 		tmp, err := os.MkdirTemp("", "firststart-")
 		if err != nil {
@@ -114,6 +124,15 @@ func run() error {
 			gitRes = append(gitRes, r)
 			fmt.Printf("git clone --bare run %d: %7.2f s  peak RSS %4d MiB\n", i+1, r.Wall.Seconds(), r.MaxRSS/1024)
 		}
+		if *serveBin != "" {
+			r, err := serveOnce(*serveBin, srv.RepoURL(abs), tmp, *settle)
+			if err != nil {
+				os.RemoveAll(tmp)
+				return fmt.Errorf("serve run: %w", err)
+			}
+			serveRes = append(serveRes, r)
+			fmt.Printf("serve to ready   run %d: %7.2f s  peak RSS %4d MiB\n", i+1, r.Wall.Seconds(), r.MaxRSS/1024)
+		}
 		if *keep != "" && i == 0 {
 			if err := os.Rename(filepath.Join(tmp, "clone"), *keep); err != nil {
 				return err
@@ -128,7 +147,86 @@ func run() error {
 		fmt.Printf("median git clone --bare: %.2f s, peak RSS %d MiB (clone.Open/git: %.2f×)\n",
 			m.Wall.Seconds(), m.MaxRSS/1024, gm.Wall.Seconds()/m.Wall.Seconds())
 	}
+	if *serveBin != "" {
+		m := median(serveRes)
+		line := fmt.Sprintf("median serve to ready:   %.2f s, peak RSS %d MiB", m.Wall.Seconds(), m.MaxRSS/1024)
+		if *withGit {
+			line += fmt.Sprintf(" (serve/git: %.2f×)", m.Wall.Seconds()/median(gitRes).Wall.Seconds())
+		}
+		fmt.Println(line)
+	}
 	return nil
+}
+
+// serveOnce runs `bin serve` with a fresh data directory below tmp against
+// url, times it until /readyz answers 200, lets it run for settle, stops it
+// with SIGTERM and returns the time and the process's peak RSS.
+func serveOnce(bin, url, tmp string, settle time.Duration) (result, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return result{}, err
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		return result{}, err
+	}
+	config := filepath.Join(tmp, "serve.yaml")
+	yaml := fmt.Sprintf(`listen: %s
+dataDir: %s
+gitops:
+  repo: %s
+projects:
+- id: app-000
+  url: https://app-000.example.com
+  channel: C0BENCH
+  qa: [UQA1]
+  owners: [UOWN1]
+  image: registry.example.com/acme/app-000
+  path: apps/app-000
+`, addr, filepath.Join(tmp, "data"), url)
+	if err := os.WriteFile(config, []byte(yaml), 0o600); err != nil {
+		return result{}, err
+	}
+	cmd := exec.Command(bin, "serve", "--config", config)
+	cmd.Env = append(os.Environ(), "PROMOTEBOT_WEBHOOK_SECRET=bench-webhook-secret",
+		"PROMOTEBOT_GIT_USERNAME="+user, "PROMOTEBOT_GIT_PASSWORD="+password)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	wall, err := waitReady("http://"+addr+"/readyz", start, 5*time.Minute)
+	if err == nil {
+		time.Sleep(settle)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	werr := cmd.Wait()
+	if err != nil {
+		return result{}, fmt.Errorf("%w; serve's log:\n%s", err, logs.String())
+	}
+	if werr != nil {
+		return result{}, fmt.Errorf("serve: %w; its log:\n%s", werr, logs.String())
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return result{Wall: wall, MaxRSS: ru.Maxrss}, nil
+}
+
+// waitReady polls url every 10 ms until it answers 200 and returns the
+// time since start.
+func waitReady(url string, start time.Time, limit time.Duration) (time.Duration, error) {
+	client := &http.Client{Timeout: time.Second}
+	for time.Since(start) < limit {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(start), nil
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("%s did not answer 200 within %s", url, limit)
 }
 
 // median takes the median of wall times and of peak RSS separately.
