@@ -251,6 +251,18 @@ func (s *fakeStore) Find(_ context.Context, project string, states []State, limi
 	return out, nil
 }
 
+func (s *fakeStore) FindTarget(ctx context.Context, project string, kind Kind, target string, states []State,
+	limit int) ([]Build, error) {
+	all, err := s.Find(ctx, project, states, 1<<30)
+	var out []Build
+	for _, b := range all {
+		if b.Kind == kind && b.Target == target && len(out) < limit {
+			out = append(out, b)
+		}
+	}
+	return out, err
+}
+
 func (s *fakeStore) CountByState(context.Context) (map[State]int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -38,7 +38,8 @@ func sustain(ctx context.Context, o options, cfg *promote.Config, st promote.Sto
 	}
 	var pushes atomic.Int64
 	repo, err := clone.Open(ctx, clone.Options{URL: o.remote, Dir: filepath.Join(dir, "config-repo.git"),
-		Logger: slog.New(slog.DiscardHandler), ObservePush: func(time.Duration) { pushes.Add(1) }})
+		Logger:      slog.New(onlyMessage{"merged packs", slog.NewTextHandler(os.Stdout, nil)}),
+		ObservePush: func(time.Duration) { pushes.Add(1) }})
 	if err != nil {
 		return err
 	}
@@ -139,7 +140,8 @@ func sustain(ctx context.Context, o options, cfg *promote.Config, st promote.Sto
 	if !drained {
 		return errors.New("the queue did not drain within 5 minutes of the last post")
 	}
-	if err := exactlyOnce(ctx, st, ids); err != nil {
+	deployed, err := exactlyOnce(ctx, st, ids)
+	if err != nil {
 		return err
 	}
 	counts, err := st.CountByState(ctx)
@@ -147,24 +149,24 @@ func sustain(ctx context.Context, o options, cfg *promote.Config, st promote.Sto
 		return err
 	}
 	fmt.Printf("sustain rate=%d envs=%d posted=%d accepted=%d post_seconds=%.1f drain_after_last_post_s=%.1f "+
-		"max_posts_in_flight=%d deployed=%d superseded=%d pushes=%d peak_rss_mib=%.1f exactly_once=ok\n",
-		o.rate, o.envs, n, len(ids), posted.Seconds(), drain.Seconds(), maxIn.Load(),
+		"max_posts_in_flight=%d deployed=%d ending_qa_ready=%d superseded=%d pushes=%d peak_rss_mib=%.1f exactly_once=ok\n",
+		o.rate, o.envs, n, len(ids), posted.Seconds(), drain.Seconds(), maxIn.Load(), deployed,
 		counts[promote.StateQAReady]+counts[promote.StateApproved], counts[promote.StateSuperseded], pushes.Load(), s.hwm())
 	return nil
 }
 
 // exactlyOnce checks that each build reached qa-ready at most once and ended
 // qa-ready (or approved) after it, or superseded, and that no build is counted twice.
-func exactlyOnce(ctx context.Context, st promote.Store, ids []string) error {
+func exactlyOnce(ctx context.Context, st promote.Store, ids []string) (deployed int, err error) {
 	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		if seen[id] {
-			return fmt.Errorf("build %s was answered twice", id)
+			return 0, fmt.Errorf("build %s was answered twice", id)
 		}
 		seen[id] = true
 		hist, err := st.History(ctx, id)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		ready := 0
 		for _, t := range hist {
@@ -174,18 +176,19 @@ func exactlyOnce(ctx context.Context, st promote.Store, ids []string) error {
 		}
 		b, err := st.Get(ctx, id)
 		if err != nil {
-			return err
+			return 0, err
 		}
+		deployed += ready
 		switch {
 		case ready > 1:
-			return fmt.Errorf("build %s was deployed %d times", id, ready)
+			return 0, fmt.Errorf("build %s was deployed %d times", id, ready)
 		case (b.State == promote.StateQAReady || b.State == promote.StateApproved) && ready == 1,
 			b.State == promote.StateSuperseded:
 		default:
-			return fmt.Errorf("build %s ended %s after %d deploys", id, b.State, ready)
+			return 0, fmt.Errorf("build %s ended %s after %d deploys", id, b.State, ready)
 		}
 	}
-	return nil
+	return deployed, nil
 }
 
 // sampler prints one line of the process's state per call.
@@ -249,4 +252,18 @@ func procStatus() map[string]float64 {
 		}
 	}
 	return out
+}
+
+// onlyMessage passes on the records with one message: the clone's pack
+// merges, whose cost the samples would otherwise not explain.
+type onlyMessage struct {
+	msg string
+	slog.Handler
+}
+
+func (h onlyMessage) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message != h.msg {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
 }

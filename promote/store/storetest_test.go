@@ -616,6 +616,21 @@ func testFind(t *testing.T, open opener) {
 	if got, err := s.Find(ctx, "hello", []promote.State{promote.StatePromoted}, 10); err != nil || len(got) != 0 {
 		t.Fatalf("Find promoted = %+v, %v; want none", got, err)
 	}
+	// FindTarget: the target's builds only, newest first.
+	got, err = s.FindTarget(ctx, "hello", old.Kind, old.Target, promote.States, 10)
+	if err != nil || len(got) != 2 || got[0].ID != newer.ID || got[1].ID != old.ID {
+		t.Fatalf("FindTarget = %+v, %v; want %s then %s", got, err, newer.ID, old.ID)
+	}
+	got, err = s.FindTarget(ctx, "hello", old.Kind, old.Target, []promote.State{promote.StateSuperseded}, 10)
+	if err != nil || len(got) != 1 || got[0].ID != old.ID {
+		t.Fatalf("FindTarget superseded = %+v, %v", got, err)
+	}
+	if got, err := s.FindTarget(ctx, "hello", old.Kind, old.Target, promote.States, 1); err != nil || len(got) != 1 || got[0].ID != newer.ID {
+		t.Fatalf("FindTarget with limit 1 = %+v, %v", got, err)
+	}
+	if got, err := s.FindTarget(ctx, "other", old.Kind, old.Target, []promote.State{promote.StateSuperseded}, 10); err != nil || len(got) != 0 {
+		t.Fatalf("FindTarget of another project = %+v, %v; want none", got, err)
+	}
 }
 
 func env(target string) promote.Environment {
