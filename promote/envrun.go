@@ -243,11 +243,16 @@ func (s *Service) Environments(ctx context.Context, projectID string) (Environme
 	if !ok {
 		return EnvironmentsView{}, refusef("No project %q.", Plain(projectID))
 	}
-	envs, err := s.Store.Environments(ctx, p.ID)
+	// The idlest are listed and the rest counted, not read.
+	envs, err := s.Store.FirstEnvironments(ctx, p.ID, ListedEnvironments)
 	if err != nil {
 		return EnvironmentsView{}, err
 	}
-	return EnvironmentsView{Project: p, Environments: envs, TTL: p.QATTL}, nil
+	counts, err := s.Store.CountEnvironments(ctx, p.ID)
+	if err != nil {
+		return EnvironmentsView{}, err
+	}
+	return EnvironmentsView{Project: p, Environments: envs, Total: max(counts[p.ID], len(envs)), TTL: p.QATTL}, nil
 }
 
 // warnBefore is how long before its expiry an environment's people are

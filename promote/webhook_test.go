@@ -97,6 +97,14 @@ func (s *fakeStore) Environments(context.Context, string) ([]Environment, error)
 	return nil, errFakeUnused
 }
 
+func (s *fakeStore) FirstEnvironments(context.Context, string, int) ([]Environment, error) {
+	return nil, errFakeUnused
+}
+
+func (s *fakeStore) CountEnvironments(context.Context, string) (map[string]int, error) {
+	return nil, errFakeUnused
+}
+
 func (s *fakeStore) EditEnvironment(context.Context, string, Kind, string, func(*Environment) error, ...Job) (Environment, error) {
 	return Environment{}, errFakeUnused
 }

@@ -86,7 +86,7 @@ func envsMode(remote string, apps int, at []int, teardowns, reads int) error {
 	h := promote.NewServer(promote.ServerDeps{Config: cfg, Secrets: promote.Secrets{WebhookSecret: ciSecret},
 		Store: st, Repo: gitops.Checker{}, Wake: wake, TearDowns: svc,
 		Metrics: promote.NewMetrics(promote.WithQueueDepth(st.Pending), promote.WithBuildsByState(st.CountByState),
-			promote.WithQAEnvironments([]string{project}, st.Environments)),
+			promote.WithQAEnvironments([]string{project}, st.CountEnvironments)),
 		SlackCommands: slackHandlers.Commands(), SlackGate: slackui.Gate(slackSecret)})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -702,6 +702,16 @@ func testEnvironments(t *testing.T, open opener) {
 	if err != nil || len(all) != 3 {
 		t.Errorf("every project's live environments: %d %v", len(all), err)
 	}
+	first, err := s.FirstEnvironments(ctx, "hello", 2)
+	if err != nil || len(first) != 2 || first[0].Target != all[0].Target || first[1].Target != all[1].Target {
+		t.Errorf("the first 2 live environments: %+v %v; want the idlest of %+v", first, err, all)
+	}
+	if counts, err := s.CountEnvironments(ctx, ""); err != nil || len(counts) != 1 || counts["hello"] != 3 {
+		t.Errorf("CountEnvironments = %v, %v; want hello: 3", counts, err)
+	}
+	if counts, err := s.CountEnvironments(ctx, "other"); err != nil || len(counts) != 0 {
+		t.Errorf("CountEnvironments of a project without any = %v, %v", counts, err)
+	}
 	// A build of a recorded target becomes its environment's build.
 	nb := build("2.0.0")
 	nb.Kind, nb.Target, nb.Environment, nb.URL = promote.KindBranch, "c", "qa/branch-c2", "https://c2.example.com"
