@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -429,5 +430,34 @@ func TestLoadConfigMissing(t *testing.T) {
 	_, err := LoadConfig(filepath.Join(t.TempDir(), "none.yaml"))
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("got %v, want fs.ErrNotExist", err)
+	}
+}
+
+// TestNestedBefore checks the lookup of nested project folders against
+// comparing every pair, on folders that share prefixes without nesting
+// ("apps/a", "apps/a-b", "apps/ab"), repeat, and include the root.
+func TestNestedBefore(t *testing.T) {
+	paths := []string{"apps/a", "apps/ab", "apps/a/b", "apps/a-b", "apps/a", "apps", "apps/a/b/c", "other/a", ".", "apps/a-b/c", "apps/a/b"}
+	byPath := map[string][]int{}
+	var sorted []pathAt
+	for i, p := range paths {
+		byPath[p] = append(byPath[p], i)
+		sorted = append(sorted, pathAt{p, i})
+	}
+	slices.SortFunc(sorted, func(a, b pathAt) int { return strings.Compare(a.path, b.path) })
+	nests := func(p, q string) bool {
+		below := func(p, dir string) bool { return dir == "." || strings.HasPrefix(p, dir+"/") }
+		return p == q || below(p, q) || below(q, p)
+	}
+	for i, p := range paths {
+		var want []int
+		for j := range i {
+			if nests(p, paths[j]) {
+				want = append(want, j)
+			}
+		}
+		if got := nestedBefore(p, i, byPath, sorted); !slices.Equal(got, want) {
+			t.Errorf("nestedBefore(%q, %d) = %v, want %v", p, i, got, want)
+		}
 	}
 }

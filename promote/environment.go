@@ -74,6 +74,11 @@ type Environments interface {
 	// Environments lists a project's live environments (every project's
 	// for ""), idle longest first.
 	Environments(ctx context.Context, project string) ([]Environment, error)
+	// FirstEnvironments is Environments, at most limit of them.
+	FirstEnvironments(ctx context.Context, project string, limit int) ([]Environment, error)
+	// CountEnvironments counts the live environments of each project (of
+	// project alone unless it is ""); projects without any are left out.
+	CountEnvironments(ctx context.Context, project string) (map[string]int, error)
 	// EditEnvironment lets change edit an environment (not its key) under
 	// a lock and enqueues jobs, atomically; an error from change changes
 	// nothing. ErrNotFound when there is none.
@@ -98,11 +103,18 @@ type EnvironmentRepo interface {
 // never removed.
 var ErrNotOurs = NewPermanent("the QA folder was not made by promotebot for this target")
 
+// ListedEnvironments bounds the environments an EnvironmentsView lists;
+// the others are only counted.
+const ListedEnvironments = 40
+
 // EnvironmentsView is what `/promote envs <project>` shows.
 type EnvironmentsView struct {
 	Project Project
-	// Environments are the live ones, idle longest first.
+	// Environments are the live ones, idle longest first: the first
+	// ListedEnvironments of them.
 	Environments []Environment
+	// Total counts the live ones, listed or not.
+	Total int
 	// TTL is projects[].qaTTL (0: environments do not expire).
 	TTL time.Duration
 }

@@ -51,15 +51,12 @@ func (s *Service) TearDown(ctx context.Context, project string, kind Kind, targe
 	}
 	buildID := e.BuildID
 	if buildID == "" { // reserved, its build not recorded (a crash between)
-		bs, err := s.Store.Find(ctx, project, States, claimScan)
+		bs, err := s.Store.FindTarget(ctx, project, kind, target, States, 1)
 		if err != nil {
 			return Environment{}, err
 		}
-		for _, b := range bs {
-			if b.Kind == kind && b.Target == target {
-				buildID = b.ID
-				break
-			}
+		if len(bs) > 0 {
+			buildID = bs[0].ID
 		}
 	}
 	payload, err := json.Marshal(teardownJob{Project: project, Kind: kind, Target: target})
@@ -90,6 +87,18 @@ func (s *Service) TearDown(ctx context.Context, project string, kind Kind, targe
 	return e, nil
 }
 
+// unsettledStates are the states a teardown looks at: a build it closes
+// (active) or waits for (promoting).
+var unsettledStates = func() []State {
+	var out []State
+	for _, st := range States {
+		if !st.Final() {
+			out = append(out, st)
+		}
+	}
+	return out
+}()
+
 // teardown removes a torn-down environment's overlay and closes its active
 // builds. It waits while a build of the environment is being promoted, and
 // does nothing for an environment a new build brought back meanwhile.
@@ -107,17 +116,14 @@ func (s *Service) teardown(ctx context.Context, payload string) error {
 	if !ok {
 		return nil
 	}
-	builds, err := s.Store.Find(ctx, p.ID, States, claimScan)
+	// The target's own builds, however many other targets the project has.
+	ofTarget, err := s.Store.FindTarget(ctx, p.ID, job.Kind, job.Target, unsettledStates, claimScan)
 	if err != nil {
 		return err
 	}
-	var ofTarget []Build
-	for _, b := range builds {
-		if b.Kind == job.Kind && b.Target == job.Target {
-			ofTarget = append(ofTarget, b)
-			if b.State == StatePromoting {
-				return &WaitError{After: teardownWait, Reason: fmt.Sprintf("%s is being promoted", b.ID)}
-			}
+	for _, b := range ofTarget {
+		if b.State == StatePromoting {
+			return &WaitError{After: teardownWait, Reason: fmt.Sprintf("%s is being promoted", b.ID)}
 		}
 	}
 	commit := ""
@@ -237,11 +243,16 @@ func (s *Service) Environments(ctx context.Context, projectID string) (Environme
 	if !ok {
 		return EnvironmentsView{}, refusef("No project %q.", Plain(projectID))
 	}
-	envs, err := s.Store.Environments(ctx, p.ID)
+	// The idlest are listed and the rest counted, not read.
+	envs, err := s.Store.FirstEnvironments(ctx, p.ID, ListedEnvironments)
 	if err != nil {
 		return EnvironmentsView{}, err
 	}
-	return EnvironmentsView{Project: p, Environments: envs, TTL: p.QATTL}, nil
+	counts, err := s.Store.CountEnvironments(ctx, p.ID)
+	if err != nil {
+		return EnvironmentsView{}, err
+	}
+	return EnvironmentsView{Project: p, Environments: envs, Total: max(counts[p.ID], len(envs)), TTL: p.QATTL}, nil
 }
 
 // warnBefore is how long before its expiry an environment's people are

@@ -80,10 +80,10 @@ func WithBuildsByState(count func(context.Context) (map[State]int, error)) Metri
 }
 
 // WithQAEnvironments adds promotebot_qa_environments{project}, the live QA
-// environments of each of projects, read from list (Store.Environments
-// fits: "" lists every project's).
-func WithQAEnvironments(projects []string, list func(ctx context.Context, project string) ([]Environment, error)) MetricsOption {
-	return func(c *storeCollector) { c.projects, c.environments = projects, list }
+// environments of each of projects, counted by count (Store.CountEnvironments
+// fits: "" counts every project's).
+func WithQAEnvironments(projects []string, count func(ctx context.Context, project string) (map[string]int, error)) MetricsOption {
+	return func(c *storeCollector) { c.projects, c.environments = projects, count }
 }
 
 // WithDORA adds the DORA gauges of each project, read from figures
@@ -222,7 +222,7 @@ type storeCollector struct {
 	queueDepth    func(context.Context) (int, error)
 	buildsByState func(context.Context) (map[State]int, error)
 	projects      []string
-	environments  func(context.Context, string) ([]Environment, error)
+	environments  func(context.Context, string) (map[string]int, error)
 	dora          func(context.Context) (map[string]DORA, error)
 }
 
@@ -281,14 +281,10 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 // collectEnvironments counts the live QA environments of each project, one
 // query for all, every configured project present (0 included).
 func (c *storeCollector) collectEnvironments(ctx context.Context, ch chan<- prometheus.Metric) {
-	envs, err := c.environments(ctx, "")
+	counts, err := c.environments(ctx, "")
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(envsDesc, err)
 		return
-	}
-	counts := map[string]int{}
-	for _, e := range envs {
-		counts[e.Project]++
 	}
 	for _, p := range c.projects {
 		ch <- prometheus.MustNewConstMetric(envsDesc, prometheus.GaugeValue, float64(counts[p]), p)

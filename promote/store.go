@@ -43,6 +43,10 @@ type Builds interface {
 	// Find lists a project's builds in any of states, newest first, at most
 	// limit of them.
 	Find(ctx context.Context, project string, states []State, limit int) ([]Build, error)
+	// FindTarget lists the builds of one project, kind and target in any
+	// of states, newest first, at most limit of them: what Find would give
+	// filtered to the target, however many builds the project has.
+	FindTarget(ctx context.Context, project string, kind Kind, target string, states []State, limit int) ([]Build, error)
 	// CountByState counts builds in each state; states without builds are
 	// left out.
 	CountByState(ctx context.Context) (map[State]int, error)

@@ -97,6 +97,14 @@ func (s *fakeStore) Environments(context.Context, string) ([]Environment, error)
 	return nil, errFakeUnused
 }
 
+func (s *fakeStore) FirstEnvironments(context.Context, string, int) ([]Environment, error) {
+	return nil, errFakeUnused
+}
+
+func (s *fakeStore) CountEnvironments(context.Context, string) (map[string]int, error) {
+	return nil, errFakeUnused
+}
+
 func (s *fakeStore) EditEnvironment(context.Context, string, Kind, string, func(*Environment) error, ...Job) (Environment, error) {
 	return Environment{}, errFakeUnused
 }
@@ -249,6 +257,18 @@ func (s *fakeStore) Find(_ context.Context, project string, states []State, limi
 		}
 	}
 	return out, nil
+}
+
+func (s *fakeStore) FindTarget(ctx context.Context, project string, kind Kind, target string, states []State,
+	limit int) ([]Build, error) {
+	all, err := s.Find(ctx, project, states, 1<<30)
+	var out []Build
+	for _, b := range all {
+		if b.Kind == kind && b.Target == target && len(out) < limit {
+			out = append(out, b)
+		}
+	}
+	return out, err
 }
 
 func (s *fakeStore) CountByState(context.Context) (map[State]int, error) {

@@ -13,7 +13,7 @@ import (
 
 // maxEnvLines is how many environments /promote envs lists; the rest are
 // counted.
-const maxEnvLines = 40
+const maxEnvLines = promote.ListedEnvironments
 
 // EnvironmentsMessage answers `/promote envs <project>`: each live QA
 // environment, idle longest first, with its target, image, age, last
@@ -36,8 +36,9 @@ func EnvironmentsMessage(v promote.EnvironmentsView, now time.Time) Message {
 		lines = append(lines, envLine(e, v.TTL, now))
 	}
 	d.bullets("*QA environments*, idle longest first", lines)
+	total := max(v.Total, len(v.Environments)) // Total counts those not listed
 	var more string
-	if n := len(v.Environments) - len(shown); n > 0 {
+	if n := total - len(shown); n > 0 {
 		more = fmt.Sprintf("…and %d more", n)
 	}
 	ttl := "No projects[].qaTTL: an environment stays until its branch or tag is deleted or an owner tears it down."
@@ -45,7 +46,7 @@ func EnvironmentsMessage(v promote.EnvironmentsView, now time.Time) Message {
 		ttl = "An environment idle for " + span(v.TTL) + " is torn down (projects[].qaTTL), unless someone keeps it."
 	}
 	d.context(more, ttl)
-	d.text = plain(name, maxInline) + ": " + countEnvs(len(v.Environments))
+	d.text = plain(name, maxInline) + ": " + countEnvs(total)
 	return d.message()
 }
 

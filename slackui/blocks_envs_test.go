@@ -127,6 +127,14 @@ func TestEnvironmentsMessage(t *testing.T) {
 	if all := strings.Join(blockTexts(t, many), "\n"); !strings.Contains(all, "…and 160 more") {
 		t.Errorf("200 environments: the rest are not counted:\n%s", all)
 	}
+	// The service lists the first 40 and counts them all (Total).
+	counted := manyEnvs(maxEnvLines, "qa/branch-x")
+	counted.Total = 10000
+	listed := EnvironmentsMessage(counted, envsNow)
+	if all := strings.Join(blockTexts(t, listed), "\n"); len(lines(listed)) != maxEnvLines ||
+		!strings.Contains(all, "…and 9960 more") || !strings.Contains(listed.Text, "10000 QA environments") {
+		t.Errorf("40 listed of 10,000: %q\n%s", listed.Text, all)
+	}
 	if n := len(lines(EnvironmentsMessage(manyEnvs(maxEnvLines, "qa/branch-x"), envsNow))); n != maxEnvLines {
 		t.Errorf("%d environments: %d lines", maxEnvLines, n)
 	}

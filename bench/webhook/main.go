@@ -62,19 +62,25 @@ type options struct {
 	database string
 	jobs     int
 	profile  string
+	rate     int
+	envs     int
+	sample   time.Duration
 }
 
 func run() error {
 	var o options
-	flag.StringVar(&o.mode, "mode", "ingest", "ingest or latency")
+	flag.StringVar(&o.mode, "mode", "ingest", "ingest, latency or sustain")
 	flag.IntVar(&o.clients, "c", 32, "ingest: concurrent clients")
-	flag.DurationVar(&o.duration, "d", 10*time.Second, "ingest: how long to post")
-	flag.StringVar(&o.remote, "remote", "", "latency: bare config repo built by bench/mkrepo")
+	flag.DurationVar(&o.duration, "d", 10*time.Second, "ingest, sustain: how long to post")
+	flag.StringVar(&o.remote, "remote", "", "latency, sustain: bare config repo built by bench/mkrepo")
 	flag.IntVar(&o.apps, "apps", 500, "apps in the repo (projects app-000 …)")
 	flag.IntVar(&o.single, "single", 30, "latency: builds posted one after another")
 	flag.IntVar(&o.burst, "burst", 200, "latency: builds posted at once")
 	flag.IntVar(&o.jobs, "jobs", 0, "latency: jobs run at once (promote.Service.Concurrency; 0 for its default)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "latency: write a CPU profile of the burst to this file")
+	flag.IntVar(&o.rate, "rate", 100, "sustain: builds posted per second")
+	flag.IntVar(&o.envs, "envs", 200, "sustain: QA environments the builds are spread over")
+	flag.DurationVar(&o.sample, "sample", 10*time.Second, "sustain: how often to print a sample")
 	flag.StringVar(&o.database, "database", "", "store: empty for SQLite in a temp dir, or a postgres:// URL")
 	flag.Parse()
 
@@ -98,6 +104,8 @@ func run() error {
 		return ingest(ctx, o, cfg, st)
 	case "latency":
 		return latency(ctx, o, cfg, st, dir)
+	case "sustain":
+		return sustain(ctx, o, cfg, st, dir)
 	default:
 		return fmt.Errorf("unknown -mode %q", o.mode)
 	}

@@ -64,7 +64,7 @@ func serve(ctx context.Context, c *cli.Context, d deps) error {
 	}
 	var actor *promote.Service
 	metrics := promote.NewMetrics(promote.WithQueueDepth(st.Pending), promote.WithBuildsByState(st.CountByState),
-		promote.WithQAEnvironments(projects, st.Environments),
+		promote.WithQAEnvironments(projects, st.CountEnvironments),
 		promote.WithDORA(func(ctx context.Context) (map[string]promote.DORA, error) { return actor.DORA(ctx) }))
 	host, err := os.Hostname()
 	if err != nil {

@@ -428,9 +428,31 @@ func (s *db) Find(ctx context.Context, project string, states []promote.State, l
 		args = append(args, string(st))
 		ps[i] = fmt.Sprintf("$%d", i+3)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+buildColumns+` FROM builds
+	return s.findBuilds(ctx, project, `SELECT `+buildColumns+` FROM builds
 		WHERE project = $1 AND state IN (`+strings.Join(ps, ", ")+`)
 		ORDER BY created_at DESC, id DESC LIMIT $2`, args...)
+}
+
+// FindTarget lists the builds of project's kind and target in any of
+// states, newest first, at most limit.
+func (s *db) FindTarget(ctx context.Context, project string, kind promote.Kind, target string, states []promote.State,
+	limit int) ([]promote.Build, error) {
+	if len(states) == 0 || limit <= 0 {
+		return nil, nil
+	}
+	args := []any{project, string(kind), target, limit}
+	ps := make([]string, len(states))
+	for i, st := range states {
+		args = append(args, string(st))
+		ps[i] = fmt.Sprintf("$%d", i+5)
+	}
+	return s.findBuilds(ctx, project, `SELECT `+buildColumns+` FROM builds
+		WHERE project = $1 AND kind = $2 AND target = $3 AND state IN (`+strings.Join(ps, ", ")+`)
+		ORDER BY created_at DESC, id DESC LIMIT $4`, args...)
+}
+
+func (s *db) findBuilds(ctx context.Context, project, query string, args ...any) ([]promote.Build, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("find builds of %s: %w", project, err)
 	}

@@ -65,7 +65,7 @@ func (s *db) reserveIn(ctx context.Context, tx *sql.Tx, e promote.Environment, l
 		return promote.Environment{}, err
 	}
 	if (!exists || !cur.Live()) && limit > 0 {
-		live, err := s.liveEnvs(ctx, tx, e.Project)
+		live, err := s.liveEnvs(ctx, tx, e.Project, limit) // the idlest limit of them tell enough
 		if err != nil {
 			return promote.Environment{}, err
 		}
@@ -102,13 +102,18 @@ func (s *db) putEnv(ctx context.Context, tx *sql.Tx, e promote.Environment) erro
 
 func (s *db) liveEnvs(ctx context.Context, q interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}, project string) ([]promote.Environment, error) {
+}, project string, limit int) ([]promote.Environment, error) {
 	where, args := `teardown = ''`, []any{}
 	if project != "" {
 		where, args = `project = $1 AND teardown = ''`, []any{project}
 	}
+	bound := ""
+	if limit > 0 {
+		args = append(args, limit)
+		bound = fmt.Sprintf(" LIMIT $%d", len(args))
+	}
 	rows, err := q.QueryContext(ctx, `SELECT `+envColumns+` FROM environments WHERE `+where+`
-		ORDER BY active_at, project, kind, target`, args...)
+		ORDER BY active_at, project, kind, target`+bound, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list environments: %w", err)
 	}
@@ -138,7 +143,44 @@ func (s *db) Environment(ctx context.Context, project string, kind promote.Kind,
 
 // Environments lists live environments, idle longest first.
 func (s *db) Environments(ctx context.Context, project string) ([]promote.Environment, error) {
-	return s.liveEnvs(ctx, s.r, project)
+	return s.liveEnvs(ctx, s.r, project, 0)
+}
+
+// FirstEnvironments lists at most limit live environments, idle longest
+// first.
+func (s *db) FirstEnvironments(ctx context.Context, project string, limit int) ([]promote.Environment, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	return s.liveEnvs(ctx, s.r, project, limit)
+}
+
+// CountEnvironments counts live environments by project, from the index
+// alone.
+func (s *db) CountEnvironments(ctx context.Context, project string) (map[string]int, error) {
+	where, args := `teardown = ''`, []any{}
+	if project != "" {
+		where, args = `project = $1 AND teardown = ''`, []any{project}
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT project, count(*) FROM environments WHERE `+where+`
+		GROUP BY project`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count environments: %w", err)
+	}
+	defer rows.Close()
+	counts := map[string]int{}
+	for rows.Next() {
+		var p string
+		var n int
+		if err := rows.Scan(&p, &n); err != nil {
+			return nil, fmt.Errorf("count environments: %w", err)
+		}
+		counts[p] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count environments: %w", err)
+	}
+	return counts, nil
 }
 
 // EditEnvironment changes an environment under a lock and enqueues jobs;

@@ -616,6 +616,21 @@ func testFind(t *testing.T, open opener) {
 	if got, err := s.Find(ctx, "hello", []promote.State{promote.StatePromoted}, 10); err != nil || len(got) != 0 {
 		t.Fatalf("Find promoted = %+v, %v; want none", got, err)
 	}
+	// FindTarget: the target's builds only, newest first.
+	got, err = s.FindTarget(ctx, "hello", old.Kind, old.Target, promote.States, 10)
+	if err != nil || len(got) != 2 || got[0].ID != newer.ID || got[1].ID != old.ID {
+		t.Fatalf("FindTarget = %+v, %v; want %s then %s", got, err, newer.ID, old.ID)
+	}
+	got, err = s.FindTarget(ctx, "hello", old.Kind, old.Target, []promote.State{promote.StateSuperseded}, 10)
+	if err != nil || len(got) != 1 || got[0].ID != old.ID {
+		t.Fatalf("FindTarget superseded = %+v, %v", got, err)
+	}
+	if got, err := s.FindTarget(ctx, "hello", old.Kind, old.Target, promote.States, 1); err != nil || len(got) != 1 || got[0].ID != newer.ID {
+		t.Fatalf("FindTarget with limit 1 = %+v, %v", got, err)
+	}
+	if got, err := s.FindTarget(ctx, "other", old.Kind, old.Target, []promote.State{promote.StateSuperseded}, 10); err != nil || len(got) != 0 {
+		t.Fatalf("FindTarget of another project = %+v, %v; want none", got, err)
+	}
 }
 
 func env(target string) promote.Environment {
@@ -686,6 +701,16 @@ func testEnvironments(t *testing.T, open opener) {
 	all, err := s.Environments(ctx, "")
 	if err != nil || len(all) != 3 {
 		t.Errorf("every project's live environments: %d %v", len(all), err)
+	}
+	first, err := s.FirstEnvironments(ctx, "hello", 2)
+	if err != nil || len(first) != 2 || first[0].Target != all[0].Target || first[1].Target != all[1].Target {
+		t.Errorf("the first 2 live environments: %+v %v; want the idlest of %+v", first, err, all)
+	}
+	if counts, err := s.CountEnvironments(ctx, ""); err != nil || len(counts) != 1 || counts["hello"] != 3 {
+		t.Errorf("CountEnvironments = %v, %v; want hello: 3", counts, err)
+	}
+	if counts, err := s.CountEnvironments(ctx, "other"); err != nil || len(counts) != 0 {
+		t.Errorf("CountEnvironments of a project without any = %v, %v", counts, err)
 	}
 	// A build of a recorded target becomes its environment's build.
 	nb := build("2.0.0")
