@@ -1,11 +1,13 @@
 package clone
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -13,11 +15,17 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 )
 
-// consolidate merges the small packs that pushes and fetches leave behind
-// into one, so object lookups, which consult every pack index, do not slow
-// down as they pile up. The largest pack, normally the initial clone, is left
-// as it is: go-git rewriting it takes tens of seconds on a long history (32 s
-// for 20,000 commits here), while merging the small ones costs milliseconds.
+// consolidate merges the small packs that pushes and fetches leave behind,
+// so object lookups, which consult every pack index, do not slow down as
+// they pile up. Which packs it merges is chosen as git's geometric repack
+// does (pickMerge): each object is merged again only a logarithmic number
+// of times, and a merge never takes a pack of more than mergeCap objects,
+// so its cost and memory stay bounded however long the bot runs (merging
+// everything but the largest pack every time re-encoded every object
+// pushed since the start, ever more slowly, and its peak memory grew with
+// it). The largest pack, normally the initial clone, is never merged:
+// go-git rewriting it takes tens of seconds on a long history (32 s for
+// 20,000 commits here).
 func (r *Repo) consolidate() error {
 	packs, err := r.stor.ObjectPacks()
 	if err != nil {
@@ -27,9 +35,13 @@ func (r *Repo) consolidate() error {
 		return nil
 	}
 	start := time.Now()
-	small, err := r.smallPacks(packs)
+	sized, err := r.packSizes(packs)
 	if err != nil {
 		return err
+	}
+	small := pickMerge(sized, mergeCap)
+	if len(small) < 2 {
+		return nil // every pack but the largest is full: nothing to gain
 	}
 	var objects []plumbing.Hash
 	for _, p := range small {
@@ -68,25 +80,75 @@ func (r *Repo) consolidate() error {
 	return nil
 }
 
-// smallPacks returns every pack but the largest.
-func (r *Repo) smallPacks(packs []plumbing.Hash) ([]plumbing.Hash, error) {
-	largest, size := -1, int64(-1)
+// mergeCap is the most objects a pack may hold to be merged into another:
+// a larger one is left as it is. go-git's encoder holds every object of a
+// merge in memory while it looks for deltas; 16,384 objects of a config
+// repository (trees of a few hundred entries, small files) keep that to
+// tens of MiB. The packs left behind are one per 16,384 objects pushed
+// (a few thousand commits each).
+const mergeCap = 1 << 14
+
+// sizedPack is a pack and how many objects it holds.
+type sizedPack struct {
+	hash    plumbing.Hash
+	objects int64
+}
+
+// pickMerge chooses the packs to merge, as `git repack --geometric=2`
+// does. Of the packs it may merge (sorted by size; never the largest pack
+// nor one of more than limit objects), those at the top that each hold at
+// least twice the one below stay; the rest are merged, with every next pack
+// that holds fewer than twice their objects. The packs left form a
+// progression in which each holds at least twice the one before, so an
+// object is merged again only a logarithmic number of times. When the
+// packs already form one, the two smallest are merged (consolidate runs
+// only when there are too many packs).
+func pickMerge(packs []sizedPack, limit int64) []plumbing.Hash {
+	if len(packs) < 2 {
+		return nil
+	}
+	sorted := slices.Clone(packs)
+	slices.SortStableFunc(sorted, func(a, b sizedPack) int { return cmp.Compare(a.objects, b.objects) })
+	sorted = sorted[:len(sorted)-1] // the largest
+	m := 0
+	for m < len(sorted) && sorted[m].objects <= limit {
+		m++
+	}
+	sorted = sorted[:m]
+	if len(sorted) < 2 {
+		return nil
+	}
+	top := len(sorted) - 1
+	for top > 0 && sorted[top].objects >= 2*sorted[top-1].objects {
+		top--
+	}
+	top = max(top, 1) // a whole progression: the two smallest
+	var chosen []plumbing.Hash
+	var sum int64
+	for i, p := range sorted {
+		if i > top && p.objects >= 2*sum {
+			break
+		}
+		chosen = append(chosen, p.hash)
+		sum += p.objects
+	}
+	return chosen
+}
+
+// packSizes tells how many objects each pack holds, from the size of its
+// index (version 2: a 1,032-byte header and fan-out, 28 bytes per object
+// and 8 more per object past 2 GiB, and two 20-byte checksums), so that no
+// index is read.
+func (r *Repo) packSizes(packs []plumbing.Hash) ([]sizedPack, error) {
+	out := make([]sizedPack, len(packs))
 	for i, p := range packs {
-		fi, err := os.Stat(r.packPath(p, "pack"))
+		fi, err := os.Stat(r.packPath(p, "idx"))
 		if err != nil {
 			return nil, fmt.Errorf("merge packs: %w", err)
 		}
-		if fi.Size() > size {
-			largest, size = i, fi.Size()
-		}
+		out[i] = sizedPack{hash: p, objects: max(0, (fi.Size()-1072)/28)}
 	}
-	var small []plumbing.Hash
-	for i, p := range packs {
-		if i != largest {
-			small = append(small, p)
-		}
-	}
-	return small, nil
+	return out, nil
 }
 
 func (r *Repo) packPath(h plumbing.Hash, ext string) string {
