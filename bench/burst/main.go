@@ -3,6 +3,7 @@
 // how many pushes that needed, and the process's peak RSS.
 //
 //	go run ./bench/burst -remote /path/to/bare.git -n 200
+//	go run ./bench/burst -remote http://user:password@127.0.0.1:PORT/config.git -n 200
 package main
 
 import (
@@ -11,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"runtime/pprof"
 	"sync"
@@ -30,7 +32,7 @@ func main() {
 }
 
 func run() error {
-	remote := flag.String("remote", "", "bare config repo (built by bench/mkrepo)")
+	remote := flag.String("remote", "", "bare config repo (built by bench/mkrepo), or its smart-HTTP URL (bench/serve)")
 	n := flag.Int("n", 200, "bumps to submit at once, one per environment")
 	apps := flag.Int("apps", 500, "apps in the repo; bumps are spread over them")
 	dir := flag.String("dir", "", "the bot's persistent clone; reused when it exists (default: a fresh temp dir)")
@@ -51,7 +53,8 @@ func run() error {
 	}
 	ctx := context.Background()
 	start := time.Now()
-	repo, err := clone.Open(ctx, clone.Options{URL: *remote, Dir: *dir, Logger: logger(*verbose)})
+	url, auth := remoteAuth(*remote)
+	repo, err := clone.Open(ctx, clone.Options{URL: url, Auth: auth, Dir: *dir, Logger: logger(*verbose)})
 	if err != nil {
 		return err
 	}
@@ -117,4 +120,18 @@ func logger(verbose bool) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
+
+// remoteAuth splits the credentials off an http(s) remote such as the one
+// bench/serve prints: the bot takes them as clone.Auth, never in the URL.
+// Anything else (a path) is returned as it is.
+func remoteAuth(remote string) (string, clone.Auth) {
+	u, err := neturl.Parse(remote)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User == nil {
+		return remote, clone.Auth{}
+	}
+	password, _ := u.User.Password()
+	auth := clone.Auth{Username: u.User.Username(), Password: password}
+	u.User = nil
+	return u.String(), auth
 }

@@ -72,7 +72,7 @@ func run() error {
 	flag.StringVar(&o.mode, "mode", "ingest", "ingest, latency or sustain")
 	flag.IntVar(&o.clients, "c", 32, "ingest: concurrent clients")
 	flag.DurationVar(&o.duration, "d", 10*time.Second, "ingest, sustain: how long to post")
-	flag.StringVar(&o.remote, "remote", "", "latency, sustain: bare config repo built by bench/mkrepo")
+	flag.StringVar(&o.remote, "remote", "", "latency, sustain: bare config repo built by bench/mkrepo, or its smart-HTTP URL (bench/serve)")
 	flag.IntVar(&o.apps, "apps", 500, "apps in the repo (projects app-000 …)")
 	flag.IntVar(&o.single, "single", 30, "latency: builds posted one after another")
 	flag.IntVar(&o.burst, "burst", 200, "latency: builds posted at once")
@@ -114,7 +114,8 @@ func run() error {
 // config makes a configuration with one project per app of the bench repo.
 func config(o options, dir string) (*promote.Config, error) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "dataDir: %s\ngitops:\n  repo: %s\nprojects:\n", dir, cmpOr(o.remote, "unused"))
+	remote, _ := remoteAuth(o.remote)
+	fmt.Fprintf(&b, "dataDir: %s\ngitops:\n  repo: %s\nprojects:\n", dir, cmpOr(remote, "unused"))
 	for i := range o.apps {
 		app := fmt.Sprintf("app-%03d", i)
 		fmt.Fprintf(&b, "- id: %s\n  url: https://%s.example.com\n  channel: C0BENCH\n  owners: [UOWN1]\n  image: registry.example.com/acme/%s\n  path: apps/%s\n  requiredApprovals: 0\n  maxQAEnvironments: 0\n",
@@ -232,7 +233,8 @@ func latency(ctx context.Context, o options, cfg *promote.Config, st promote.Sto
 	if o.remote == "" {
 		return errors.New("-remote is required for -mode latency")
 	}
-	repo, err := clone.Open(ctx, clone.Options{URL: o.remote, Dir: filepath.Join(dir, "config-repo.git"),
+	remote, auth := remoteAuth(o.remote)
+	repo, err := clone.Open(ctx, clone.Options{URL: remote, Auth: auth, Dir: filepath.Join(dir, "config-repo.git"),
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err

@@ -37,7 +37,8 @@ func sustain(ctx context.Context, o options, cfg *promote.Config, st promote.Sto
 		return errors.New("-rate and -envs must be positive")
 	}
 	var pushes atomic.Int64
-	repo, err := clone.Open(ctx, clone.Options{URL: o.remote, Dir: filepath.Join(dir, "config-repo.git"),
+	remote, auth := remoteAuth(o.remote)
+	repo, err := clone.Open(ctx, clone.Options{URL: remote, Auth: auth, Dir: filepath.Join(dir, "config-repo.git"),
 		Logger:      slog.New(onlyMessage{"merged packs", slog.NewTextHandler(os.Stdout, nil)}),
 		ObservePush: func(time.Duration) { pushes.Add(1) }})
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/memory"
@@ -59,13 +58,13 @@ func (s *staged) EncodedObjectSize(h plumbing.Hash) (int64, error) {
 
 func (s *staged) AddAlternate(remote string) error { return s.base.AddAlternate(remote) }
 
-// commit stores the listed objects in the clone as one pack.
-func (s *staged) commit(objects []plumbing.Hash) error {
+// commit stores a pack of staged objects (the one pushed) in the clone.
+func (s *staged) commit(pack []byte) error {
 	w, err := s.base.PackfileWriter()
 	if err != nil {
 		return fmt.Errorf("store pushed objects: %w", err)
 	}
-	_, err = packfile.NewEncoder(w, s, false).Encode(objects, 0)
+	_, err = w.Write(pack)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}

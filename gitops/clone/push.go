@@ -1,6 +1,7 @@
 package clone
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,10 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp/capability"
-	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 
@@ -121,12 +120,11 @@ func (s *session) tip(ref plumbing.ReferenceName) plumbing.Hash {
 
 func (s *session) close() error { return s.sess.Close() }
 
-// push updates ref on the remote from old to new, sending exactly the objects
-// listed (the ones this process wrote), so its cost does not grow with the
+// push updates ref on the remote from old to new, sending pack, the objects
+// this process wrote (encodePack), so its cost does not grow with the
 // history: it never walks it. The remote already has everything reachable
 // from old, and refuses the update if ref is no longer at old.
-func (s *session) push(ctx context.Context, st storer.EncodedObjectStorer,
-	ref plumbing.ReferenceName, old, new plumbing.Hash, objects []plumbing.Hash) error {
+func (s *session) push(ctx context.Context, ref plumbing.ReferenceName, old, new plumbing.Hash, pack []byte) error {
 	req := packp.NewReferenceUpdateRequestFromCapabilities(s.ar.Capabilities)
 	req.Commands = []*packp.Command{{Name: ref, Old: old, New: new}}
 	// With the side band, the server's own words (a hook saying why it
@@ -139,23 +137,10 @@ func (s *session) push(ctx context.Context, st storer.EncodedObjectStorer,
 		req.Capabilities.Set(capability.Sideband) //nolint:errcheck // as above
 		req.Progress = &said
 	}
-	rd, wr := io.Pipe()
-	req.Packfile = rd
-	done := make(chan error, 1)
-	go func() {
-		_, err := packfile.NewEncoder(wr, st, false).Encode(objects, 0)
-		done <- wr.CloseWithError(err)
-	}()
+	req.Packfile = io.NopCloser(bytes.NewReader(pack))
 	rs, err := s.sess.ReceivePack(ctx, req)
 	if err != nil {
-		if cerr := rd.CloseWithError(err); cerr != nil {
-			return fmt.Errorf("push %s: %w", ref, err)
-		}
-		<-done
 		return pushError(ref, err, said.text())
-	}
-	if err := <-done; err != nil {
-		return fmt.Errorf("push %s: encode pack: %w", ref, err)
 	}
 	if rs != nil {
 		if err := rs.Error(); err != nil {

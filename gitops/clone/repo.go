@@ -105,9 +105,13 @@ type Repo struct {
 	// tokenForgotten is set once a refused token was forgotten, until a
 	// push succeeds: a second refusal is then terminal (writer goroutine).
 	tokenForgotten bool
-	stop           chan struct{}
-	done           chan struct{}
-	closed         chan struct{}
+	// carried holds the changes taken from reqs while a push was under way
+	// (speculateWhilePushing), in order, for the next batch (writer
+	// goroutine).
+	carried []*request
+	stop    chan struct{}
+	done    chan struct{}
+	closed  chan struct{}
 }
 
 type request struct {
@@ -120,6 +124,9 @@ type request struct {
 	// once, when set, makes the change a no-op if it landed already
 	// (ApplyOnce).
 	once *Once
+	// early is the edit's run on the tree of a commit being pushed when
+	// the change arrived, nil if there was none (speculateWhilePushing).
+	early *earlyGuess
 }
 
 type reply struct {

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
 
@@ -200,4 +201,71 @@ func cleanName(name string) string {
 		return ""
 	}
 	return name
+}
+
+// While a push is under way the writer only waits for the remote. The
+// changes that arrive meanwhile are taken up at once: their edits run on the
+// tree being pushed, which is where the next round starts when the push
+// succeeds and nobody else pushed; that round then replays them (applyAll)
+// instead of running them again. On any other tree they run as usual.
+
+// earlyGuess is an edit's run on the tree of a commit being pushed.
+type earlyGuess struct {
+	tree  plumbing.Hash
+	guess *guess
+}
+
+// speculateWhilePushing takes the changes queued on reqs, up to MaxBatch,
+// into r.carried while the commit tip is pushed, and runs the edits of those
+// for the config branch on tip's tree, at most GOMAXPROCS at a time. Call
+// the returned stop when the push returned: it takes no more and waits for
+// the edits running. Only reads reach st, one at a time; the caller must not
+// change st until stop returned.
+func (r *Repo) speculateWhilePushing(st storer.EncodedObjectStorer, tip plumbing.Hash) (stop func()) {
+	c, err := object.GetCommit(st, tip)
+	if err != nil {
+		return func() {} // the next round runs the edits as usual
+	}
+	tree := c.TreeHash
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ls := &lockedReader{EncodedObjectStorer: st}
+		work := make(chan *request)
+		var wg sync.WaitGroup
+		defer func() {
+			close(work)
+			wg.Wait()
+		}()
+		for range runtime.GOMAXPROCS(0) {
+			wg.Go(func() {
+				for req := range work {
+					rec := &recorder{f: newTree(ls, tree)}
+					o, err := runEdit(req.edit, rec)
+					req.early = &earlyGuess{tree: tree, guess: &guess{out: o, err: err, touched: rec.touched, ops: rec.ops}}
+				}
+			})
+		}
+		for len(r.carried) < r.opts.MaxBatch {
+			select {
+			case <-quit:
+				return
+			case req := <-r.reqs:
+				r.carried = append(r.carried, req)
+				if req.branch != "" {
+					continue
+				}
+				select {
+				case work <- req:
+				case <-quit:
+					return
+				}
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -149,5 +151,98 @@ func TestBatchSameAsOneByOne(t *testing.T) {
 		if got := runs[i].Load(); got != want {
 			t.Errorf("edit %d ran %d times, want %d", i, got, want)
 		}
+	}
+}
+
+// TestChangesDuringAPushRunOnItsTree queues a batch of edits while a push is
+// under way: they run at once on the tree being pushed, and the next round,
+// which starts from that tree, replays those whose paths no earlier edit of
+// the batch changed. The history is the one the edits give one at a time.
+func TestChangesDuringAPushRunOnItsTree(t *testing.T) {
+	defer runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0)))
+	runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0)))
+	now := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	hold := func(f clone.Files) (clone.Outcome, error) {
+		return clone.Outcome{Subject: "hold"}, f.WriteFile("hold.txt", []byte("x"))
+	}
+
+	// One at a time, on a local remote.
+	oneBare := gittest.NewRemote(t, seed)
+	one := clonetest.Open(t, oneBare, func(o *clone.Options) { o.Now, o.MaxBatch = now, 1 })
+	apply(t, one, hold)
+	wantRuns := make([]atomic.Int32, 12)
+	edits := batchEdits(wantRuns)
+	wantRes := make([]clone.Result, len(edits))
+	wantErrs := make([]error, len(edits))
+	for i, e := range edits {
+		wantRes[i], wantErrs[i] = one.Apply(context.Background(), e)
+	}
+	wantLog := gittest.Git(t, oneBare, "log", "--format=%T %s", "main")
+
+	// Queued while the first push waits at the server.
+	bare := gittest.NewRemote(t, seed)
+	srv := gittest.NewServer(t, filepath.Dir(bare), "u", "p")
+	pushing := make(chan struct{})
+	release := make(chan struct{})
+	var first sync.Once
+	srv.Intercept(func(_ http.ResponseWriter, req *http.Request) bool {
+		if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/"+gittest.ReceivePack) {
+			first.Do(func() {
+				close(pushing)
+				<-release
+			})
+		}
+		return false
+	})
+	r := clonetest.Open(t, srv.RepoURL(bare), func(o *clone.Options) {
+		o.Now, o.Auth = now, clone.Auth{Username: "u", Password: "p"}
+	})
+	var wg sync.WaitGroup
+	wg.Go(func() { apply(t, r, hold) })
+	<-pushing
+	runs := make([]atomic.Int32, 12)
+	edits = batchEdits(runs)
+	res := make([]clone.Result, len(edits))
+	errs := make([]error, len(edits))
+	for i, e := range edits {
+		wg.Go(func() { res[i], errs[i] = r.Apply(context.Background(), e) })
+		time.Sleep(20 * time.Millisecond) // queued in order
+	}
+	// Every edit ran once on the tree being pushed before the push ends.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		ran := 0
+		for i := range runs {
+			ran += int(runs[i].Load())
+		}
+		if ran == len(runs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d edits ran during the push", ran, len(runs))
+		}
+	}
+	close(release)
+	wg.Wait()
+
+	if log := gittest.Git(t, bare, "log", "--format=%T %s", "main"); log != wantLog {
+		t.Errorf("history:\n%s\none by one:\n%s", log, wantLog)
+	}
+	for i := range res {
+		if res[i].Changed != wantRes[i].Changed || res[i].Subject != wantRes[i].Subject || (errs[i] == nil) != (wantErrs[i] == nil) {
+			t.Errorf("edit %d: %+v, %v; one by one: %+v, %v", i, res[i], errs[i], wantRes[i], wantErrs[i])
+		}
+	}
+	for i := range runs {
+		want := int32(1)
+		switch i {
+		case 3, 4, 5, 7, 8, 9:
+			want = 2
+		}
+		if got := runs[i].Load(); got != want {
+			t.Errorf("edit %d ran %d times, want %d", i, got, want)
+		}
+	}
+	if pushes := srv.Pushes(); pushes != 2 {
+		t.Errorf("%d pushes, want 2 (the held one, then the batch)", pushes)
 	}
 }

@@ -20,9 +20,25 @@ import (
 func (r *Repo) loop() {
 	defer close(r.done)
 	for {
+		if len(r.carried) > 0 {
+			// Changes taken up during the last push go first; reads
+			// queued meanwhile are answered before them.
+			select {
+			case <-r.stop:
+				r.drain()
+				return
+			case first := <-r.reads:
+				r.serveReads(first)
+			default:
+			}
+			batch := r.carried
+			r.carried = nil
+			r.run(r.batch(batch))
+			continue
+		}
 		select {
 		case first := <-r.reqs:
-			r.run(r.batch(first))
+			r.run(r.batch([]*request{first}))
 		case first := <-r.reads:
 			r.serveReads(first)
 		case <-r.stop:
@@ -32,9 +48,8 @@ func (r *Repo) loop() {
 	}
 }
 
-// batch returns first and the changes queued behind it.
-func (r *Repo) batch(first *request) []*request {
-	batch := []*request{first}
+// batch returns batch and the changes queued behind it.
+func (r *Repo) batch(batch []*request) []*request {
 	for len(batch) < r.opts.MaxBatch {
 		select {
 		case req := <-r.reqs:
@@ -47,6 +62,10 @@ func (r *Repo) batch(first *request) []*request {
 }
 
 func (r *Repo) drain() {
+	for _, req := range r.carried {
+		req.reply <- reply{err: ErrClosed}
+	}
+	r.carried = nil
 	for {
 		select {
 		case req := <-r.reqs:
@@ -169,7 +188,15 @@ func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, 
 		return true, nil
 	}
 	start := time.Now()
-	if err := s.push(ctx, st, r.ref, known, newTip, objects); err != nil {
+	pack, err := encodePack(st, objects)
+	if err != nil {
+		r.replyAll(*batch, err)
+		return true, nil
+	}
+	stopEarly := r.speculateWhilePushing(st, newTip)
+	err = s.push(ctx, r.ref, known, newTip, pack)
+	stopEarly()
+	if err != nil {
 		r.opts.Logger.Info("push config repo", "commits", len(commits), "err", redact(err, r.opts.URL, r.opts.Auth))
 		return r.failIfPermanent(*batch, err)
 	}
@@ -181,7 +208,7 @@ func (r *Repo) round(ctx context.Context, batch *[]*request, last error) (bool, 
 	// The push made the changes durable and their callers have their answers;
 	// keeping a local copy of the objects is for the next round.
 	start = time.Now()
-	if err := st.commit(objects); err != nil {
+	if err := st.commit(pack); err != nil {
 		r.opts.Logger.Warn("store pushed objects", "err", err)
 		newTip = plumbing.ZeroHash // the next round fetches them instead
 	}
@@ -287,15 +314,32 @@ func (r *Repo) applyAll(st *staged, batch []*request, tip plumbing.Hash) ([]pend
 		run[i] = req
 		n++
 	}
-	var guesses []*guess
+	// Edits run during the last push on this very tree need not run again.
+	guesses := make([]*guess, len(run))
+	fresh := make([]*request, len(run))
+	early := 0
+	for i, req := range run {
+		switch {
+		case req == nil:
+		case req.early != nil && req.early.tree == baseTree:
+			guesses[i] = req.early.guess
+			early++
+		default:
+			fresh[i] = req
+		}
+	}
 	start := time.Now()
-	if n > 1 && runtime.GOMAXPROCS(0) > 1 {
-		guesses = speculate(st, baseTree, run)
+	if n-early > 1 && runtime.GOMAXPROCS(0) > 1 {
+		for i, g := range speculate(st, baseTree, fresh) {
+			if fresh[i] != nil {
+				guesses[i] = g
+			}
+		}
 	}
 	speculated := time.Since(start)
 	replayed := 0
 	defer func() {
-		r.opts.Logger.Debug("applied batch", "edits", n, "replayed", replayed,
+		r.opts.Logger.Debug("applied batch", "edits", n, "early", early, "replayed", replayed,
 			"speculate", speculated, "took", time.Since(start))
 	}()
 	var changed changedPaths
@@ -496,13 +540,18 @@ func (r *Repo) branchRound(ctx context.Context, req *request) (bool, error) {
 	}
 	ref := plumbing.NewBranchReferenceName(req.branch)
 	old := s.tip(ref)
-	if err := s.push(ctx, st, ref, old, newTip, objects); err != nil {
+	pack, err := encodePack(st, objects)
+	if err != nil {
+		r.replyAll(batch, err)
+		return true, nil
+	}
+	if err := s.push(ctx, ref, old, newTip, pack); err != nil {
 		r.opts.Logger.Info("push branch", "branch", req.branch, "err", redact(err, r.opts.URL, r.opts.Auth))
 		return r.failIfPermanent(batch, err)
 	}
 	r.pushed(commits, newTip, len(objects), 0)
 	r.tokenForgotten = false
-	if err := st.commit(objects); err != nil {
+	if err := st.commit(pack); err != nil {
 		r.opts.Logger.Warn("store pushed objects", "err", err)
 	}
 	return true, nil
