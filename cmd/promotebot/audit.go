@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -309,7 +311,8 @@ func writeChanges(w io.Writer, format string, changes []history.Change, verified
 
 // streamChanges prints the history as json or csv as history.Walk finds
 // it, newest first, as writeChanges would, holding no more than one change.
-func streamChanges(ctx context.Context, w io.Writer, a *auditRun) error {
+func streamChanges(ctx context.Context, out io.Writer, a *auditRun) error {
+	w := bufio.NewWriterSize(out, 64<<10)
 	var write func(history.Change) error
 	var cw *csv.Writer
 	switch a.format {
@@ -324,14 +327,12 @@ func streamChanges(ctx context.Context, w io.Writer, a *auditRun) error {
 		}
 		write = func(c history.Change) error { return cw.Write(csvRecord(c)) }
 	}
-	if err := history.Walk(ctx, a.src, a.opts, write); err != nil {
-		return err
-	}
+	err := history.Walk(ctx, a.src, a.opts, write)
 	if cw != nil {
 		cw.Flush()
-		return cw.Error()
+		err = errors.Join(err, cw.Error())
 	}
-	return nil
+	return errors.Join(err, w.Flush())
 }
 
 // stableJSON gives every list field a value, so that each object has the

@@ -204,7 +204,11 @@ func (w *historyWalker) productionDiffers(folder string, a, b plumbing.Hash) (bo
 	if ka == "" || kb == "" {
 		return true, nil
 	}
-	ra, rb := w.render(a, folder, ka), w.render(b, folder, kb)
+	// b first: the walk goes from the newest commit, so b is usually what
+	// a newer commit rendered as its a, which the render of a must not push
+	// out.
+	rb := w.render(b, folder, kb)
+	ra := w.render(a, folder, ka)
 	if ra.err != nil || rb.err != nil {
 		return true, nil
 	}
