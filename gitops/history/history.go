@@ -313,8 +313,12 @@ func (w *historyWalker) walk(ctx context.Context, tip plumbing.Hash, fn func(Cha
 		if err != nil {
 			return err
 		}
+		var older plumbing.Hash
+		if len(parents) > 0 {
+			older = parents[0].Hash
+		}
 		for _, ch := range found {
-			keep, err := w.settle(ctx, tip, &ch)
+			keep, err := w.settle(ctx, older, &ch)
 			if err != nil {
 				return err
 			}
@@ -355,19 +359,20 @@ type guess struct {
 }
 
 // settle judges a change of a guessed folder again with the project that
-// the whole history teaches for that folder (learnAll, read on the first
-// guess): a change the commit's own production trailers cover for that
-// project is no person's change after all (false). A folder is guessed only
-// while no newer commit taught its project, so the project the whole
-// history teaches is the one the older commits teach.
-func (w *historyWalker) settle(ctx context.Context, tip plumbing.Hash, ch *Change) (bool, error) {
+// the history older than its commit teaches for that folder (learnAll from
+// older, its first parent, zero for the root; read on the first guess): a
+// change the commit's own production trailers cover for that project is no
+// person's change after all (false). A folder is guessed only while no
+// newer commit taught its project, so what the history from the first
+// guess's parent teaches serves every later (older) guess too.
+func (w *historyWalker) settle(ctx context.Context, older plumbing.Hash, ch *Change) (bool, error) {
 	g := ch.guess
 	if g == nil {
 		return true, nil
 	}
 	ch.guess = nil
 	if w.taught == nil {
-		taught, err := w.learnAll(ctx, tip)
+		taught, err := w.learnAll(ctx, older)
 		if err != nil {
 			return false, err
 		}
@@ -382,11 +387,14 @@ func (w *historyWalker) settle(ctx context.Context, tip plumbing.Hash, ch *Chang
 	return true, nil
 }
 
-// learnAll reads the first-parent history from tip to the root for what
-// learn takes from it, and returns the project of each folder it names:
-// what learn would know at the end of the walk.
+// learnAll reads the first-parent history from tip (zero: none) to the
+// root for what learn takes from it, and returns the project of each folder
+// it names.
 func (w *historyWalker) learnAll(ctx context.Context, tip plumbing.Hash) (map[string]string, error) {
 	taught := map[string]string{}
+	if tip.IsZero() {
+		return taught, nil
+	}
 	for h, n := tip, 0; ; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
