@@ -2,6 +2,7 @@
 // gittest.MakeConfigRepo) and prints the bare repository's path.
 //
 //	go run ./bench/mkrepo -apps 500 -commits 20000 -out bench/out/500x20000
+//	go run ./bench/mkrepo -apps 500 -commits 20000 -people -out bench/out/p20
 package main
 
 import (
@@ -28,6 +29,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	apps := fs.Int("apps", 500, "number of apps (app-000, …)")
 	commits := fs.Int("commits", 1000, "commits of history on main, the initial one included")
+	people := fs.Bool("people", false, "every commit after the initial one is a person's edit of production, without promotebot trailers")
 	out := fs.String("out", "", "directory that receives config.git (required; config.git must not exist)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -37,7 +39,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-out is required and no arguments are accepted")
 	}
 	start := time.Now()
-	bare, err := gittest.MakeConfigRepo(*out, *apps, *commits)
+	bare, err := gittest.MakeConfigRepoWith(*out, gittest.ConfigRepoOptions{Apps: *apps, Commits: *commits, People: *people})
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -84,6 +87,9 @@ func runAudit(c *cli.Context, d deps) error {
 		return runAuditReport(c, d, a)
 	case a.check:
 		return runAuditCheck(c, d, a)
+	}
+	if a.opts.KeyRing == "" && (a.format == "json" || a.format == "csv") {
+		return streamChanges(c.Context, d.stdout, a)
 	}
 	changes, err := history.Read(c.Context, a.src, a.opts)
 	if err != nil {
@@ -301,6 +307,32 @@ func writeChanges(w io.Writer, format string, changes []history.Change, verified
 		return cw.Error()
 	}
 	return writeChangesTable(w, changes, verified, wide)
+}
+
+// streamChanges prints the history as json or csv as history.Walk finds
+// it, newest first, as writeChanges would, holding no more than one change.
+func streamChanges(ctx context.Context, out io.Writer, a *auditRun) error {
+	w := bufio.NewWriterSize(out, 64<<10)
+	var write func(history.Change) error
+	var cw *csv.Writer
+	switch a.format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		write = func(c history.Change) error { return enc.Encode(stableJSON(c)) }
+	default:
+		cw = csv.NewWriter(w)
+		if err := cw.Write(csvHeader); err != nil {
+			return err
+		}
+		write = func(c history.Change) error { return cw.Write(csvRecord(c)) }
+	}
+	err := history.Walk(ctx, a.src, a.opts, write)
+	if cw != nil {
+		cw.Flush()
+		err = errors.Join(err, cw.Error())
+	}
+	return errors.Join(err, w.Flush())
 }
 
 // stableJSON gives every list field a value, so that each object has the

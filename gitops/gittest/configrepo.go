@@ -75,6 +75,31 @@ func AppFiles(app string) (map[string]string, error) {
 // 20,000 commits take seconds. The repository is built under a temporary name and renamed at
 // the end, so an interrupted build leaves no config.git behind.
 func MakeConfigRepo(dir string, apps, commits int) (string, error) {
+	return MakeConfigRepoWith(dir, ConfigRepoOptions{Apps: apps, Commits: commits})
+}
+
+// ConfigRepoOptions describes the history MakeConfigRepoWith builds.
+type ConfigRepoOptions struct {
+	// Apps and Commits are MakeConfigRepo's apps and commits.
+	Apps, Commits int
+	// People, when set, makes every commit after the initial one a
+	// person's edit of production: the same newTag change as the bot's
+	// promotion, but by PersonAuthor (author and committer) with the plain
+	// message "Bump <app> to <tag>" and no promotebot trailers, so an audit
+	// must judge each one by what it changes.
+	People bool
+}
+
+// The author and committer of the commits of ConfigRepoOptions.People.
+const (
+	PersonName  = "Pat Operator"
+	PersonEmail = "pat@example.com"
+)
+
+// MakeConfigRepoWith is MakeConfigRepo with the history opts describes. The
+// same options give the same commit hashes.
+func MakeConfigRepoWith(dir string, opts ConfigRepoOptions) (string, error) {
+	apps, commits := opts.Apps, opts.Commits
 	if apps < 1 || commits < 1 {
 		return "", fmt.Errorf("make config repo: need at least one app and one commit, got %d and %d", apps, commits)
 	}
@@ -92,7 +117,7 @@ func MakeConfigRepo(dir string, apps, commits int) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("make config repo: %w", err)
 	}
-	if err := buildConfigRepo(tmp, apps, commits); err != nil {
+	if err := buildConfigRepo(tmp, opts); err != nil {
 		return "", errors.Join(fmt.Errorf("make config repo: %w", err), os.RemoveAll(tmp))
 	}
 	if err := os.Rename(tmp, bare); err != nil {
@@ -114,7 +139,7 @@ func MakeConfigRepoTB(tb testing.TB, apps, commits int) string {
 
 // buildConfigRepo initializes a bare repository at dir and fast-imports the
 // history into it.
-func buildConfigRepo(dir string, apps, commits int) error {
+func buildConfigRepo(dir string, opts ConfigRepoOptions) error {
 	if _, err := RunGit("", "init", "-q", "--bare", "-b", "main", dir); err != nil {
 		return err
 	}
@@ -133,7 +158,7 @@ func buildConfigRepo(dir string, apps, commits int) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("fast-import: %w", err)
 	}
-	werr := writeHistory(stdin, apps, commits)
+	werr := writeHistory(stdin, opts)
 	cerr := stdin.Close()
 	err = cmd.Wait()
 	switch {
@@ -170,12 +195,19 @@ func (im *importer) data(s string) {
 	im.printf("data %d\n%s\n", len(s), s)
 }
 
-// commit starts commit n on main with msg; file changes follow.
+// commit starts commit n on main with msg, by the gittest author and
+// committer; file changes follow.
 func (im *importer) commit(n int, msg string) {
+	im.commitBy(n, AuthorName+" <"+AuthorEmail+">", CommitterName+" <"+CommitterEmail+">", msg)
+}
+
+// commitBy starts commit n on main with msg, by author and committer
+// ("Name <email>"); file changes follow.
+func (im *importer) commitBy(n int, author, committer, msg string) {
 	when := epoch + 60*n
 	im.printf("commit refs/heads/main\n")
-	im.printf("author %s <%s> %d +0000\n", AuthorName, AuthorEmail, when)
-	im.printf("committer %s <%s> %d +0000\n", CommitterName, CommitterEmail, when)
+	im.printf("author %s %d +0000\n", author, when)
+	im.printf("committer %s %d +0000\n", committer, when)
 	im.data(msg)
 }
 
@@ -185,8 +217,9 @@ func (im *importer) modify(path, content string) {
 	im.data(content)
 }
 
-// writeHistory streams the whole history of MakeConfigRepo into w.
-func writeHistory(w io.Writer, apps, commits int) error {
+// writeHistory streams the whole history of MakeConfigRepoWith into w.
+func writeHistory(w io.Writer, opts ConfigRepoOptions) error {
+	apps, commits := opts.Apps, opts.Commits
 	im := &importer{w: bufio.NewWriterSize(w, 256<<10)}
 	im.printf("feature done\n")
 	im.commit(0, InitialCommitMessage+"\n")
@@ -212,7 +245,12 @@ func writeHistory(w io.Writer, apps, commits int) error {
 	for n := 1; n < commits; n++ {
 		a := (n - 1) % apps
 		app, tag := AppName(a), fmt.Sprintf("1.0.%d", n)
-		im.commit(n, promoteMessage(app, tag))
+		if opts.People {
+			person := PersonName + " <" + PersonEmail + ">"
+			im.commitBy(n, person, person, fmt.Sprintf("Bump %s to %s\n", app, tag))
+		} else {
+			im.commit(n, promoteMessage(app, tag))
+		}
 		im.modify(path.Join("apps", app, ProductionOverlay),
 			strings.Replace(prod[a], templateTag, `newTag: "`+tag+`"`, 1))
 	}

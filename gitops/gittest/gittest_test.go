@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -370,5 +371,54 @@ func TestMakeConfigRepo(t *testing.T) {
 	}
 	if _, err := MakeConfigRepo(filepath.Dir(bare), 5, 20); err == nil {
 		t.Error("MakeConfigRepo overwrote an existing config.git")
+	}
+}
+
+func TestMakeConfigRepoPeople(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bare, err := MakeConfigRepoWith(dir, ConfigRepoOptions{Apps: 5, Commits: 20, People: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := Log(t, bare, "main")
+	if len(log) != 20 {
+		t.Fatalf("commits = %d, want 20", len(log))
+	}
+	// Commit n (n ≥ 1) is log[19-n]: a person's edit of app (n-1) mod 5.
+	for i, c := range log[:19] {
+		n := 19 - i
+		app, tag := AppName((n-1)%5), fmt.Sprintf("1.0.%d", n)
+		if c.AuthorName != PersonName || c.AuthorEmail != PersonEmail ||
+			c.CommitterName != PersonName || c.CommitterEmail != PersonEmail {
+			t.Errorf("commit %d by %s <%s>, committed by %s <%s>", n, c.AuthorName, c.AuthorEmail, c.CommitterName, c.CommitterEmail)
+		}
+		if want := "Bump " + app + " to " + tag; c.Subject != want || len(c.Trailers) != 0 {
+			t.Errorf("commit %d: subject %q, trailers %v; want %q and none", n, c.Subject, c.Trailers, want)
+		}
+		if got := ChangedFiles(t, bare, c.Hash); !reflect.DeepEqual(got, []string{"apps/" + app + "/" + ProductionOverlay}) {
+			t.Errorf("commit %d changed %v", n, got)
+		}
+	}
+	prod, _ := ReadFile(t, bare, "main", "apps/app-003/"+ProductionOverlay)
+	if !strings.Contains(prod, "    newTag: \"1.0.19\"\n") {
+		t.Errorf("app-003 production overlay:\n%s", prod)
+	}
+	if root := log[19]; root.Subject != InitialCommitMessage || root.AuthorName != AuthorName || len(ChangedFiles(t, bare, root.Hash)) != 25 {
+		t.Errorf("root commit %q by %s changed %d files", root.Subject, root.AuthorName, len(ChangedFiles(t, bare, root.Hash)))
+	}
+	// Deterministic, and a different history from the bot's.
+	again, err := MakeConfigRepoWith(t.TempDir(), ConfigRepoOptions{Apps: 5, Commits: 20, People: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Head(t, again, "main") != log[0].Hash {
+		t.Error("the same options gave a different history")
+	}
+	if Head(t, MakeConfigRepoTB(t, 5, 20), "main") == log[0].Hash {
+		t.Error("the people variant is the bot's history")
+	}
+	if root := Log(t, MakeConfigRepoTB(t, 5, 20), "main"); root[19].Hash != log[19].Hash {
+		t.Error("the initial commit differs between the variants")
 	}
 }

@@ -129,7 +129,7 @@ type Change struct {
 	TeardownRemoved bool `json:"teardownRemoved"`
 
 	// guess, while Read walks, marks a production change whose project was
-	// guessed from its folder's name (relabel).
+	// guessed from its folder's name (settle).
 	guess *guess
 	// pins, for a production change without trailers, are the images the
 	// production overlay pins after it (normalized): production ran them
@@ -210,37 +210,52 @@ func (o Options) matchesEnv(env string) bool {
 // production overlay is rendered before and after, but only when the files
 // it reads changed (productionKey) and the commit's trailers do not cover
 // it, so the bot's own commits and QA-only changes render nothing.
-func Read(ctx context.Context, src string, opts Options) (_ []Change, err error) {
+func Read(ctx context.Context, src string, opts Options) ([]Change, error) {
+	var changes []Change
+	err := Walk(ctx, src, opts, func(c Change) error {
+		changes = append(changes, c)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return changes, nil
+}
+
+// Walk calls fn with each change Read would return, in the same order
+// (newest first), as the walk finds them, so that nothing but what fn keeps
+// stays in memory. An error from fn stops the walk and is returned.
+func Walk(ctx context.Context, src string, opts Options, fn func(Change) error) (err error) {
 	if opts.Branch == "" {
 		opts.Branch = "main"
 	}
 	if opts.KeyRing != "" {
 		if _, err := openpgp.ReadArmoredKeyRing(strings.NewReader(opts.KeyRing)); err != nil {
-			return nil, fmt.Errorf("key ring: %w", err)
+			return fmt.Errorf("key ring: %w", err)
 		}
 	}
 	dir, cleanup, err := clone.ForReading(ctx, src, opts.Branch, opts.Auth)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() { err = errors.Join(err, cleanup()) }()
 	stor, repo, err := openForReading(dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() { err = errors.Join(err, stor.Close()) }()
 	ref, err := repo.Reference(plumbing.NewBranchReferenceName(opts.Branch), true)
 	if err != nil {
-		return nil, fmt.Errorf("branch %s of %s: %w", opts.Branch, clone.RedactURL(src), err)
+		return fmt.Errorf("branch %s of %s: %w", opts.Branch, clone.RedactURL(src), err)
 	}
 	packs, err := openPacks(stor.Filesystem())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() { err = errors.Join(err, closePacks(packs)) }()
 	w := &historyWalker{stor: stor, packs: packs, opts: opts, learned: map[string]string{}, objects: newObjectCache(),
-		renders: map[string]rendered{}}
-	return w.walk(ctx, ref.Hash())
+		renders: map[string][]rendered{}}
+	return w.walk(ctx, ref.Hash(), fn)
 }
 
 // openForReading opens the repository in dir (its .git when it has one)
@@ -263,37 +278,59 @@ type historyWalker struct {
 	packs   []*pack
 	opts    Options
 	objects *objectCache        // trees and their delta bases, by hash
-	renders map[string]rendered // by folder and productionKey
+	renders map[string][]rendered // by folder, newest first (render)
+	// renderBytes is the size of the renders kept.
+	renderBytes int
 	// learned names the project of a folder, without Options.ProjectPaths:
 	// the project of the newest QA commit of the bot that deployed into that
 	// folder alone (see projectID).
 	learned map[string]string
+	// taught is what learned is at the end of the walk (learnAll); nil
+	// until a guessed change needs it.
+	taught map[string]string
 }
 
-// walk follows first parents from tip to the root.
-func (w *historyWalker) walk(ctx context.Context, tip plumbing.Hash) ([]Change, error) {
+// walk follows first parents from tip to the root and gives fn each change
+// found, in order. A production change whose project was guessed from its
+// folder's name is judged again first (settle) with the project that older
+// commits name.
+func (w *historyWalker) walk(ctx context.Context, tip plumbing.Hash, fn func(Change) error) error {
 	c, err := w.commit(tip)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var changes []Change
 	for n := 0; ; n++ {
 		if n%1024 == 0 {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		parents, err := w.parents(c)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		found, err := w.changesOf(c, parents)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		changes = append(changes, found...)
+		var older plumbing.Hash
+		if len(parents) > 0 {
+			older = parents[0].Hash
+		}
+		for _, ch := range found {
+			keep, err := w.settle(ctx, older, &ch)
+			if err != nil {
+				return err
+			}
+			if !keep {
+				continue
+			}
+			if err := fn(ch); err != nil {
+				return err
+			}
+		}
 		if len(parents) == 0 {
-			return w.relabel(changes), nil
+			return nil
 		}
 		c = parents[0]
 	}
@@ -321,24 +358,89 @@ type guess struct {
 	facts  trailerFacts
 }
 
-// relabel judges the changes of guessed folders again with the project
-// learned from older commits: a change the commit's own production trailers
-// cover for that project is no person's change after all.
-func (w *historyWalker) relabel(changes []Change) []Change {
-	out := changes[:0]
-	for _, ch := range changes {
-		if g := ch.guess; g != nil {
-			ch.guess = nil
-			if id := w.learned[g.folder]; id != "" && id != ch.Project {
-				if g.facts.covers(id) {
-					continue
-				}
-				ch.Project = id
+// settle judges a change of a guessed folder again with the project that
+// the history older than its commit teaches for that folder (learnAll from
+// older, its first parent, zero for the root; read on the first guess): a
+// change the commit's own production trailers cover for that project is no
+// person's change after all (false). A folder is guessed only while no
+// newer commit taught its project, so what the history from the first
+// guess's parent teaches serves every later (older) guess too.
+func (w *historyWalker) settle(ctx context.Context, older plumbing.Hash, ch *Change) (bool, error) {
+	g := ch.guess
+	if g == nil {
+		return true, nil
+	}
+	ch.guess = nil
+	if w.taught == nil {
+		taught, err := w.learnAll(ctx, older)
+		if err != nil {
+			return false, err
+		}
+		w.taught = taught
+	}
+	if id := w.taught[g.folder]; id != "" && id != ch.Project {
+		if g.facts.covers(id) {
+			return false, nil
+		}
+		ch.Project = id
+	}
+	return true, nil
+}
+
+// learnAll reads the first-parent history from tip (zero: none) to the
+// root for what learn takes from it, and returns the project of each folder
+// it names.
+func (w *historyWalker) learnAll(ctx context.Context, tip plumbing.Hash) (map[string]string, error) {
+	taught := map[string]string{}
+	if tip.IsZero() {
+		return taught, nil
+	}
+	for h, n := tip, 0; ; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
 			}
 		}
-		out = append(out, ch)
+		c, err := w.commit(h)
+		if err != nil {
+			return nil, err
+		}
+		var first plumbing.Hash
+		if len(c.ParentHashes) > 0 {
+			first = c.ParentHashes[0]
+		}
+		if w.opts.matchesTime(c.Committer.When.UTC()) {
+			if err := w.learnFrom(c, taught); err != nil {
+				return nil, err
+			}
+		}
+		if first.IsZero() {
+			return taught, nil
+		}
+		h = first
 	}
-	return out
+}
+
+// learnFrom adds to taught what learn takes from the commit c.
+func (w *historyWalker) learnFrom(c *object.Commit, taught map[string]string) error {
+	parents, err := w.parents(c)
+	if err != nil {
+		return err
+	}
+	m := trailersOf(c, parents)
+	if !m.trailers || !learns(w.opts, m) {
+		return nil
+	}
+	var first plumbing.Hash
+	if len(parents) > 0 {
+		first = parents[0].TreeHash
+	}
+	folders, err := w.touched(first, c.TreeHash)
+	if err != nil {
+		return fmt.Errorf("diff %s: %w", c.Hash, err)
+	}
+	learnInto(taught, w.opts, folders, m)
+	return nil
 }
 
 // changesOf returns what one commit of the first-parent line did, filtered:

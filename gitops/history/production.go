@@ -22,12 +22,20 @@ import (
 // renders.
 const productionOverlay = "overlays/production"
 
-// maxCached bounds the walker's cache of renders: a walk compares each
-// commit with its parent, so only recent entries are reused.
-const maxCached = 256
+// The walker keeps, per project folder, its last rendersPerFolder renders:
+// a commit that changes a folder's production compares its render with the
+// parent's, and the parent's is the one the next (older) commit that
+// changes that folder renders after it, however many commits of other
+// folders lie between. maxRenderBytes bounds them all.
+const (
+	rendersPerFolder = 2
+	maxRenderBytes   = 16 << 20
+)
 
-// rendered is one render of a project's production overlay.
+// rendered is one render of a project's production overlay, whose
+// productionKey is key.
 type rendered struct {
+	key string
 	out []byte
 	err error
 }
@@ -128,11 +136,21 @@ func (w *historyWalker) projectID(folder string) string {
 // someone else's change. A forged QA commit can mislead this; only
 // --config (Options.ProjectPaths) cannot be.
 func (w *historyWalker) learn(folders []string, m trailerFacts) {
-	if len(w.opts.ProjectPaths) > 0 || len(folders) != 1 || m.project == "" || !strings.HasPrefix(m.env, "qa/") {
+	learnInto(w.learned, w.opts, folders, m)
+}
+
+// learns tells whether learn may take anything from trailers m.
+func learns(opts Options, m trailerFacts) bool {
+	return len(opts.ProjectPaths) == 0 && m.project != "" && strings.HasPrefix(m.env, "qa/")
+}
+
+// learnInto is learn into the map learned.
+func learnInto(learned map[string]string, opts Options, folders []string, m trailerFacts) {
+	if !learns(opts, m) || len(folders) != 1 {
 		return
 	}
-	if _, ok := w.learned[folders[0]]; !ok {
-		w.learned[folders[0]] = m.project
+	if _, ok := learned[folders[0]]; !ok {
+		learned[folders[0]] = m.project
 	}
 }
 
@@ -186,7 +204,11 @@ func (w *historyWalker) productionDiffers(folder string, a, b plumbing.Hash) (bo
 	if ka == "" || kb == "" {
 		return true, nil
 	}
-	ra, rb := w.render(a, folder, ka), w.render(b, folder, kb)
+	// b first: the walk goes from the newest commit, so b is usually what
+	// a newer commit rendered as its a, which the render of a must not push
+	// out.
+	rb := w.render(b, folder, kb)
+	ra := w.render(a, folder, ka)
 	if ra.err != nil || rb.err != nil {
 		return true, nil
 	}
@@ -194,18 +216,28 @@ func (w *historyWalker) productionDiffers(folder string, a, b plumbing.Hash) (bo
 }
 
 // render renders the production overlay of folder in the tree root, whose
-// productionKey is key, once per folder and key.
+// productionKey is key, once per folder and key while it is kept.
 func (w *historyWalker) render(root plumbing.Hash, folder, key string) rendered {
-	k := folder + "\x00" + key
-	if r, ok := w.renders[k]; ok {
-		return r
+	kept := w.renders[folder]
+	for _, r := range kept {
+		if r.key == key {
+			return r
+		}
 	}
-	var r rendered
+	r := rendered{key: key}
 	r.out, r.err = overlay.Render(clone.TreeFiles(w.stor, root), folder, productionOverlay)
-	if len(w.renders) >= maxCached {
+	if w.renderBytes > maxRenderBytes {
 		clear(w.renders)
+		w.renderBytes = 0
+		kept = nil
 	}
-	w.renders[k] = r
+	if len(kept) == rendersPerFolder {
+		last := kept[len(kept)-1]
+		w.renderBytes -= len(last.key) + len(last.out)
+		kept = kept[:len(kept)-1]
+	}
+	w.renders[folder] = append([]rendered{r}, kept...)
+	w.renderBytes += len(r.key) + len(r.out)
 	return r
 }
 
