@@ -277,7 +277,7 @@ type historyWalker struct {
 	stor    *filesystem.Storage
 	packs   []*pack
 	opts    Options
-	objects *objectCache        // trees and their delta bases, by hash
+	objects *objectCache          // trees and their delta bases, by hash
 	renders map[string][]rendered // by folder, newest first (render)
 	// renderBytes is the size of the renders kept.
 	renderBytes int
