@@ -229,30 +229,49 @@ func ingest(ctx context.Context, o options, cfg *promote.Config, st promote.Stor
 	return nil
 }
 
+// startBot opens the kept clone of -remote with opts, and serves the real
+// webhook handler on loopback with the real worker behind it; stop ends
+// both.
+func startBot(ctx context.Context, o options, cfg *promote.Config, st promote.Store, opts clone.Options) (string, func(), error) {
+	opts.URL, opts.Auth = remoteAuth(o.remote)
+	repo, err := clone.Open(ctx, opts)
+	if err != nil {
+		return "", nil, err
+	}
+	wake := make(chan struct{}, 1)
+	h := promote.NewServer(promote.ServerDeps{Config: cfg, Secrets: promote.Secrets{WebhookSecret: secret},
+		Store: st, Repo: gitops.Checker{}, Wake: wake})
+	base, stopServer, err := serve(h)
+	if err != nil {
+		repo.Close()
+		return "", nil, err
+	}
+	work, cancel := context.WithCancel(ctx)
+	svc := &promote.Service{Config: cfg, Store: st, Repo: gitops.NewConfigRepo(repo), Worker: "bench", Wake: wake,
+		Concurrency: o.jobs}
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		svc.Run(work) //nolint:errcheck // Run ends with work
+	}()
+	return base, func() {
+		stopServer()
+		cancel()
+		<-ran
+		repo.Close()
+	}, nil
+}
+
 func latency(ctx context.Context, o options, cfg *promote.Config, st promote.Store, dir string) error {
 	if o.remote == "" {
 		return errors.New("-remote is required for -mode latency")
 	}
-	remote, auth := remoteAuth(o.remote)
-	repo, err := clone.Open(ctx, clone.Options{URL: remote, Auth: auth, Dir: filepath.Join(dir, "config-repo.git"),
+	base, stop, err := startBot(ctx, o, cfg, st, clone.Options{Dir: filepath.Join(dir, "config-repo.git"),
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return err
 	}
-	defer repo.Close()
-	wake := make(chan struct{}, 1)
-	h := promote.NewServer(promote.ServerDeps{Config: cfg, Secrets: promote.Secrets{WebhookSecret: secret},
-		Store: st, Repo: gitops.Checker{}, Wake: wake})
-	base, stop, err := serve(h)
-	if err != nil {
-		return err
-	}
 	defer stop()
-	work, cancel := context.WithCancel(ctx)
-	defer cancel()
-	svc := &promote.Service{Config: cfg, Store: st, Repo: gitops.NewConfigRepo(repo), Worker: "bench", Wake: wake,
-		Concurrency: o.jobs}
-	go svc.Run(work) //nolint:errcheck // Run ends with work
 
 	client := &http.Client{}
 	var single []time.Duration

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/promotebot/promotebot/gitops"
 	"github.com/promotebot/promotebot/gitops/clone"
 	"github.com/promotebot/promotebot/promote"
 )
@@ -37,27 +36,13 @@ func sustain(ctx context.Context, o options, cfg *promote.Config, st promote.Sto
 		return errors.New("-rate and -envs must be positive")
 	}
 	var pushes atomic.Int64
-	remote, auth := remoteAuth(o.remote)
-	repo, err := clone.Open(ctx, clone.Options{URL: remote, Auth: auth, Dir: filepath.Join(dir, "config-repo.git"),
+	base, stop, err := startBot(ctx, o, cfg, st, clone.Options{Dir: filepath.Join(dir, "config-repo.git"),
 		Logger:      slog.New(onlyMessage{"merged packs", slog.NewTextHandler(os.Stdout, nil)}),
 		ObservePush: func(time.Duration) { pushes.Add(1) }})
 	if err != nil {
 		return err
 	}
-	defer repo.Close()
-	wake := make(chan struct{}, 1)
-	h := promote.NewServer(promote.ServerDeps{Config: cfg, Secrets: promote.Secrets{WebhookSecret: secret},
-		Store: st, Repo: gitops.Checker{}, Wake: wake})
-	base, stop, err := serve(h)
-	if err != nil {
-		return err
-	}
 	defer stop()
-	work, cancel := context.WithCancel(ctx)
-	defer cancel()
-	svc := &promote.Service{Config: cfg, Store: st, Repo: gitops.NewConfigRepo(repo), Worker: "bench", Wake: wake,
-		Concurrency: o.jobs}
-	go svc.Run(work) //nolint:errcheck // Run ends with work
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	var (
