@@ -72,7 +72,7 @@ log "$size: floor, $N pushes"
 floor=$(CLI_TIMED=push timed bench/cli-bump.sh "$url/floor.git" "$N" "$work/floor.ms")
 echo "$floor" >&2
 log "$size: bot, $N builds one after another, then $BURST_N at once"
-bot=$(timed "$work/webhook" -mode latency -remote "$url/bot.git" -apps "$APPS" -single "$N" -burst "$BURST_N")
+bot=$(timed "$work/webhook" -mode latency -remote "$url/bot.git" -apps "$APPS" -single "$N" -burst "$BURST_N" ${JOBS:+-jobs "$JOBS"})
 echo "$bot" >&2
 log "$size: bench/burst, $BURST_N at once (warm clone)"
 "$work/burst" -remote "$url/burst.git" -dir "$work/burst-clone" -clone-only >/dev/null
