@@ -24,7 +24,7 @@ func TestHashAt(t *testing.T) {
 	}
 	idx := idxfile.NewMemoryIndex()
 	idx.Names = [][]byte{append(name(0x01), name(0x02)...), name(0x80)}
-	idx.Offset32 = [][]byte{off32(500, 1<<31|0), off32(12)}
+	idx.Offset32 = [][]byte{off32(500, 1<<31), off32(12)} // 1<<31: the first 64-bit offset
 	idx.Offset64 = binary.BigEndian.AppendUint64(nil, 5<<30)
 	p := &pack{idx: idx}
 	for off, want := range map[int64][]byte{12: name(0x80), 500: name(0x01), 5 << 30: name(0x02)} {
