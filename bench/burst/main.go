@@ -12,13 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	neturl "net/url"
 	"os"
 	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/promotebot/promotebot/bench/internal/remoteurl"
 	"github.com/promotebot/promotebot/gitops/clone"
 	"github.com/promotebot/promotebot/gitops/overlay"
 	"github.com/promotebot/promotebot/promote"
@@ -53,7 +53,7 @@ func run() error {
 	}
 	ctx := context.Background()
 	start := time.Now()
-	url, auth := remoteAuth(*remote)
+	url, auth := remoteurl.Split(*remote)
 	repo, err := clone.Open(ctx, clone.Options{URL: url, Auth: auth, Dir: *dir, Logger: logger(*verbose)})
 	if err != nil {
 		return err
@@ -120,18 +120,4 @@ func logger(verbose bool) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, nil))
-}
-
-// remoteAuth splits the credentials off an http(s) remote such as the one
-// bench/serve prints: the bot takes them as clone.Auth, never in the URL.
-// Anything else (a path) is returned as it is.
-func remoteAuth(remote string) (string, clone.Auth) {
-	u, err := neturl.Parse(remote)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User == nil {
-		return remote, clone.Auth{}
-	}
-	password, _ := u.User.Password()
-	auth := clone.Auth{Username: u.User.Username(), Password: password}
-	u.User = nil
-	return u.String(), auth
 }

@@ -36,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/promotebot/promotebot/bench/internal/remoteurl"
 	"github.com/promotebot/promotebot/gitops"
 	"github.com/promotebot/promotebot/gitops/clone"
 	"github.com/promotebot/promotebot/promote"
@@ -114,7 +115,7 @@ func run() error {
 // config makes a configuration with one project per app of the bench repo.
 func config(o options, dir string) (*promote.Config, error) {
 	var b strings.Builder
-	remote, _ := remoteAuth(o.remote)
+	remote, _ := remoteurl.Split(o.remote)
 	fmt.Fprintf(&b, "dataDir: %s\ngitops:\n  repo: %s\nprojects:\n", dir, cmpOr(remote, "unused"))
 	for i := range o.apps {
 		app := fmt.Sprintf("app-%03d", i)
@@ -233,7 +234,7 @@ func ingest(ctx context.Context, o options, cfg *promote.Config, st promote.Stor
 // webhook handler on loopback with the real worker behind it; stop ends
 // both.
 func startBot(ctx context.Context, o options, cfg *promote.Config, st promote.Store, opts clone.Options) (string, func(), error) {
-	opts.URL, opts.Auth = remoteAuth(o.remote)
+	opts.URL, opts.Auth = remoteurl.Split(o.remote)
 	repo, err := clone.Open(ctx, opts)
 	if err != nil {
 		return "", nil, err

@@ -81,6 +81,67 @@ func batchEdits(runs []atomic.Int32) []clone.Edit {
 	return edits
 }
 
+// batchRun is what applying batchEdits gave: each edit's result and error,
+// the remote's history ("%T %s" of main) and how often each edit ran.
+type batchRun struct {
+	res  []clone.Result
+	errs []error
+	log  string
+	runs []atomic.Int32
+}
+
+// fixedNow is the commit time of the batch tests, so that histories made
+// on different remotes compare equal.
+func fixedNow() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+
+// holdEdit is the batch tests' first change, which the writer is held in.
+func holdEdit(f clone.Files) (clone.Outcome, error) {
+	return clone.Outcome{Subject: "hold"}, f.WriteFile("hold.txt", []byte("x"))
+}
+
+// oneByOne applies holdEdit then batchEdits one at a time (MaxBatch 1) to
+// a fresh local remote: what a batch must give.
+func oneByOne(t *testing.T) batchRun {
+	t.Helper()
+	bare := gittest.NewRemote(t, seed)
+	r := clonetest.Open(t, bare, func(o *clone.Options) { o.Now, o.MaxBatch = fixedNow, 1 })
+	apply(t, r, holdEdit)
+	b := batchRun{runs: make([]atomic.Int32, 12)}
+	edits := batchEdits(b.runs)
+	b.res, b.errs = make([]clone.Result, len(edits)), make([]error, len(edits))
+	for i, e := range edits {
+		b.res[i], b.errs[i] = r.Apply(context.Background(), e)
+	}
+	b.log = gittest.Git(t, bare, "log", "--format=%T %s", "main")
+	return b
+}
+
+// checkSameAsOneByOne checks that a batch gave the history and results of
+// one by one, and that the edits whose paths no earlier edit of the batch
+// changed ran once and the others twice.
+func checkSameAsOneByOne(t *testing.T, got, want batchRun) {
+	t.Helper()
+	if got.log != want.log {
+		t.Errorf("batched history:\n%s\none by one:\n%s", got.log, want.log)
+	}
+	for i := range got.res {
+		if got.res[i].Changed != want.res[i].Changed || got.res[i].Subject != want.res[i].Subject ||
+			(got.errs[i] == nil) != (want.errs[i] == nil) {
+			t.Errorf("edit %d: %+v, %v; one by one: %+v, %v", i, got.res[i], got.errs[i], want.res[i], want.errs[i])
+		}
+	}
+	for i := range got.runs {
+		want := int32(1)
+		switch i {
+		case 3, 4, 5, 7, 8, 9:
+			want = 2
+		}
+		if n := got.runs[i].Load(); n != want {
+			t.Errorf("edit %d ran %d times, want %d", i, n, want)
+		}
+	}
+}
+
 // TestBatchSameAsOneByOne applies a batch of edits that run concurrently
 // first and checks that the history it pushes is the one the same edits
 // give applied one at a time; edits whose paths no earlier edit of the
@@ -88,70 +149,31 @@ func batchEdits(runs []atomic.Int32) []clone.Edit {
 func TestBatchSameAsOneByOne(t *testing.T) {
 	defer runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0)))
 	runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0)))
-	now := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
-	results := func(t *testing.T, batched bool) ([]clone.Result, []error, string, []atomic.Int32) {
-		bare := gittest.NewRemote(t, seed)
-		r := clonetest.Open(t, bare, func(o *clone.Options) {
-			o.Now = now
-			if !batched {
-				o.MaxBatch = 1
-			}
+	bare := gittest.NewRemote(t, seed)
+	r := clonetest.Open(t, bare, func(o *clone.Options) { o.Now = fixedNow })
+	got := batchRun{runs: make([]atomic.Int32, 12)}
+	edits := batchEdits(got.runs)
+	got.res, got.errs = make([]clone.Result, len(edits)), make([]error, len(edits))
+	// Hold the writer in an edit of its own while the batch queues.
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		apply(t, r, func(f clone.Files) (clone.Outcome, error) {
+			close(started)
+			<-release
+			return holdEdit(f)
 		})
-		runs := make([]atomic.Int32, 12)
-		edits := batchEdits(runs)
-		res := make([]clone.Result, len(edits))
-		errs := make([]error, len(edits))
-		hold := func(f clone.Files) (clone.Outcome, error) {
-			return clone.Outcome{Subject: "hold"}, f.WriteFile("hold.txt", []byte("x"))
-		}
-		if !batched {
-			apply(t, r, hold)
-			for i, e := range edits {
-				res[i], errs[i] = r.Apply(context.Background(), e)
-			}
-			return res, errs, gittest.Git(t, bare, "log", "--format=%T %s", "main"), runs
-		}
-		// Hold the writer in an edit of its own while the batch queues.
-		release := make(chan struct{})
-		started := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			apply(t, r, func(f clone.Files) (clone.Outcome, error) {
-				close(started)
-				<-release
-				return hold(f)
-			})
-		})
-		<-started
-		for i, e := range edits {
-			wg.Go(func() { res[i], errs[i] = r.Apply(context.Background(), e) })
-			time.Sleep(20 * time.Millisecond) // queued in order
-		}
-		close(release)
-		wg.Wait()
-		return res, errs, gittest.Git(t, bare, "log", "--format=%T %s", "main"), runs
+	})
+	<-started
+	for i, e := range edits {
+		wg.Go(func() { got.res[i], got.errs[i] = r.Apply(context.Background(), e) })
+		time.Sleep(20 * time.Millisecond) // queued in order
 	}
-	res, errs, log, runs := results(t, true)
-	wantRes, wantErrs, wantLog, _ := results(t, false)
-	if log != wantLog {
-		t.Errorf("batched history:\n%s\none by one:\n%s", log, wantLog)
-	}
-	for i := range res {
-		if res[i].Changed != wantRes[i].Changed || res[i].Subject != wantRes[i].Subject || (errs[i] == nil) != (wantErrs[i] == nil) {
-			t.Errorf("edit %d: %+v, %v; one by one: %+v, %v", i, res[i], errs[i], wantRes[i], wantErrs[i])
-		}
-	}
-	// Run once: nothing they read had changed. Run twice: the others.
-	for i := range runs {
-		want := int32(1)
-		switch i {
-		case 3, 4, 5, 7, 8, 9:
-			want = 2
-		}
-		if got := runs[i].Load(); got != want {
-			t.Errorf("edit %d ran %d times, want %d", i, got, want)
-		}
-	}
+	close(release)
+	wg.Wait()
+	got.log = gittest.Git(t, bare, "log", "--format=%T %s", "main")
+	checkSameAsOneByOne(t, got, oneByOne(t))
 }
 
 // TestChangesDuringAPushRunOnItsTree queues a batch of edits while a push is
@@ -161,24 +183,6 @@ func TestBatchSameAsOneByOne(t *testing.T) {
 func TestChangesDuringAPushRunOnItsTree(t *testing.T) {
 	defer runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0)))
 	runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0)))
-	now := func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
-	hold := func(f clone.Files) (clone.Outcome, error) {
-		return clone.Outcome{Subject: "hold"}, f.WriteFile("hold.txt", []byte("x"))
-	}
-
-	// One at a time, on a local remote.
-	oneBare := gittest.NewRemote(t, seed)
-	one := clonetest.Open(t, oneBare, func(o *clone.Options) { o.Now, o.MaxBatch = now, 1 })
-	apply(t, one, hold)
-	wantRuns := make([]atomic.Int32, 12)
-	edits := batchEdits(wantRuns)
-	wantRes := make([]clone.Result, len(edits))
-	wantErrs := make([]error, len(edits))
-	for i, e := range edits {
-		wantRes[i], wantErrs[i] = one.Apply(context.Background(), e)
-	}
-	wantLog := gittest.Git(t, oneBare, "log", "--format=%T %s", "main")
-
 	// Queued while the first push waits at the server.
 	bare := gittest.NewRemote(t, seed)
 	srv := gittest.NewServer(t, filepath.Dir(bare), "u", "p")
@@ -195,53 +199,35 @@ func TestChangesDuringAPushRunOnItsTree(t *testing.T) {
 		return false
 	})
 	r := clonetest.Open(t, srv.RepoURL(bare), func(o *clone.Options) {
-		o.Now, o.Auth = now, clone.Auth{Username: "u", Password: "p"}
+		o.Now, o.Auth = fixedNow, clone.Auth{Username: "u", Password: "p"}
 	})
 	var wg sync.WaitGroup
-	wg.Go(func() { apply(t, r, hold) })
+	wg.Go(func() { apply(t, r, holdEdit) })
 	<-pushing
-	runs := make([]atomic.Int32, 12)
-	edits = batchEdits(runs)
-	res := make([]clone.Result, len(edits))
-	errs := make([]error, len(edits))
+	got := batchRun{runs: make([]atomic.Int32, 12)}
+	edits := batchEdits(got.runs)
+	got.res, got.errs = make([]clone.Result, len(edits)), make([]error, len(edits))
 	for i, e := range edits {
-		wg.Go(func() { res[i], errs[i] = r.Apply(context.Background(), e) })
+		wg.Go(func() { got.res[i], got.errs[i] = r.Apply(context.Background(), e) })
 		time.Sleep(20 * time.Millisecond) // queued in order
 	}
 	// Every edit ran once on the tree being pushed before the push ends.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		ran := 0
-		for i := range runs {
-			ran += int(runs[i].Load())
+		for i := range got.runs {
+			ran += int(got.runs[i].Load())
 		}
-		if ran == len(runs) {
+		if ran == len(got.runs) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d edits ran during the push", ran, len(runs))
+			t.Fatalf("%d of %d edits ran during the push", ran, len(got.runs))
 		}
 	}
 	close(release)
 	wg.Wait()
-
-	if log := gittest.Git(t, bare, "log", "--format=%T %s", "main"); log != wantLog {
-		t.Errorf("history:\n%s\none by one:\n%s", log, wantLog)
-	}
-	for i := range res {
-		if res[i].Changed != wantRes[i].Changed || res[i].Subject != wantRes[i].Subject || (errs[i] == nil) != (wantErrs[i] == nil) {
-			t.Errorf("edit %d: %+v, %v; one by one: %+v, %v", i, res[i], errs[i], wantRes[i], wantErrs[i])
-		}
-	}
-	for i := range runs {
-		want := int32(1)
-		switch i {
-		case 3, 4, 5, 7, 8, 9:
-			want = 2
-		}
-		if got := runs[i].Load(); got != want {
-			t.Errorf("edit %d ran %d times, want %d", i, got, want)
-		}
-	}
+	got.log = gittest.Git(t, bare, "log", "--format=%T %s", "main")
+	checkSameAsOneByOne(t, got, oneByOne(t))
 	if pushes := srv.Pushes(); pushes != 2 {
 		t.Errorf("%d pushes, want 2 (the held one, then the batch)", pushes)
 	}

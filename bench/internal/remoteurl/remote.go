@@ -1,4 +1,6 @@
-package main
+// Package remoteurl is what the bench programs share about the remotes they
+// are given.
+package remoteurl
 
 import (
 	"net/url"
@@ -6,11 +8,11 @@ import (
 	"github.com/promotebot/promotebot/gitops/clone"
 )
 
-// remoteAuth splits the credentials off an http(s) -remote such as the one
+// Split splits the credentials off an http(s) remote such as the one
 // bench/serve prints (http://user:password@host/config.git): the bot takes
 // them as clone.Auth, as serve takes them from the environment, never in
 // the URL. Anything else (a path) is returned as it is.
-func remoteAuth(remote string) (string, clone.Auth) {
+func Split(remote string) (string, clone.Auth) {
 	u, err := url.Parse(remote)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User == nil {
 		return remote, clone.Auth{}
